@@ -1,0 +1,43 @@
+# Each target builds its own virtual environment; nothing relies on what is installed already.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck check bench categories clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Start the proxy on 127.0.0.1:8080 with the shipped policies and categories.
+run: $(STAMP)
+	$(BIN)/aupgate run --listen-host 127.0.0.1 --listen-port 8080 --policy-dir policies
+
+## The whole test suite, with lint and type checks first.
+test: $(STAMP)
+	$(BIN)/ruff check addon tests bench
+	$(BIN)/mypy
+	$(BIN)/aupgate check --policy-dir policies
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check addon tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: $(STAMP)
+	$(BIN)/aupgate check --policy-dir policies
+
+bench: $(STAMP)
+	$(BIN)/python bench/decisions.py
+
+## Rebuild categories/ from ../shared/data (build time only; never read at run time).
+categories: $(STAMP)
+	$(BIN)/python tools/build_categories.py --shared ../shared/data --out categories
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
