@@ -1,0 +1,349 @@
+"""`aupgate`: check policies, explain decisions, print clause maps, run the proxy.
+
+Every command parses its arguments, calls the pure core, prints, and returns an exit code, so
+tests call `main([...])` directly. Exit codes: 0 fine, 1 a problem was found, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import sys
+import textwrap
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from .categories import CategoryIndex, load_index
+from .engine import Decision, Facts, decide
+from .errors import CategoryError, PolicyError, UrlError
+from .normalise import parse_url
+from .paths import default_categories, default_policy_dir
+from .policy import DEVICES, Policy, PolicySet, load_policy_dir
+
+
+class UsageError(Exception):
+    """Bad arguments: exit 2 with the message."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except UsageError as exc:
+        print(f"aupgate: {exc}", file=sys.stderr)
+        return 2
+    except (PolicyError, CategoryError) as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `aupgate explain ... | head`
+        return 0
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aupgate", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check", help="validate policies and categories; exit 1 on any problem")
+    _common(check)
+    check.add_argument("--at", help="check grant expiry as of this date or time (default: now)")
+    check.add_argument(
+        "--verbose",
+        action="store_true",
+        help="list every rejected category line, not only the counts",
+    )
+    check.set_defaults(func=cmd_check)
+
+    explain = sub.add_parser("explain", help="the decision for a URL, and why")
+    _common(explain)
+    explain.add_argument("url", nargs="?", help="URL or host name to decide")
+    explain.add_argument("--agency", help="agency id (default: the agency of --client)")
+    explain.add_argument("--user", help="proxy login name")
+    explain.add_argument("--client", help="client IP address")
+    explain.add_argument("--device", choices=DEVICES, help="device class (default: from --client)")
+    explain.add_argument(
+        "--at", help="ISO-8601 time; without an offset, agency-local (default: now)"
+    )
+    explain.add_argument("--json", action="store_true", help="print one JSON object per decision")
+    explain.add_argument(
+        "--batch",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="decide one request per JSON line: url, agency, at, device, user, client",
+    )
+    explain.set_defaults(func=cmd_explain)
+
+    clauses = sub.add_parser("clauses", help="the clause map of an agency's policy")
+    _common(clauses)
+    clauses.add_argument("--agency", required=True, help="agency id")
+    clauses.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    clauses.set_defaults(func=cmd_clauses)
+
+    try:
+        from .mitm.run import add_run_parser
+    except ImportError:  # pragma: no cover - the adapter is part of the package
+        pass
+    else:
+        add_run_parser(sub)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy-dir",
+        type=Path,
+        default=None,
+        help=f"directory of agency policies (default: {default_policy_dir()})",
+    )
+    parser.add_argument(
+        "--categories",
+        type=Path,
+        default=None,
+        help=f"category sources file (default: {default_categories()})",
+    )
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    policies: PolicySet
+    index: CategoryIndex
+
+
+def _load_policies(args: argparse.Namespace, today: date) -> PolicySet:
+    policies = load_policy_dir(args.policy_dir or default_policy_dir(), today=today)
+    for warning in policies.warnings:
+        print(warning, file=sys.stderr)
+    return policies
+
+
+def _load(args: argparse.Namespace, today: date) -> _Loaded:
+    policies = _load_policies(args, today)
+    index, _report = load_index(args.categories or default_categories())
+    return _Loaded(policies, index)
+
+
+def _parse_time(text: str | None) -> datetime:
+    """`--at`: ISO-8601, `Z` allowed; naive times are agency-local (the engine's rule)."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise UsageError(f"--at: '{text}' is not an ISO-8601 time ({exc})") from exc
+
+
+# --------------------------------------------------------------------------- check
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    at = _parse_time(args.at)
+    started = time.perf_counter()
+    try:
+        policies = load_policy_dir(args.policy_dir or default_policy_dir(), today=at.date())
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(problem)
+        errors = len(exc.errors)
+        print(f"{errors} error(s), {len(exc.problems) - errors} warning(s): policies NOT usable")
+        return 1
+    for warning in policies.warnings:
+        print(warning)
+    index, report = load_index(args.categories or default_categories())
+    elapsed = time.perf_counter() - started
+    print(report.summary())
+    if args.verbose:
+        for problem in report.problems:
+            print(problem)
+    for agency, policy in sorted(policies.policies.items()):
+        unenforced = sum(1 for c in policy.clauses.values() if c.not_enforceable)
+        print(
+            f"{agency}: {len(policy.rules)} rules, {len(policy.clauses)} clauses "
+            f"({unenforced} not enforceable at a proxy), {len(policy.grants)} grants "
+            f"[{policy.source}]"
+        )
+    print(f"checked in {elapsed:.2f}s: {len(index)} category entries")
+    if policies.warnings:
+        print(f"{len(policies.warnings)} warning(s)")
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------- explain
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    if (args.url is None) == (args.batch is None):
+        raise UsageError("explain needs a URL or --batch FILE.jsonl (not both)")
+    at = _parse_time(args.at)
+    loaded = _load(args, at.date())
+    if args.batch is not None:
+        return _explain_batch(loaded, args.batch, sys.stdout)
+    request = {
+        "url": args.url,
+        "agency": args.agency,
+        "user": args.user,
+        "client": args.client,
+        "device": args.device,
+    }
+    try:
+        policy, decision = _explain_one(loaded, request, at)
+    except (UrlError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    if args.json:
+        print(json.dumps(decision.to_json()))
+    else:
+        print(render_decision(policy, decision, at))
+    return 0
+
+
+def _explain_one(loaded: _Loaded, request: dict[str, Any], at: datetime) -> tuple[Policy, Decision]:
+    """Decide one request given as a dict of the batch fields; raises ValueError/UrlError."""
+    unknown = set(request) - {"url", "agency", "user", "client", "device", "at"}
+    if unknown:
+        raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    if not isinstance(request.get("url"), str):
+        raise ValueError("'url' is required and must be text")
+    client = ipaddress.ip_address(request["client"]) if request.get("client") else None
+    device = request.get("device")
+    if device is not None and device not in DEVICES:
+        raise ValueError(f"unknown device class '{device}' (one of: {', '.join(DEVICES)})")
+    agency = request.get("agency")
+    policy = loaded.policies.policies.get(agency) if agency else loaded.policies.agency_for(client)
+    if policy is None:
+        known = ", ".join(sorted(loaded.policies.policies))
+        if agency:
+            raise ValueError(f"unknown agency '{agency}' (known: {known})")
+        raise ValueError(
+            f"no agency given and the client is in no agency's networks (known: {known})"
+        )
+    when = _parse_time(request["at"]) if request.get("at") else at
+    facts = Facts(
+        url=parse_url(request["url"]), user=request.get("user"), client=client, device=device
+    )
+    return policy, decide(policy, loaded.index, facts, when)
+
+
+def _explain_batch(loaded: _Loaded, path: Path, out: TextIO) -> int:
+    failures = 0
+    now = datetime.now(UTC)
+    for number, line in _numbered_lines(path):
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("each line must be a JSON object")
+            _policy, decision = _explain_one(loaded, request, now)
+            result: dict[str, Any] = {"line": number, **decision.to_json()}
+        except (ValueError, UrlError) as exc:
+            failures += 1
+            result = {"line": number, "error": f"{path}:{number}: {exc}"}
+        out.write(json.dumps(result) + "\n")
+    return 1 if failures else 0
+
+
+def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield number, line
+    except OSError as exc:
+        raise UsageError(f"--batch: cannot read {path}: {exc}") from exc
+
+
+def render_decision(policy: Policy, decision: Decision, at: datetime) -> str:
+    """The human answer to "why was this blocked?"."""
+    local = policy.schedule.local(at)
+    zone = policy.schedule.timezone.key
+    others = [c for c in decision.all_categories if c not in decision.categories]
+    lines = [
+        f"{decision.action.upper()}  {decision.url}",
+        f"  agency   {policy.agency} ({policy.name})",
+        f"  when     {local:%a %Y-%m-%d %H:%M} {zone}: window {decision.window}",
+        f"  site     {', '.join(decision.categories) or 'uncategorized'}"
+        + (f" (matched {decision.matched})" if decision.matched else "")
+        + (f"; also listed as {', '.join(others)}" if others else ""),
+        f"  who      user {decision.user or '-'}, device {decision.device or 'unknown'}, "
+        f"network {decision.network or '-'}",
+        f"  decided  by {_decided_by(policy, decision)}",
+    ]
+    for cid in decision.clauses:
+        clause = policy.clauses.get(cid)
+        if clause is not None:
+            body = textwrap.fill(
+                clause.text, width=96, initial_indent="           ", subsequent_indent="           "
+            )
+            lines.append(f"  clause   {policy.document.title} {cid}: {clause.title}\n{body}")
+    lines.append(f"  reason   {decision.reason}")
+    return "\n".join(lines)
+
+
+def _decided_by(policy: Policy, decision: Decision) -> str:
+    if decision.step in ("rule", "grant"):
+        rule = next(r for r in policy.rules if r.id == decision.rule)
+        where = f"{policy.source}:{rule.line}" if rule.line else policy.source
+        text = f"rule '{rule.id}' ({where}), the first matching rule"
+        if decision.step == "grant":
+            text += f", relaxed by grant '{decision.grant}'"
+        return text
+    return {
+        "deny-list": "the agency's deny list",
+        "allow-list": "the agency's allow list",
+        "default": "the policy default (no rule matched)",
+    }[decision.step]
+
+
+# --------------------------------------------------------------------------- clauses
+
+
+def cmd_clauses(args: argparse.Namespace) -> int:
+    policies = _load_policies(args, datetime.now(UTC).date())
+    policy = policies.policies.get(args.agency)
+    if policy is None:
+        known = ", ".join(sorted(policies.policies))
+        raise UsageError(f"unknown agency '{args.agency}' (known: {known})")
+    rows = [
+        {
+            "clause": clause.id,
+            "title": clause.title,
+            "enforced_by": list(policy.enforcing(clause.id)),
+            "not_enforceable": clause.not_enforceable,
+            "proxy_limits": clause.proxy_limits,
+        }
+        for clause in policy.clauses.values()
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{policy.name}: {policy.document.title} ({policy.document.date or 'undated'})")
+    print(render_table(rows))
+    return 0
+
+
+def render_table(rows: list[dict[str, Any]]) -> str:
+    """Clause | title | enforcement, wrapped to a terminal's width."""
+    out = [f"{'CLAUSE':<26} {'TITLE':<40} ENFORCEMENT"]
+    for row in rows:
+        if row["not_enforceable"]:
+            how = f"not enforceable at a proxy: {row['not_enforceable']}"
+        else:
+            how = "enforced by " + ", ".join(row["enforced_by"])
+            if row["proxy_limits"]:
+                how += f"; limits: {row['proxy_limits']}"
+        wrapped = textwrap.wrap(how, width=60) or [""]
+        out.append(f"{row['clause']:<26} {row['title'][:40]:<40} {wrapped[0]}")
+        out.extend(f"{'':<67} {more}" for more in wrapped[1:])
+    return "\n".join(out)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

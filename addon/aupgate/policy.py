@@ -1,0 +1,1218 @@
+"""The policy model, and the strict loader that turns an agency's YAML file into it.
+
+The loader never stops at the first mistake: it collects every problem with file, line and field,
+so an administrator fixes a file in one pass. A policy with errors is never returned; a broken
+reload therefore leaves the last good policy in force. See `docs/policy-language.md`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .categories import CATEGORY_IDS, UNCATEGORIZED
+from .content import CONTENT_KINDS
+from .errors import PolicyError, Problem, UrlError
+from .normalise import normalise_host
+from .schedule import ANY, DAY_NAMES, WINDOWS, Interval, Schedule, parse_interval
+from .yamlsource import line_of, load_yaml
+
+Action = Literal["allow", "log", "warn", "block"]
+ACTIONS: tuple[Action, ...] = ("allow", "log", "warn", "block")
+DEVICES: tuple[str, ...] = ("state", "personal")
+POLICY_CATEGORIES: frozenset[str] = frozenset((*CATEGORY_IDS, UNCATEGORIZED))
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_CLAUSE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]*$")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """The written policy a file encodes."""
+
+    title: str
+    date: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    """One clause of the document, and how (or whether) the proxy enforces it."""
+
+    id: str
+    title: str
+    text: str
+    not_enforceable: str | None = None
+    proxy_limits: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """A client network and what being on it says about the device."""
+
+    name: str
+    cidrs: tuple[IPNetwork, ...]
+    device: str | None = None
+    department: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    description: str
+    members: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """What a site condition or allow/deny list covers: categories, domains, URL prefixes."""
+
+    categories: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+    urls: tuple[tuple[str, str], ...] = ()  # (host, path prefix)
+
+    def holds(self, categories: tuple[str, ...], suffixes: tuple[str, ...], path: str) -> bool:
+        """True when the request's categories, host suffixes or URL hit this site."""
+        if self.categories and not self.categories.isdisjoint(categories):
+            return True
+        if self.domains and not self.domains.isdisjoint(suffixes):
+            return True
+        return any(host in suffixes and path.startswith(prefix) for host, prefix in self.urls)
+
+    def covers(self, other: Site) -> bool:
+        """True when every request `other` holds for, this holds for too."""
+        if not other.categories <= self.categories:
+            return False
+        if not all(_domain_under(d, self.domains) for d in other.domains):
+            return False
+        return all(
+            _domain_under(host, self.domains)
+            or any(_host_under(host, h) and path.startswith(p) for h, p in self.urls)
+            for host, path in other.urls
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.categories or self.domains or self.urls)
+
+
+def _host_under(host: str, domain: str) -> bool:
+    return host == domain or host.endswith("." + domain)
+
+
+def _domain_under(host: str, domains: Iterable[str]) -> bool:
+    return any(_host_under(host, d) for d in domains)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A rule's conditions; None means "any". All given conditions must hold."""
+
+    site: Site | None = None
+    windows: frozenset[str] | None = None
+    devices: frozenset[str] | None = None
+    groups: frozenset[str] | None = None
+    users: frozenset[str] | None = None
+    networks: frozenset[str] | None = None
+    content: frozenset[str] | None = None
+
+    def covers(self, other: Match) -> bool:
+        """True when this match holds for every request `other` holds for.
+
+        A content rule is never covered by a rule without one: content rules are consulted again
+        when the response headers arrive, after the request-time rule has let the request through.
+        """
+        if other.content is not None and self.content is None:
+            return False
+        if self.site is not None and (other.site is None or not self.site.covers(other.site)):
+            return False
+        pairs = (
+            (self.windows, other.windows),
+            (self.devices, other.devices),
+            (self.groups, other.groups),
+            (self.users, other.users),
+            (self.networks, other.networks),
+            (self.content, other.content),
+        )
+        return all(
+            mine is None or (theirs is not None and theirs <= mine) for mine, theirs in pairs
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    clauses: tuple[str, ...]
+    match: Match
+    action: Action
+    reason: str
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A written exception: these users or groups are excused from these rules until a date."""
+
+    id: str
+    rules: frozenset[str]
+    users: frozenset[str]
+    groups: frozenset[str]
+    action: Action
+    approved_by: str
+    reason: str
+    expires: date
+
+    def applies(self, rule_id: str, user: str | None, groups: frozenset[str], today: date) -> bool:
+        if rule_id not in self.rules or today > self.expires:
+            return False
+        return (user is not None and user in self.users) or not self.groups.isdisjoint(groups)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A fixed outcome with its justification: the default, or an allow/deny list."""
+
+    action: Action
+    clauses: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SiteList:
+    site: Site
+    verdict: Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """One agency's policy, validated. Pure data: the engine does the deciding."""
+
+    agency: str
+    name: str
+    document: Document
+    contact: str
+    schedule: Schedule
+    clauses: Mapping[str, Clause]
+    rules: tuple[Rule, ...]
+    default: Verdict
+    networks: tuple[Network, ...] = ()
+    groups: Mapping[str, Group] = field(default_factory=dict)
+    grants: tuple[Grant, ...] = ()
+    allow: SiteList | None = None
+    deny: SiteList | None = None
+    never_decrypt: Site | None = None
+    transfer_limit_bytes: int | None = None
+    source: str = ""
+    digest: str = ""
+    _user_groups: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
+
+    def groups_of(self, user: str | None) -> frozenset[str]:
+        """The groups a (case-folded) user belongs to."""
+        if user is None:
+            return frozenset()
+        return self._user_groups.get(user, frozenset())
+
+    def network_for(self, client: IPAddress | None) -> Network | None:
+        """The most specific network containing `client`."""
+        if client is None:
+            return None
+        best: tuple[int, Network] | None = None
+        for network in self.networks:
+            for cidr in network.cidrs:
+                inside = client.version == cidr.version and client in cidr
+                if inside and (best is None or cidr.prefixlen > best[0]):
+                    best = (cidr.prefixlen, network)
+        return best[1] if best else None
+
+    def grant_for(
+        self, rule_id: str, user: str | None, groups: frozenset[str], today: date
+    ) -> Grant | None:
+        for grant in self.grants:
+            if grant.applies(rule_id, user, groups, today):
+                return grant
+        return None
+
+    def enforcing(self, clause_id: str) -> tuple[str, ...]:
+        """Ids of the rules (and lists/default) that cite a clause."""
+        names = [rule.id for rule in self.rules if clause_id in rule.clauses]
+        if self.deny and clause_id in self.deny.verdict.clauses:
+            names.append("deny-list")
+        if self.allow and clause_id in self.allow.verdict.clauses:
+            names.append("allow-list")
+        if clause_id in self.default.clauses:
+            names.append("default")
+        return tuple(names)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """Every agency's policy, plus the warnings that did not stop them loading."""
+
+    policies: Mapping[str, Policy]
+    warnings: tuple[Problem, ...] = ()
+
+    def agency_for(self, client: IPAddress | None) -> Policy | None:
+        """The agency whose networks contain `client` (most specific prefix wins)."""
+        best: tuple[int, Policy] | None = None
+        for policy in self.policies.values():
+            network = policy.network_for(client)
+            if network is None or client is None:
+                continue
+            prefix = max(c.prefixlen for c in network.cidrs if client in c)
+            if best is None or prefix > best[0]:
+                best = (prefix, policy)
+        return best[1] if best else None
+
+
+# --------------------------------------------------------------------------- reading
+
+T = TypeVar("T")
+_MISSING = object()
+
+
+class _Reader:
+    """Collects problems while walking one file, so every mistake is reported at once."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def problem(
+        self,
+        container: object,
+        key: str | int | None,
+        field: str,
+        message: str,
+        severity: Literal["error", "warning"] = "error",
+    ) -> None:
+        self.problems.append(Problem(self.file, line_of(container, key), field, message, severity))
+
+    def mapping(
+        self,
+        parent: object,
+        key: str | int,
+        field: str,
+        allowed: Iterable[str],
+        required: Iterable[str] = (),
+    ) -> dict[str, Any] | None:
+        """Read a mapping, reporting unknown and missing keys by name."""
+        value = _get(parent, key)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, dict):
+            self.problem(parent, key, field, f"expected a mapping, got {_kind(value)}")
+            return None
+        allowed = tuple(allowed)
+        for name in value:
+            if name not in allowed:
+                hint = _did_you_mean(name, allowed)
+                self.problem(value, name, _join(field, name), f"unknown key{hint}")
+        for name in required:
+            if name not in value:
+                self.problem(parent, key, field, f"missing required key '{name}'")
+        return value
+
+    def string(self, parent: Mapping[str, Any], key: str, field: str) -> str | None:
+        value = parent.get(key, _MISSING)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.problem(parent, key, _join(field, key), f"expected text, got {_kind(value)}")
+            return None
+        return value.strip()
+
+    def strings(self, parent: Mapping[str, Any], key: str, field: str) -> list[tuple[int, str]]:
+        """A list of strings (a single string is accepted as a list of one)."""
+        value = parent.get(key, _MISSING)
+        if value is _MISSING:
+            return []
+        if isinstance(value, (str, int, float)):
+            return [(0, str(value))]
+        if not isinstance(value, list):
+            self.problem(parent, key, _join(field, key), f"expected a list, got {_kind(value)}")
+            return []
+        out: list[tuple[int, str]] = []
+        for i, item in enumerate(value):
+            if isinstance(item, (str, int, float)) and not isinstance(item, bool):
+                out.append((i, str(item)))
+            else:
+                self.problem(
+                    value, i, f"{_join(field, key)}[{i}]", f"expected text, got {_kind(item)}"
+                )
+        return out
+
+    def choices(
+        self,
+        parent: Mapping[str, Any],
+        key: str,
+        field: str,
+        allowed: Iterable[str],
+        what: str,
+        check: Callable[[str], str | None] | None = None,
+    ) -> frozenset[str] | None:
+        """A list of names each of which must be one of `allowed`; None when the key is absent."""
+        if key not in parent:
+            return None
+        allowed = tuple(allowed)
+        chosen: set[str] = set()
+        items = self.strings(parent, key, field)
+        for i, name in items:
+            problem = check(name) if check else None
+            if problem is None and name not in allowed:
+                problem = f"unknown {what} '{name}'{_did_you_mean(name, allowed)}"
+            if problem:
+                self.problem(parent[key], i, f"{_join(field, key)}[{i}]", problem)
+            else:
+                chosen.add(name)
+        if not items:
+            self.problem(parent, key, _join(field, key), "must list at least one value")
+        return frozenset(chosen)
+
+
+def _get(parent: object, key: str | int) -> Any:
+    if isinstance(parent, dict) and isinstance(key, str):
+        return parent.get(key, _MISSING)
+    if isinstance(parent, list) and isinstance(key, int) and 0 <= key < len(parent):
+        return parent[key]
+    return _MISSING
+
+
+def _kind(value: object) -> str:
+    """How an administrator would describe a YAML value ("a list", "text")."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, str):
+        return "text"
+    return type(value).__name__
+
+
+def _join(field: str, key: str) -> str:
+    return f"{field}.{key}" if field else key
+
+
+def _did_you_mean(name: str, allowed: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(allowed), n=1, cutoff=0.7)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# --------------------------------------------------------------------------- the loader
+
+_TOP_KEYS = (
+    "agency",
+    "name",
+    "document",
+    "contact",
+    "timezone",
+    "schedule",
+    "identity",
+    "clauses",
+    "rules",
+    "default",
+    "allow",
+    "deny",
+    "grants",
+    "never_decrypt",
+    "limits",
+)
+_REQUIRED_TOP = (
+    "agency",
+    "name",
+    "document",
+    "contact",
+    "timezone",
+    "schedule",
+    "clauses",
+    "rules",
+    "default",
+)
+
+
+def load_policy(path: Path, *, today: date) -> tuple[Policy | None, list[Problem]]:
+    """Read and validate one policy file.
+
+    Returns the policy (None if there is any error) and every problem found, warnings included.
+    `today` decides which grants have expired.
+    """
+    raw_bytes = path.read_bytes() if path.is_file() else b""
+    try:
+        data = load_yaml(path)
+    except PolicyError as exc:
+        return None, list(exc.problems)
+    reader = _Reader(str(path))
+    root = {"": data}
+    top = reader.mapping(root, "", "", _TOP_KEYS, _REQUIRED_TOP)
+    if top is None:
+        if data is None or not isinstance(data, dict):
+            reader.problem(data, None, "", "a policy file must be a mapping of keys")
+        return None, reader.problems
+    policy = _build_policy(reader, top, path, today)
+    if policy is not None:
+        policy = _with_source(policy, str(path), hashlib.sha256(raw_bytes).hexdigest())
+    errors = [p for p in reader.problems if p.severity == "error"]
+    return (None if errors else policy), reader.problems
+
+
+def _with_source(policy: Policy, source: str, digest: str) -> Policy:
+    return replace(policy, source=source, digest=digest)
+
+
+def _build_policy(reader: _Reader, top: dict[str, Any], path: Path, today: date) -> Policy | None:
+    agency = reader.string(top, "agency", "")
+    if agency is not None:
+        if not _ID.match(agency):
+            reader.problem(top, "agency", "agency", f"'{agency}' is not a valid id ([a-z0-9-]+)")
+        elif agency != path.stem:
+            reader.problem(
+                top, "agency", "agency", f"'{agency}' does not match the file name '{path.name}'"
+            )
+    name = reader.string(top, "name", "")
+    contact = reader.string(top, "contact", "")
+    document = _read_document(reader, top)
+    schedule = _read_schedule(reader, top)
+    networks, groups = _read_identity(reader, top)
+    clauses = _read_clauses(reader, top)
+    known_windows = schedule.possible_windows() if schedule else frozenset(WINDOWS)
+    rules = _read_rules(reader, top, schedule, networks, groups, known_windows)
+    default = _read_verdict(reader, top, "default", require_action=True)
+    allow = _read_site_list(reader, top, "allow", "allow")
+    deny = _read_site_list(reader, top, "deny", "block")
+    grants = _read_grants(reader, top, rules, groups, today)
+    never_decrypt = _read_never_decrypt(reader, top)
+    limit = _read_limits(reader, top)
+    _check_clause_map(reader, top, clauses, rules, default, allow, deny)
+    _check_lists_disjoint(reader, top, allow, deny)
+    if None in (agency, name, contact, document, schedule, default):
+        return None
+    assert agency and name and contact and document and schedule and default  # for mypy
+    user_groups: dict[str, set[str]] = {}
+    for group in groups.values():
+        for member in group.members:
+            user_groups.setdefault(member, set()).add(group.name)
+    return Policy(
+        agency=agency,
+        name=name,
+        document=document,
+        contact=contact,
+        schedule=schedule,
+        clauses=clauses,
+        rules=tuple(rules),
+        default=default,
+        networks=tuple(networks),
+        groups=groups,
+        grants=tuple(grants),
+        allow=allow,
+        deny=deny,
+        never_decrypt=never_decrypt,
+        transfer_limit_bytes=limit,
+        _user_groups={u: frozenset(g) for u, g in user_groups.items()},
+    )
+
+
+def _read_document(reader: _Reader, top: dict[str, Any]) -> Document | None:
+    doc = reader.mapping(
+        top, "document", "document", ("title", "date", "source"), ("title", "source")
+    )
+    if doc is None:
+        return None
+    title = reader.string(doc, "title", "document")
+    source = reader.string(doc, "source", "document")
+    when = doc.get("date")
+    if title is None or source is None:
+        return None
+    return Document(title=title, date=str(when) if when is not None else "", source=source)
+
+
+_SCHEDULE_KEYS = ("work_days", "work_hours", "lunch", "breaks", "holidays", "window_sets")
+
+
+def _read_schedule(reader: _Reader, top: dict[str, Any]) -> Schedule | None:
+    zone_name = reader.string(top, "timezone", "")
+    zone: ZoneInfo | None = None
+    if zone_name is not None:
+        try:
+            zone = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            reader.problem(top, "timezone", "timezone", f"unknown time zone '{zone_name}'")
+    sched = reader.mapping(top, "schedule", "schedule", _SCHEDULE_KEYS, ("work_days", "work_hours"))
+    if sched is None:
+        return None
+    days = reader.choices(sched, "work_days", "schedule", DAY_NAMES, "day")
+    hours = _interval(reader, sched, "work_hours", "schedule.work_hours", sched.get("work_hours"))
+    lunch = _interval(reader, sched, "lunch", "schedule.lunch", sched.get("lunch"))
+    breaks: list[Interval] = []
+    for i, text in reader.strings(sched, "breaks", "schedule"):
+        interval = _interval(reader, sched["breaks"], i, f"schedule.breaks[{i}]", text)
+        if interval is not None:
+            breaks.append(interval)
+    holidays = _read_holidays(reader, sched)
+    if hours is not None:
+        _check_day_shape(reader, sched, hours, lunch, breaks)
+    sets = _read_window_sets(reader, sched)
+    if zone is None or days is None or hours is None:
+        return None
+    return Schedule(
+        timezone=zone,
+        work_days=frozenset(DAY_NAMES.index(d) for d in days),
+        work_hours=hours,
+        lunch=lunch,
+        breaks=tuple(sorted(breaks, key=lambda b: b.start)),
+        holidays=holidays,
+        window_sets=sets,
+    )
+
+
+def _interval(
+    reader: _Reader, parent: object, key: str | int, field: str, value: object
+) -> Interval | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        reader.problem(parent, key, field, f"expected HH:MM-HH:MM, got {_kind(value)}")
+        return None
+    try:
+        return parse_interval(value)
+    except ValueError as exc:
+        reader.problem(parent, key, field, str(exc))
+        return None
+
+
+def _check_day_shape(
+    reader: _Reader,
+    sched: dict[str, Any],
+    hours: Interval,
+    lunch: Interval | None,
+    breaks: list[Interval],
+) -> None:
+    """Lunch and breaks must sit inside work hours and never overlap one another."""
+    named: list[tuple[str, object, str | int, Interval]] = []
+    if lunch is not None:
+        named.append(("schedule.lunch", sched, "lunch", lunch))
+    named += [(f"schedule.breaks[{i}]", sched["breaks"], i, b) for i, b in enumerate(breaks)]
+    for where, parent, key, interval in named:
+        if not interval.within(hours):
+            reader.problem(parent, key, where, f"{interval} is not inside work_hours {hours}")
+    for i, (field_a, _pa, _ka, a) in enumerate(named):
+        for field_b, parent_b, key_b, b in named[i + 1 :]:
+            if a.overlaps(b):
+                reader.problem(parent_b, key_b, field_b, f"{b} overlaps {field_a} {a}")
+
+
+def _read_holidays(reader: _Reader, sched: dict[str, Any]) -> frozenset[date]:
+    value = sched.get("holidays")
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list):
+        reader.problem(
+            sched, "holidays", "schedule.holidays", f"expected a list of dates, got {_kind(value)}"
+        )
+        return frozenset()
+    found: set[date] = set()
+    for i, item in enumerate(value):
+        if isinstance(item, date) and not isinstance(item, datetime):
+            day = item
+        else:
+            try:
+                day = date.fromisoformat(str(item))
+            except ValueError:
+                reader.problem(
+                    value, i, f"schedule.holidays[{i}]", f"'{item}' is not a date (YYYY-MM-DD)"
+                )
+                continue
+        if day in found:
+            reader.problem(value, i, f"schedule.holidays[{i}]", f"{day} is listed twice")
+        found.add(day)
+    return frozenset(found)
+
+
+def _read_window_sets(reader: _Reader, sched: dict[str, Any]) -> dict[str, frozenset[str]]:
+    sets_raw = reader.mapping(
+        sched, "window_sets", "schedule.window_sets", _any_keys(sched.get("window_sets"))
+    )
+    sets: dict[str, frozenset[str]] = {}
+    if sets_raw is None:
+        return sets
+    for name in sets_raw:
+        field = f"schedule.window_sets.{name}"
+        if name in WINDOWS or name == ANY:
+            reader.problem(
+                sets_raw, name, field, f"'{name}' is a window name and cannot name a set"
+            )
+            continue
+        chosen = reader.choices(sets_raw, name, "schedule.window_sets", WINDOWS, "window")
+        sets[name] = chosen or frozenset()
+    return sets
+
+
+def _any_keys(value: object) -> tuple[str, ...]:
+    return tuple(value) if isinstance(value, dict) else ()
+
+
+_NETWORK_KEYS = ("name", "cidrs", "device", "department")
+_GROUP_KEYS = ("description", "members")
+
+
+def _read_identity(reader: _Reader, top: dict[str, Any]) -> tuple[list[Network], dict[str, Group]]:
+    ident = reader.mapping(top, "identity", "identity", ("networks", "groups"))
+    networks: list[Network] = []
+    groups: dict[str, Group] = {}
+    if ident is None:
+        return networks, groups
+    raw_networks = ident.get("networks", [])
+    if not isinstance(raw_networks, list):
+        reader.problem(
+            ident, "networks", "identity.networks", f"expected a list, got {_kind(raw_networks)}"
+        )
+        raw_networks = []
+    seen_prefixes: dict[IPNetwork, str] = {}
+    for i, _item in enumerate(raw_networks):
+        field = f"identity.networks[{i}]"
+        item = reader.mapping(raw_networks, i, field, _NETWORK_KEYS, ("name", "cidrs"))
+        if item is None:
+            continue
+        name = reader.string(item, "name", field)
+        if name is not None and any(n.name == name for n in networks):
+            reader.problem(item, "name", f"{field}.name", f"network '{name}' is defined twice")
+        cidrs: list[IPNetwork] = []
+        for j, text in reader.strings(item, "cidrs", field):
+            try:
+                cidr = ipaddress.ip_network(text, strict=True)
+            except ValueError as exc:
+                reader.problem(item["cidrs"], j, f"{field}.cidrs[{j}]", f"bad CIDR '{text}': {exc}")
+                continue
+            if cidr in seen_prefixes:
+                reader.problem(
+                    item["cidrs"],
+                    j,
+                    f"{field}.cidrs[{j}]",
+                    f"{cidr} is already in network '{seen_prefixes[cidr]}'",
+                )
+            seen_prefixes[cidr] = name or field
+            cidrs.append(cidr)
+        device = reader.string(item, "device", field)
+        if device is not None and device not in DEVICES:
+            reader.problem(
+                item,
+                "device",
+                f"{field}.device",
+                f"unknown device class '{device}' (one of: {', '.join(DEVICES)})",
+            )
+        if name is not None and cidrs:
+            networks.append(
+                Network(name, tuple(cidrs), device, reader.string(item, "department", field))
+            )
+    raw_groups = reader.mapping(ident, "groups", "identity.groups", _any_keys(ident.get("groups")))
+    for gname in raw_groups or {}:
+        field = f"identity.groups.{gname}"
+        if not _ID.match(gname):
+            reader.problem(raw_groups, gname, field, f"'{gname}' is not a valid id ([a-z0-9-]+)")
+        group = reader.mapping(raw_groups, gname, field, _GROUP_KEYS, ("description",))
+        if group is None:
+            continue
+        members = frozenset(m.lower() for _, m in reader.strings(group, "members", field))
+        groups[gname] = Group(gname, reader.string(group, "description", field) or "", members)
+    return networks, groups
+
+
+_CLAUSE_KEYS = ("title", "text", "not_enforceable", "proxy_limits")
+
+
+def _read_clauses(reader: _Reader, top: dict[str, Any]) -> dict[str, Clause]:
+    raw = reader.mapping(top, "clauses", "clauses", _any_keys(top.get("clauses")))
+    clauses: dict[str, Clause] = {}
+    for cid in raw or {}:
+        field = f"clauses.{cid}"
+        if not _CLAUSE_ID.match(cid):
+            reader.problem(raw, cid, field, f"'{cid}' is not a valid clause id")
+        item = reader.mapping(raw, cid, field, _CLAUSE_KEYS, ("title", "text"))
+        if item is None:
+            continue
+        clauses[cid] = Clause(
+            id=cid,
+            title=reader.string(item, "title", field) or "",
+            text=" ".join((reader.string(item, "text", field) or "").split()),
+            not_enforceable=reader.string(item, "not_enforceable", field),
+            proxy_limits=reader.string(item, "proxy_limits", field),
+        )
+        if clauses[cid].not_enforceable and clauses[cid].proxy_limits:
+            reader.problem(
+                item,
+                "proxy_limits",
+                f"{field}.proxy_limits",
+                "a clause marked not_enforceable has no enforced part to limit",
+            )
+    if raw is not None and not clauses and isinstance(raw, dict) and not raw:
+        reader.problem(top, "clauses", "clauses", "the clause map is empty")
+    return clauses
+
+
+_RULE_KEYS = ("id", "clauses", "match", "action", "reason")
+_MATCH_KEYS = (
+    "categories",
+    "domains",
+    "urls",
+    "windows",
+    "devices",
+    "groups",
+    "users",
+    "networks",
+    "content",
+)
+
+
+def _read_rules(
+    reader: _Reader,
+    top: dict[str, Any],
+    schedule: Schedule | None,
+    networks: list[Network],
+    groups: Mapping[str, Group],
+    possible: frozenset[str],
+) -> list[Rule]:
+    raw = top.get("rules")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        reader.problem(top, "rules", "rules", f"expected a list, got {_kind(raw)}")
+        return []
+    rules: list[Rule] = []
+    for i, _item in enumerate(raw):
+        field = f"rules[{i}]"
+        item = reader.mapping(raw, i, field, _RULE_KEYS, ("id", "match", "action", "reason"))
+        if item is None:
+            continue
+        rule = _read_rule(reader, item, field, schedule, networks, groups, possible)
+        if rule is None:
+            continue
+        if any(r.id == rule.id for r in rules):
+            reader.problem(item, "id", f"{field}.id", f"rule id '{rule.id}' is used twice")
+            continue
+        for earlier in rules:
+            if earlier.match.covers(rule.match):
+                reader.problem(
+                    item,
+                    "match",
+                    f"{field}.match",
+                    f"can never match: rule '{earlier.id}' (line {earlier.line}) "
+                    "comes first and covers every request this rule covers",
+                )
+                break
+        rules.append(rule)
+    return rules
+
+
+def _read_rule(
+    reader: _Reader,
+    item: dict[str, Any],
+    field: str,
+    schedule: Schedule | None,
+    networks: list[Network],
+    groups: Mapping[str, Group],
+    possible: frozenset[str],
+) -> Rule | None:
+    rid = reader.string(item, "id", field)
+    if rid is not None and not _ID.match(rid):
+        reader.problem(item, "id", f"{field}.id", f"'{rid}' is not a valid id ([a-z0-9-]+)")
+    action = _read_action(reader, item, field)
+    reason = reader.string(item, "reason", field)
+    clauses = tuple(c for _, c in reader.strings(item, "clauses", field))
+    if action in ("warn", "block") and not clauses:
+        reader.problem(
+            item, "action", f"{field}.clauses", f"a '{action}' rule must cite at least one clause"
+        )
+    mfield = f"{field}.match"
+    m = reader.mapping(item, "match", mfield, _MATCH_KEYS)
+    if m is None:
+        return None
+    if not m:
+        reader.problem(item, "match", mfield, "must have at least one condition")
+    match = _read_match(reader, m, mfield, schedule, networks, groups, possible)
+    if rid is None or action is None or reason is None or match is None:
+        return None
+    return Rule(rid, clauses, match, action, reason, line_of(item))
+
+
+def _read_action(reader: _Reader, item: Mapping[str, Any], field: str) -> Action | None:
+    action = reader.string(item, "action", field)
+    if action is None:
+        return None
+    for known in ACTIONS:
+        if action == known:
+            return known
+    reader.problem(
+        item,
+        "action",
+        _join(field, "action"),
+        f"unknown action '{action}' (one of: {', '.join(ACTIONS)})",
+    )
+    return None
+
+
+def _read_match(
+    reader: _Reader,
+    m: dict[str, Any],
+    field: str,
+    schedule: Schedule | None,
+    networks: list[Network],
+    groups: Mapping[str, Group],
+    possible: frozenset[str],
+) -> Match | None:
+    site = _read_site(reader, m, field) if {"categories", "domains", "urls"} & m.keys() else None
+    window_names = (*WINDOWS, ANY, *(schedule.window_sets if schedule else ()))
+    windows = reader.choices(m, "windows", field, window_names, "window")
+    resolved: frozenset[str] | None = None
+    if windows is not None and schedule is not None:
+        resolved = schedule.resolve(windows)
+        if windows and not (resolved & possible):
+            reader.problem(
+                m,
+                "windows",
+                f"{field}.windows",
+                f"can never match: this schedule has none of the windows {sorted(resolved)}",
+            )
+    devices = reader.choices(m, "devices", field, DEVICES, "device class")
+    group_names = reader.choices(m, "groups", field, tuple(groups), "group")
+    users: frozenset[str] | None = None
+    if "users" in m:
+        users = frozenset(u.lower() for _, u in reader.strings(m, "users", field))
+    network_names = reader.choices(m, "networks", field, tuple(n.name for n in networks), "network")
+    content = reader.choices(m, "content", field, CONTENT_KINDS, "content kind")
+    return Match(
+        site,
+        resolved if windows is not None else None,
+        devices,
+        group_names,
+        users,
+        network_names,
+        content,
+    )
+
+
+def _read_site(reader: _Reader, m: Mapping[str, Any], field: str) -> Site:
+    categories = reader.choices(m, "categories", field, sorted(POLICY_CATEGORIES), "category")
+    return Site(
+        categories=categories or frozenset(),
+        domains=frozenset(_read_domains(reader, m, "domains", field)),
+        urls=tuple(_read_urls(reader, m, "urls", field)),
+    )
+
+
+def _read_domains(
+    reader: _Reader, parent: Mapping[str, Any], key: str, field: str
+) -> Iterator[str]:
+    for i, text in reader.strings(parent, key, field):
+        try:
+            yield normalise_host(text)
+        except UrlError as exc:
+            reader.problem(parent[key], i, f"{_join(field, key)}[{i}]", str(exc))
+
+
+def _read_urls(
+    reader: _Reader, parent: Mapping[str, Any], key: str, field: str
+) -> Iterator[tuple[str, str]]:
+    for i, text in reader.strings(parent, key, field):
+        host, slash, path = text.removeprefix("https://").removeprefix("http://").partition("/")
+        if not slash:
+            reader.problem(
+                parent[key],
+                i,
+                f"{_join(field, key)}[{i}]",
+                f"'{text}' is not a URL prefix (host/path); use domains for a whole site",
+            )
+            continue
+        try:
+            yield normalise_host(host), "/" + path
+        except UrlError as exc:
+            reader.problem(parent[key], i, f"{_join(field, key)}[{i}]", str(exc))
+
+
+def _read_verdict(
+    reader: _Reader,
+    parent: Mapping[str, Any],
+    key: str,
+    *,
+    require_action: bool,
+    extra_keys: tuple[str, ...] = (),
+    fixed_action: Action | None = None,
+) -> Verdict | None:
+    keys = ("clauses", "reason", *extra_keys) + (("action",) if require_action else ())
+    required = ("reason",) + (("action",) if require_action else ())
+    item = reader.mapping(parent, key, key, keys, required)
+    if item is None:
+        return None
+    action = _read_action(reader, item, key) if require_action else fixed_action
+    reason = reader.string(item, "reason", key)
+    clauses = tuple(c for _, c in reader.strings(item, "clauses", key))
+    if action in ("warn", "block") and not clauses:
+        reader.problem(parent, key, f"{key}.clauses", f"a '{action}' outcome must cite a clause")
+    if action is None or reason is None:
+        return None
+    return Verdict(action, clauses, reason)
+
+
+def _read_site_list(
+    reader: _Reader, top: Mapping[str, Any], key: str, action: Action
+) -> SiteList | None:
+    if key not in top:
+        return None
+    verdict = _read_verdict(
+        reader, top, key, require_action=False, extra_keys=("domains", "urls"), fixed_action=action
+    )
+    item = top[key]
+    if verdict is None or not isinstance(item, dict):
+        return None
+    site = Site(
+        domains=frozenset(_read_domains(reader, item, "domains", key)),
+        urls=tuple(_read_urls(reader, item, "urls", key)),
+    )
+    if not site:
+        reader.problem(top, key, key, "lists no domains or urls")
+    return SiteList(site, verdict)
+
+
+def _read_never_decrypt(reader: _Reader, top: Mapping[str, Any]) -> Site | None:
+    """Sites whose TLS is passed through untouched (banking, health): host-level rules only."""
+    item = reader.mapping(
+        top, "never_decrypt", "never_decrypt", ("categories", "domains", "reason"), ("reason",)
+    )
+    if item is None:
+        return None
+    site = _read_site(reader, item, "never_decrypt")
+    if not site:
+        reader.problem(top, "never_decrypt", "never_decrypt", "lists no categories or domains")
+    return site
+
+
+def _read_limits(reader: _Reader, top: Mapping[str, Any]) -> int | None:
+    """`limits.transfer_mb`: the size over which a transfer is a `large-transfer` (MoDOT 9.D)."""
+    item = reader.mapping(top, "limits", "limits", ("transfer_mb",))
+    if item is None or "transfer_mb" not in item:
+        return None
+    value = item["transfer_mb"]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        reader.problem(
+            item,
+            "transfer_mb",
+            "limits.transfer_mb",
+            f"expected a positive number of megabytes, got {value!r}",
+        )
+        return None
+    return int(value * 1024 * 1024)
+
+
+_GRANT_KEYS = ("id", "rules", "users", "groups", "action", "approved_by", "reason", "expires")
+
+
+def _read_grants(
+    reader: _Reader,
+    top: Mapping[str, Any],
+    rules: list[Rule],
+    groups: Mapping[str, Group],
+    today: date,
+) -> list[Grant]:
+    raw = top.get("grants")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        reader.problem(top, "grants", "grants", f"expected a list, got {_kind(raw)}")
+        return []
+    rule_ids = tuple(r.id for r in rules)
+    grants: list[Grant] = []
+    for i, _item in enumerate(raw):
+        field = f"grants[{i}]"
+        item = reader.mapping(
+            raw, i, field, _GRANT_KEYS, ("id", "rules", "approved_by", "reason", "expires")
+        )
+        if item is None:
+            continue
+        gid = reader.string(item, "id", field)
+        granted_rules = reader.choices(item, "rules", field, rule_ids, "rule")
+        group_names = reader.choices(item, "groups", field, tuple(groups), "group") or frozenset()
+        users = frozenset(u.lower() for _, u in reader.strings(item, "users", field))
+        if not users and not group_names and "groups" not in item:
+            reader.problem(raw, i, field, "names no users or groups")
+        action = _read_action(reader, item, field) if "action" in item else "log"
+        if action in ("warn", "block"):
+            reader.problem(
+                item,
+                "action",
+                f"{field}.action",
+                f"a grant relaxes a rule: its action is allow or log, not '{action}'",
+            )
+        expires = _read_date(reader, item, "expires", f"{field}.expires")
+        if expires is not None and expires < today:
+            reader.problem(
+                item,
+                "expires",
+                f"{field}.expires",
+                f"grant '{gid}' expired on {expires} and has no effect",
+                "warning",
+            )
+        approved_by = reader.string(item, "approved_by", field)
+        reason = reader.string(item, "reason", field)
+        if gid and granted_rules and action and approved_by and reason and expires:
+            grants.append(
+                Grant(gid, granted_rules, users, group_names, action, approved_by, reason, expires)
+            )
+    return grants
+
+
+def _read_date(reader: _Reader, item: Mapping[str, Any], key: str, field: str) -> date | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        reader.problem(item, key, field, f"'{value}' is not a date (YYYY-MM-DD)")
+        return None
+
+
+def _check_clause_map(
+    reader: _Reader,
+    top: Mapping[str, Any],
+    clauses: Mapping[str, Clause],
+    rules: list[Rule],
+    default: Verdict | None,
+    allow: SiteList | None,
+    deny: SiteList | None,
+) -> None:
+    """Every cited clause exists; every clause is enforced or says why it cannot be."""
+    cited: dict[str, str] = {}
+    raw_rules = top.get("rules") if isinstance(top.get("rules"), list) else []
+    for i, rule in enumerate(rules):
+        item = next(
+            (r for r in raw_rules or [] if isinstance(r, dict) and r.get("id") == rule.id), None
+        )
+        for cid in rule.clauses:
+            cited.setdefault(cid, rule.id)
+            if cid not in clauses:
+                reader.problem(
+                    item,
+                    "clauses",
+                    f"rules[{_index_of(raw_rules, rule.id, i)}].clauses",
+                    f"cites unknown clause '{cid}'{_did_you_mean(cid, clauses)}",
+                )
+    for key, verdict in (
+        ("default", default),
+        ("allow", allow and allow.verdict),
+        ("deny", deny and deny.verdict),
+    ):
+        if not verdict:
+            continue
+        for cid in verdict.clauses:
+            cited.setdefault(cid, key)
+            if cid not in clauses:
+                reader.problem(
+                    top.get(key),
+                    "clauses",
+                    f"{key}.clauses",
+                    f"cites unknown clause '{cid}'{_did_you_mean(cid, clauses)}",
+                )
+    raw_clauses = top.get("clauses")
+    for cid, clause in clauses.items():
+        item = raw_clauses.get(cid) if isinstance(raw_clauses, dict) else None
+        if cid in cited and clause.not_enforceable:
+            reader.problem(
+                item,
+                "not_enforceable",
+                f"clauses.{cid}.not_enforceable",
+                f"is marked not enforceable but '{cited[cid]}' cites it",
+            )
+        elif cid not in cited and not clause.not_enforceable:
+            reader.problem(
+                raw_clauses,
+                cid,
+                f"clauses.{cid}",
+                "no rule cites this clause: cite it or say why it is not_enforceable",
+            )
+
+
+def _index_of(raw_rules: list[Any] | None, rule_id: str, fallback: int) -> int:
+    for i, item in enumerate(raw_rules or []):
+        if isinstance(item, dict) and item.get("id") == rule_id:
+            return i
+    return fallback
+
+
+def _check_lists_disjoint(
+    reader: _Reader, top: Mapping[str, Any], allow: SiteList | None, deny: SiteList | None
+) -> None:
+    if allow is None or deny is None:
+        return
+    for domain in sorted(allow.site.domains & deny.site.domains):
+        reader.problem(
+            top.get("allow"),
+            "domains",
+            "allow.domains",
+            f"'{domain}' is on both the allow and the deny list",
+        )
+
+
+# --------------------------------------------------------------------------- directories
+
+
+def load_policy_dir(directory: Path, *, today: date) -> PolicySet:
+    """Load every `*.yaml` policy in a directory; raises PolicyError listing every error.
+
+    Agencies' client networks must not overlap: a client address decides the agency.
+    """
+    files = sorted(directory.glob("*.yaml"))
+    problems: list[Problem] = []
+    if not directory.is_dir():
+        raise PolicyError([Problem(str(directory), None, "", "policy directory not found")])
+    if not files:
+        raise PolicyError([Problem(str(directory), None, "", "no policy files (*.yaml) found")])
+    policies: dict[str, Policy] = {}
+    for path in files:
+        policy, found = load_policy(path, today=today)
+        problems += found
+        if policy is not None:
+            policies[policy.agency] = policy
+    problems += _cross_agency_overlaps(policies)
+    if any(p.severity == "error" for p in problems):
+        raise PolicyError(problems)
+    return PolicySet(policies, tuple(problems))
+
+
+def _cross_agency_overlaps(policies: Mapping[str, Policy]) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: list[tuple[IPNetwork, str, str]] = []
+    for policy in policies.values():
+        for network in policy.networks:
+            for cidr in network.cidrs:
+                for other, agency, name in seen:
+                    if (
+                        agency != policy.agency
+                        and cidr.version == other.version
+                        and cidr.overlaps(other)
+                    ):
+                        problems.append(
+                            Problem(
+                                policy.source,
+                                None,
+                                f"identity.networks.{network.name}",
+                                f"{cidr} overlaps {other} of agency '{agency}' (network '{name}'): "
+                                "a client address must belong to one agency",
+                            )
+                        )
+                seen.append((cidr, policy.agency, network.name))
+    return problems

@@ -1,0 +1,155 @@
+"""The working day, and which time window a moment falls in.
+
+The documents speak in windows ("before work, after work, or during lunch break", "during breaks
+and lunch during the work day"), so the schedule answers one question: for this instant, in the
+agency's time zone, which window is it? Every instant falls in exactly one window, which keeps the
+audit log and the block page unambiguous.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+WINDOWS: tuple[str, ...] = (
+    "work",
+    "lunch",
+    "break",
+    "before-work",
+    "after-work",
+    "weekend",
+    "holiday",
+)
+"""The concrete windows; `docs/policy-language.md` defines each."""
+
+ANY = "any"
+DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A daily interval in minutes since midnight, start inclusive and end exclusive."""
+
+    start: int
+    end: int
+
+    def __contains__(self, minute: object) -> bool:
+        return isinstance(minute, int) and self.start <= minute < self.end
+
+    def overlaps(self, other: Interval) -> bool:
+        return self.start < other.end and other.start < self.end
+
+    def within(self, other: Interval) -> bool:
+        return other.start <= self.start and self.end <= other.end
+
+    def __str__(self) -> str:
+        return (
+            f"{self.start // 60:02d}:{self.start % 60:02d}-{self.end // 60:02d}:{self.end % 60:02d}"
+        )
+
+
+def parse_interval(text: str) -> Interval:
+    """Parse `HH:MM-HH:MM`; raises ValueError with a message fit for an administrator."""
+    parts = text.split("-")
+    if len(parts) != 2:
+        raise ValueError(f"expected HH:MM-HH:MM, got {text!r}")
+    start, end = (_parse_minute(part.strip(), text) for part in parts)
+    if end <= start:
+        raise ValueError(f"interval {text!r} ends before it starts")
+    return Interval(start, end)
+
+
+def _parse_minute(text: str, whole: str) -> int:
+    hours, sep, minutes = text.partition(":")
+    if not sep or not hours.isdigit() or not minutes.isdigit() or len(minutes) != 2:
+        raise ValueError(f"expected HH:MM-HH:MM, got {whole!r}")
+    h, m = int(hours), int(minutes)
+    if h == 24 and m == 0:
+        return 24 * 60
+    if not (0 <= h < 24 and 0 <= m < 60):
+        raise ValueError(f"no such time of day {text!r} in {whole!r}")
+    return h * 60 + m
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """An agency's working week in its own time zone."""
+
+    timezone: ZoneInfo
+    work_days: frozenset[int]  # 0 = Monday, as date.weekday()
+    work_hours: Interval
+    lunch: Interval | None = None
+    breaks: tuple[Interval, ...] = ()
+    holidays: frozenset[date] = frozenset()
+    window_sets: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Windows change at most once a minute, and a proxy asks for the same minute thousands of
+    # times; converting time zones for each request would dominate the decision cost.
+    _by_minute: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def local(self, now: datetime) -> datetime:
+        """`now` in the agency's zone; a naive time is taken to be agency-local already."""
+        if now.tzinfo is None:
+            return now.replace(tzinfo=self.timezone)
+        return now.astimezone(self.timezone)
+
+    def window_at(self, now: datetime) -> str:
+        """The one window `now` falls in."""
+        if now.tzinfo is None:
+            return self._window_local(self.local(now))
+        key = int(now.timestamp()) // 60
+        cached = self._by_minute.get(key)
+        if cached is None:
+            if len(self._by_minute) >= _CACHE_LIMIT:
+                self._by_minute.clear()
+            cached = self._by_minute[key] = self._window_local(now.astimezone(self.timezone))
+        return cached
+
+    def _window_local(self, local: datetime) -> str:
+        if local.date() in self.holidays:
+            return "holiday"
+        if local.weekday() not in self.work_days:
+            return "weekend"
+        minute = local.hour * 60 + local.minute
+        if minute < self.work_hours.start:
+            return "before-work"
+        if minute >= self.work_hours.end:
+            return "after-work"
+        if self.lunch is not None and minute in self.lunch:
+            return "lunch"
+        if any(minute in interval for interval in self.breaks):
+            return "break"
+        return "work"
+
+    def resolve(self, names: Iterable[str]) -> frozenset[str]:
+        """Expand window and window-set names into concrete windows."""
+        resolved: set[str] = set()
+        for name in names:
+            if name == ANY:
+                resolved.update(WINDOWS)
+            elif name in self.window_sets:
+                resolved |= self.window_sets[name]
+            else:
+                resolved.add(name)
+        return frozenset(resolved)
+
+    def possible_windows(self) -> frozenset[str]:
+        """The windows that can occur under this schedule; a rule naming only others is dead."""
+        possible = {"work"}
+        if self.work_hours.start > 0:
+            possible.add("before-work")
+        if self.work_hours.end < 24 * 60:
+            possible.add("after-work")
+        if self.lunch is not None:
+            possible.add("lunch")
+        if self.breaks:
+            possible.add("break")
+        if len(self.work_days) < 7:
+            possible.add("weekend")
+        if self.holidays:
+            possible.add("holiday")
+        if not self.work_days:
+            possible.intersection_update({"weekend", "holiday"})
+        return frozenset(possible)
