@@ -153,7 +153,7 @@ def _decide(
             reason=v.reason,
             step=step,
             window=window,
-            categories=classification.categories,
+            categories=categories,
             all_categories=classification.all_categories,
             matched=classification.matched,
             host=url.host,
