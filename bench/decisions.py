@@ -1,0 +1,122 @@
+"""Decision micro-benchmark: how many requests per second the pure core decides on one core.
+
+Loads the shipped policies and category lists (timing the index load), builds a fixed, seeded mix
+of requests (hits in several categories, misses, deep subdomains, URL-prefix entries, all three
+agencies, every time window, state and personal devices) and times:
+
+- `decide()` on already-normalised requests (what the proxy does per request), and
+- `parse_url()` + `decide()` from raw URL text (the whole pure pipeline).
+
+Usage: .venv/bin/python bench/decisions.py [--seconds 3] [--requests 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import gzip
+import ipaddress
+import random
+import resource
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from aupgate.categories import load_index
+from aupgate.engine import Facts, decide
+from aupgate.normalise import parse_url
+from aupgate.policy import load_policy_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CHICAGO = ZoneInfo("America/Chicago")
+
+
+def sample_hosts(rng: random.Random, per_list: int) -> list[str]:
+    """Real listed hosts from the shipped UT1 lists (hits), read straight from the files."""
+    hosts: list[str] = []
+    for domains in sorted((ROOT / "categories").rglob("domains.gz")):
+        with gzip.open(domains, "rt", encoding="utf-8") as handle:
+            lines = [line.strip() for line in handle if line.strip()]
+        hosts += rng.sample(lines, min(per_list, len(lines)))
+    return hosts
+
+
+def build_workload(rng: random.Random, count: int) -> list[tuple[str, str, str | None, datetime]]:
+    """(raw URL, agency, device, time) tuples: 60% listed hosts, 40% misses, some deep."""
+    listed = sample_hosts(rng, 400)
+    agencies = ["modot", "mo-dnr", "saint-paul"]
+    start = datetime(2026, 11, 23, 0, 0, tzinfo=CHICAGO)  # a Monday; the week covers every window
+    work: list[tuple[str, str, str | None, datetime]] = []
+    for i in range(count):
+        roll = rng.random()
+        if roll < 0.6:
+            host = rng.choice(listed)
+        else:
+            host = f"site{rng.randrange(10**6)}.example{rng.randrange(50)}.com"
+        if rng.random() < 0.3:
+            host = ".".join(f"a{rng.randrange(99)}" for _ in range(rng.randrange(1, 4))) + "." + host
+        path = rng.choice(["/", "/index.html", "/radio/live", "/a/b/c?q=1", "/download/setup.exe"])
+        scheme = rng.choice(["http", "https"])
+        when = start + timedelta(minutes=rng.randrange(7 * 24 * 60))
+        device = rng.choice(["state", "personal", None])
+        work.append((f"{scheme}://{host}{path}", agencies[i % 3], device, when))
+    return work
+
+
+def rate(label: str, fn, items: list, seconds: float) -> float:  # type: ignore[no-untyped-def,type-arg]
+    """Run `fn` over `items` repeatedly for about `seconds`; print and return calls per second."""
+    gc.collect()
+    done = 0
+    started = time.perf_counter()
+    deadline = started + seconds
+    while time.perf_counter() < deadline:
+        for item in items:
+            fn(item)
+        done += len(items)
+    elapsed = time.perf_counter() - started
+    per_second = done / elapsed
+    print(f"{label:<44} {per_second:>12,.0f} /s   ({1e6 / per_second:.2f} µs each, {done:,} calls)")
+    return per_second
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--requests", type=int, default=20000)
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    index, report = load_index(ROOT / "categories" / "sources.yaml")
+    load_seconds = time.perf_counter() - started
+    policies = load_policy_dir(ROOT / "policies", today=datetime(2026, 11, 22).date()).policies
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"index load: {load_seconds:.2f} s for {len(index):,} entries "
+          f"({sum(s.rejected for s in report.sources):,} lines rejected); peak RSS {rss_mb:.0f} MB")
+
+    rng = random.Random(20261122)
+    workload = build_workload(rng, args.requests)
+    prepared = [
+        (policies[agency], Facts(url=parse_url(url), device=device,
+                                 client=ipaddress.ip_address("10.0.0.1")), when)
+        for url, agency, device, when in workload
+    ]
+    raw = [(policies[agency], url, device, when) for url, agency, device, when in workload]
+
+    actions: dict[str, int] = {}
+    for policy, facts, when in prepared:
+        action = decide(policy, index, facts, when).action
+        actions[action] = actions.get(action, 0) + 1
+    print("workload actions:", ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))
+
+    rate("decide() on normalised requests", lambda p: decide(p[0], index, p[1], p[2]),
+         prepared, args.seconds)
+    rate("parse_url() + decide() from raw URL text",
+         lambda p: decide(p[0], index, Facts(url=parse_url(p[1]), device=p[2]), p[3]),
+         raw, args.seconds)
+    rate("index.classify() alone", lambda p: index.classify(p[1].url.host, p[1].url.path),
+         prepared, args.seconds)
+
+
+if __name__ == "__main__":
+    main()
