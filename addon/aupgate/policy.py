@@ -196,6 +196,31 @@ class SiteList:
 
 
 @dataclass(frozen=True, slots=True)
+class ProxyEndpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class PacSettings:
+    """How browsers reach the gateway: what `aupgate pac` writes into the PAC file.
+
+    `on_proxy_failure` is the explicit choice the issue asks for: "closed" lists only proxies (no
+    proxy reachable means no web), "direct" appends DIRECT (the web keeps working, unfiltered).
+    """
+
+    proxies: tuple[ProxyEndpoint, ...]
+    on_proxy_failure: Literal["closed", "direct"] = "closed"
+    spread: Literal["none", "hash"] = "none"
+    intranet_networks: tuple[IPNetwork, ...] = ()
+    intranet_domains: tuple[str, ...] = ()
+    bypass: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """One agency's policy, validated. Pure data: the engine does the deciding."""
 
@@ -214,6 +239,7 @@ class Policy:
     deny: SiteList | None = None
     never_decrypt: Site | None = None
     transfer_limit_bytes: int | None = None
+    pac: PacSettings | None = None
     source: str = ""
     digest: str = ""
     _user_groups: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
@@ -430,6 +456,7 @@ _TOP_KEYS = (
     "deny",
     "grants",
     "never_decrypt",
+    "pac",
     "limits",
 )
 _REQUIRED_TOP = (
@@ -496,6 +523,7 @@ def _build_policy(reader: _Reader, top: dict[str, Any], path: Path, today: date)
     deny = _read_site_list(reader, top, "deny", "block")
     grants = _read_grants(reader, top, rules, groups, today)
     never_decrypt = _read_never_decrypt(reader, top)
+    pac = _read_pac(reader, top)
     limit = _read_limits(reader, top)
     _check_clause_map(reader, top, clauses, rules, default, allow, deny)
     _check_lists_disjoint(reader, top, allow, deny)
@@ -522,6 +550,7 @@ def _build_policy(reader: _Reader, top: dict[str, Any], path: Path, today: date)
         deny=deny,
         never_decrypt=never_decrypt,
         transfer_limit_bytes=limit,
+        pac=pac,
         _user_groups={u: frozenset(g) for u, g in user_groups.items()},
     )
 
@@ -997,6 +1026,64 @@ def _read_never_decrypt(reader: _Reader, top: Mapping[str, Any]) -> Site | None:
     if not site:
         reader.problem(top, "never_decrypt", "never_decrypt", "lists no categories or domains")
     return site
+
+
+_PAC_KEYS = ("proxies", "on_proxy_failure", "spread", "intranet", "bypass")
+
+
+def _read_pac(reader: _Reader, top: Mapping[str, Any]) -> PacSettings | None:
+    """`pac`: the proxies browsers use, failover, and what goes DIRECT."""
+    item = reader.mapping(top, "pac", "pac", _PAC_KEYS, ("proxies",))
+    if item is None:
+        return None
+    proxies: list[ProxyEndpoint] = []
+    for i, text in reader.strings(item, "proxies", "pac"):
+        host, sep, port = text.rpartition(":")
+        try:
+            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+                raise UrlError(f"'{text}' is not HOST:PORT")
+            proxies.append(ProxyEndpoint(normalise_host(host), int(port)))
+        except UrlError as exc:
+            reader.problem(item["proxies"], i, f"pac.proxies[{i}]", str(exc))
+    if "proxies" in item and not reader.strings(item, "proxies", "pac"):
+        reader.problem(item, "proxies", "pac.proxies", "must list at least one proxy")
+    failure = reader.string(item, "on_proxy_failure", "pac") or "closed"
+    if failure not in ("closed", "direct"):
+        reader.problem(
+            item,
+            "on_proxy_failure",
+            "pac.on_proxy_failure",
+            f"unknown choice '{failure}' (one of: closed, direct)",
+        )
+    spread = reader.string(item, "spread", "pac") or "none"
+    if spread not in ("none", "hash"):
+        reader.problem(
+            item, "spread", "pac.spread", f"unknown choice '{spread}' (one of: none, hash)"
+        )
+    networks: list[IPNetwork] = []
+    domains: list[str] = []
+    intranet = reader.mapping(item, "intranet", "pac.intranet", ("networks", "domains"))
+    if intranet is not None:
+        for i, text in reader.strings(intranet, "networks", "pac.intranet"):
+            try:
+                networks.append(ipaddress.ip_network(text, strict=True))
+            except ValueError as exc:
+                reader.problem(
+                    intranet["networks"],
+                    i,
+                    f"pac.intranet.networks[{i}]",
+                    f"bad CIDR '{text}': {exc}",
+                )
+        domains = list(_read_domains(reader, intranet, "domains", "pac.intranet"))
+    bypass = list(_read_domains(reader, item, "bypass", "pac"))
+    return PacSettings(
+        proxies=tuple(proxies),
+        on_proxy_failure="direct" if failure == "direct" else "closed",
+        spread="hash" if spread == "hash" else "none",
+        intranet_networks=tuple(networks),
+        intranet_domains=tuple(domains),
+        bypass=tuple(bypass),
+    )
 
 
 def _read_limits(reader: _Reader, top: Mapping[str, Any]) -> int | None:
