@@ -586,11 +586,11 @@ def _read_schedule(reader: _Reader, top: dict[str, Any]) -> Schedule | None:
     days = reader.choices(sched, "work_days", "schedule", DAY_NAMES, "day")
     hours = _interval(reader, sched, "work_hours", "schedule.work_hours", sched.get("work_hours"))
     lunch = _interval(reader, sched, "lunch", "schedule.lunch", sched.get("lunch"))
-    breaks: list[Interval] = []
+    breaks: list[tuple[int, Interval]] = []  # (index in the file, interval)
     for i, text in reader.strings(sched, "breaks", "schedule"):
         interval = _interval(reader, sched["breaks"], i, f"schedule.breaks[{i}]", text)
         if interval is not None:
-            breaks.append(interval)
+            breaks.append((i, interval))
     holidays = _read_holidays(reader, sched)
     if hours is not None:
         _check_day_shape(reader, sched, hours, lunch, breaks)
@@ -602,7 +602,7 @@ def _read_schedule(reader: _Reader, top: dict[str, Any]) -> Schedule | None:
         work_days=frozenset(DAY_NAMES.index(d) for d in days),
         work_hours=hours,
         lunch=lunch,
-        breaks=tuple(sorted(breaks, key=lambda b: b.start)),
+        breaks=tuple(sorted((b for _, b in breaks), key=lambda b: b.start)),
         holidays=holidays,
         window_sets=sets,
     )
@@ -628,13 +628,13 @@ def _check_day_shape(
     sched: dict[str, Any],
     hours: Interval,
     lunch: Interval | None,
-    breaks: list[Interval],
+    breaks: list[tuple[int, Interval]],
 ) -> None:
     """Lunch and breaks must sit inside work hours and never overlap one another."""
     named: list[tuple[str, object, str | int, Interval]] = []
     if lunch is not None:
         named.append(("schedule.lunch", sched, "lunch", lunch))
-    named += [(f"schedule.breaks[{i}]", sched["breaks"], i, b) for i, b in enumerate(breaks)]
+    named += [(f"schedule.breaks[{i}]", sched["breaks"], i, b) for i, b in breaks]
     for where, parent, key, interval in named:
         if not interval.within(hours):
             reader.problem(parent, key, where, f"{interval} is not inside work_hours {hours}")
