@@ -59,8 +59,20 @@ def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> Located
     return result
 
 
+def _construct_timestamp(loader: _LineLoader, node: yaml.ScalarNode) -> Any:
+    """A date, or the text itself when it only looks like one (`2026-13-01`, `2027-02-30`).
+
+    PyYAML raises a bare ValueError for those; kept as text, validation reports the field.
+    """
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+_LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 def load_yaml(path: Path) -> Any:
