@@ -484,12 +484,12 @@ def load_policy(path: Path, *, today: date) -> tuple[Policy | None, list[Problem
     except PolicyError as exc:
         return None, list(exc.problems)
     reader = _Reader(str(path))
-    root = {"": data}
-    top = reader.mapping(root, "", "", _TOP_KEYS, _REQUIRED_TOP)
-    if top is None:
-        if data is None or not isinstance(data, dict):
-            reader.problem(data, None, "", "a policy file must be a mapping of keys")
+    if not isinstance(data, dict):
+        message = f"a policy file must be a mapping of keys, got {_kind(data)}"
+        reader.problem(data, None, "", message)
         return None, reader.problems
+    top = reader.mapping({"": data}, "", "", _TOP_KEYS, _REQUIRED_TOP)
+    assert top is not None  # data is a mapping
     policy = _build_policy(reader, top, path, today)
     if policy is not None:
         policy = _with_source(policy, str(path), hashlib.sha256(raw_bytes).hexdigest())
