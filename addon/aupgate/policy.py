@@ -67,6 +67,7 @@ class Network:
     cidrs: tuple[IPNetwork, ...]
     device: str | None = None
     department: str | None = None
+    line: int | None = field(default=None, compare=False)  # where the file defines it
 
 
 @dataclass(frozen=True, slots=True)
@@ -744,8 +745,9 @@ def _read_identity(reader: _Reader, top: dict[str, Any]) -> tuple[list[Network],
                 f"unknown device class '{device}' (one of: {', '.join(DEVICES)})",
             )
         if name is not None and cidrs:
+            department = reader.string(item, "department", field)
             networks.append(
-                Network(name, tuple(cidrs), device, reader.string(item, "department", field))
+                Network(name, tuple(cidrs), device, department, line_of(raw_networks, i))
             )
     raw_groups = reader.mapping(ident, "groups", "identity.groups", _any_keys(ident.get("groups")))
     for gname in raw_groups or {}:
@@ -1295,7 +1297,7 @@ def _cross_agency_overlaps(policies: Mapping[str, Policy]) -> list[Problem]:
                         problems.append(
                             Problem(
                                 policy.source,
-                                None,
+                                network.line,
                                 f"identity.networks.{network.name}",
                                 f"{cidr} overlaps {other} of agency '{agency}' (network '{name}'): "
                                 "a client address must belong to one agency",
