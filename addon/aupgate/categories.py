@@ -1,0 +1,843 @@
+"""Category lists and the index that answers "what kind of site is this?" for every request.
+
+Policies speak in categories ("block gambling", "log webmail at lunch"), and the evidence for a
+category is a third-party or hand-curated list of domains and URL prefixes. This module reads those
+lists (three formats: plain, hosts, UT1 folders), tells the administrator about every line it could
+not use instead of dropping it, and builds a `CategoryIndex` that classifies a host and path in well
+under a microsecond, because it runs for every request the proxy sees.
+
+Matching follows squidGuard, which the UT1 lists are written for: a domain entry covers the host and
+all its subdomains on label boundaries; a URL entry `host/path` covers requests to that host (or a
+subdomain) whose path starts with the entry's path. The most specific entry wins, so
+`ads.netlog.com` (advertising) beats `netlog.com` (social networking), and the losing categories
+are still reported in `all_categories`.
+
+The module is pure: it never imports mitmproxy and never reads the clock.
+"""
+
+from __future__ import annotations
+
+import bisect
+import difflib
+import gzip
+import ipaddress
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import yaml
+
+from .errors import CategoryError, Problem, UrlError
+from .normalise import normalise_host, parse_url
+
+__all__ = [
+    "CATEGORY_IDS",
+    "FORMATS",
+    "UNCATEGORIZED",
+    "CategoryIndex",
+    "Classification",
+    "Entry",
+    "EntryError",
+    "LoadReport",
+    "SourceReport",
+    "SourceSpec",
+    "load_index",
+    "parse_entry",
+    "read_entries",
+    "read_sources",
+]
+
+CATEGORY_IDS: tuple[str, ...] = (
+    "social-networking",
+    "webmail",
+    "gambling",
+    "p2p-file-sharing",
+    "streaming-media",
+    "adult",
+    "instant-messaging",
+    "voip",
+    "file-hosting",
+    "software-downloads",
+    "dating",
+    "games",
+    "shopping",
+    "advertising",
+    "remote-access",
+    "vpn-proxy",
+    "malware-phishing",
+)
+"""The category ids policies may name; fixed, and documented in docs/categories.md."""
+
+UNCATEGORIZED = "uncategorized"
+"""The pseudo-category a policy names for requests that match no list; no list may carry it."""
+
+Format = Literal["ut1", "plain", "hosts"]
+FORMATS: tuple[Format, ...] = ("ut1", "plain", "hosts")
+
+# Names a hosts file maps for the machine's own sake; they say nothing about any site.
+_HOSTS_HOUSEKEEPING = frozenset(
+    {
+        "localhost",
+        "localhost.localdomain",
+        "local",
+        "broadcasthost",
+        "ip6-localhost",
+        "ip6-loopback",
+        "ip6-localnet",
+        "ip6-mcastprefix",
+        "ip6-allnodes",
+        "ip6-allrouters",
+        "ip6-allhosts",
+        "0.0.0.0",  # noqa: S104 (a name in a hosts file, not an address we bind)
+    }
+)
+_SCHEMES = ("http://", "https://")
+_WHITESPACE = re.compile(r"\s")
+
+
+# --- entries -------------------------------------------------------------------------------------
+
+
+class Entry(NamedTuple):
+    """One usable list entry: a domain (`path` None) or a URL prefix `host` + `path`."""
+
+    host: str
+    path: str | None = None
+
+    def __str__(self) -> str:
+        return self.host if self.path is None else self.host + self.path
+
+
+class EntryError(ValueError):
+    """A list line that cannot be used; the message says why, for the administrator."""
+
+
+def parse_entry(text: str) -> Entry:
+    """Parse one plain-format entry: `domain`, `*.domain`, `.domain` or `[scheme://]host/path`.
+
+    A leading `*.` or `.` is accepted and dropped because a domain entry covers its subdomains
+    anyway; lists written for other filters use those spellings for the same meaning.
+
+    Raises:
+        EntryError: the entry names no usable host or path.
+    """
+    text = text.strip()
+    if _WHITESPACE.search(text):
+        raise EntryError("contains whitespace (a hosts-format line? declare format: hosts)")
+    lowered = text[:8].lower()
+    for scheme in _SCHEMES:
+        if lowered.startswith(scheme):
+            text = text[len(scheme) :]
+            break
+    slash = text.find("/")
+    host_part, rest = (text, None) if slash < 0 else (text[:slash], text[slash:])
+    if host_part.startswith("*."):
+        host_part = host_part[2:]
+    elif host_part.startswith("."):
+        host_part = host_part[1:]
+    host = _host(host_part)
+    return Entry(host) if rest is None else Entry(host, _path(host, rest))
+
+
+def _host(raw: str) -> str:
+    """Normalise an entry's host exactly as request hosts are, or say why it cannot be one."""
+    if not raw:
+        raise EntryError("no host name")
+    try:
+        return normalise_host(raw)
+    except UrlError as e:
+        raise EntryError(str(e)) from e
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _path(host: str, raw: str) -> str:
+    """Normalise a URL entry's path (and query) the way request paths are, keeping case.
+
+    A fragment is dropped: browsers never send it, so an entry that kept one could never match.
+    """
+    try:
+        url = parse_url(f"http://[{host}]{raw}" if ":" in host else f"http://{host}{raw}")
+    except UrlError as e:
+        raise EntryError(str(e)) from e
+    return f"{url.path}?{url.query}" if url.query else url.path
+
+
+# --- reading list files --------------------------------------------------------------------------
+
+
+class Rejected(NamedTuple):
+    """A line (or, in a hosts file, one name on a line) that could not be used."""
+
+    line: int
+    text: str
+    reason: str
+
+
+LineResult = Entry | Rejected
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """Yield (line number, text) for each line; text is None for a line that is not UTF-8."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield number, None
+
+
+def read_plain(path: Path, kind: Literal["any", "domains", "urls"] = "any") -> Iterator[LineResult]:
+    """Read a plain list: one domain or `host/path` per line, `#` comments, blank lines skipped.
+
+    `kind` narrows what a line may be, for UT1's `domains` and `urls` files, where a line of the
+    wrong kind means the file is not what its name says.
+    """
+    for number, text in _lines(path):
+        if text is None:
+            yield Rejected(number, "", "not UTF-8")
+            continue
+        line = _strip_comment(text)
+        if not line:
+            continue
+        try:
+            entry = parse_entry(line)
+        except EntryError as e:
+            yield Rejected(number, line, str(e))
+            continue
+        if kind == "domains" and entry.path is not None:
+            yield Rejected(number, line, "a URL in a domains file")
+        elif kind == "urls" and entry.path is None:
+            yield Rejected(number, line, "no path in a urls file")
+        else:
+            yield entry
+
+
+def _strip_comment(text: str) -> str:
+    """Drop a whole-line `#` comment or one after whitespace; `#` inside a URL is a fragment."""
+    line = text.strip()
+    if line.startswith("#"):
+        return ""
+    for sep in (" #", "\t#"):
+        cut = line.find(sep)
+        if cut >= 0:
+            line = line[:cut].rstrip()
+    return line
+
+
+def read_hosts(path: Path) -> Iterator[LineResult]:
+    """Read a hosts file: `ADDRESS name [name...]`, where the address is a sinkhole and ignored."""
+    for number, text in _lines(path):
+        if text is None:
+            yield Rejected(number, "", "not UTF-8")
+            continue
+        line = text.split("#", 1)[0].strip()
+        if line:
+            yield from _hosts_line(number, line)
+
+
+def _hosts_line(number: int, line: str) -> Iterator[LineResult]:
+    address, *names = line.split()
+    if not _is_ip(address):
+        yield Rejected(number, line, "does not start with an IP address (a plain list?)")
+        return
+    if not names:
+        yield Rejected(number, line, "an address without host names")
+        return
+    for name in names:
+        if name.lower() in _HOSTS_HOUSEKEEPING:
+            yield Rejected(number, name, "a hosts-file housekeeping name, not a site")
+            continue
+        try:
+            yield Entry(_host(name))
+        except EntryError as e:
+            yield Rejected(number, name, str(e))
+
+
+def ut1_files(folder: Path) -> list[tuple[Path, Literal["domains", "urls"]]]:
+    """The list files of a UT1 category folder: `domains` and `urls`, each optionally gzipped."""
+    found: list[tuple[Path, Literal["domains", "urls"]]] = []
+    for name in ("domains", "urls"):
+        for candidate in (folder / name, folder / f"{name}.gz"):
+            if candidate.is_file():
+                found.append((candidate, "domains" if name == "domains" else "urls"))
+    return found
+
+
+def read_ut1(folder: Path) -> Iterator[tuple[Path, LineResult]]:
+    """Read a UT1 category folder; yields (file, result) so problems can name the file."""
+    for path, kind in ut1_files(folder):
+        for result in read_plain(path, kind):
+            yield path, result
+
+
+def read_entries(path: Path, fmt: Format) -> Iterator[tuple[Path, LineResult]]:
+    """Read one source of any format, yielding (file, entry or rejection)."""
+    if fmt == "ut1":
+        yield from read_ut1(path)
+        return
+    reader = read_hosts if fmt == "hosts" else read_plain
+    for result in reader(path):
+        yield path, result
+
+
+# --- sources.yaml --------------------------------------------------------------------------------
+
+_SOURCE_KEYS = ("path", "format", "category", "source", "licence", "snapshot")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """One list named in sources.yaml, with its path resolved against the file's folder."""
+
+    path: Path
+    format: Format
+    category: str
+    source: str
+    licence: str
+    snapshot: str
+    line: int
+
+
+def read_sources(sources_file: Path) -> list[SourceSpec]:
+    """Read and validate sources.yaml; every problem is collected before raising.
+
+    Raises:
+        CategoryError: the file is unreadable or names an unknown key, category or format, or a
+            list that does not exist.
+    """
+    name = str(sources_file)
+    try:
+        root = yaml.compose(sources_file.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except OSError as e:
+        raise CategoryError([Problem(name, None, "", f"cannot read: {e.strerror}")]) from e
+    except yaml.YAMLError as e:
+        line = (
+            e.problem_mark.line + 1
+            if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark
+            else None
+        )
+        raise CategoryError([Problem(name, line, "", f"not valid YAML: {e}")]) from e
+    problems: list[Problem] = []
+    specs = _read_source_list(root, sources_file, problems)
+    if problems:
+        raise CategoryError(problems)
+    return specs
+
+
+def _read_source_list(
+    root: yaml.Node | None, sources_file: Path, problems: list[Problem]
+) -> list[SourceSpec]:
+    name = str(sources_file)
+    if not isinstance(root, yaml.MappingNode):
+        problems.append(Problem(name, _line(root), "", "expected a mapping with key 'sources'"))
+        return []
+    items: yaml.Node | None = None
+    for key, value in root.value:
+        if key.value == "sources":
+            items = value
+        else:
+            problems.append(
+                Problem(name, _line(key), str(key.value), "unknown key (expected 'sources')")
+            )
+    if items is None:
+        problems.append(Problem(name, _line(root), "sources", "missing"))
+        return []
+    if not isinstance(items, yaml.SequenceNode):
+        problems.append(Problem(name, _line(items), "sources", "expected a list"))
+        return []
+    specs: list[SourceSpec] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items.value):
+        spec = _read_source(item, f"sources[{i}]", sources_file, problems)
+        if spec is None:
+            continue
+        key = str(spec.path)
+        if key in seen:
+            problems.append(
+                Problem(
+                    name, spec.line, f"sources[{i}].path", f"already listed at line {seen[key]}"
+                )
+            )
+        else:
+            seen[key] = spec.line
+            specs.append(spec)
+    return specs
+
+
+def _read_source(
+    node: yaml.Node, where: str, sources_file: Path, problems: list[Problem]
+) -> SourceSpec | None:
+    name = str(sources_file)
+    if not isinstance(node, yaml.MappingNode):
+        problems.append(Problem(name, _line(node), where, "expected a mapping"))
+        return None
+    before = len(problems)
+    values = _scalar_values(node, where, name, problems)
+    _check_category(values, where, name, problems)
+    fmt = _check_format(values, where, name, problems)
+    path = _check_path(values, fmt, where, sources_file, problems)
+    if len(problems) > before or fmt is None or path is None:
+        return None
+    return SourceSpec(
+        path=path,
+        format=fmt,
+        category=values["category"][0],
+        source=values["source"][0],
+        licence=values["licence"][0],
+        snapshot=values["snapshot"][0],
+        line=_line(node) or 0,
+    )
+
+
+def _scalar_values(
+    node: yaml.MappingNode, where: str, name: str, problems: list[Problem]
+) -> dict[str, tuple[str, int]]:
+    """A source's keys with their string values and lines; wrong, repeated or missing keys."""
+    values: dict[str, tuple[str, int]] = {}
+    present: set[str] = set()
+    for key, value in node.value:
+        field_name = f"{where}.{key.value}"
+        line = _line(value) or 0
+        if key.value not in _SOURCE_KEYS:
+            expected = ", ".join(sorted(_SOURCE_KEYS))
+            message = f"unknown key (expected one of: {expected})"
+            problems.append(Problem(name, _line(key), field_name, message))
+        elif key.value in present:
+            problems.append(Problem(name, _line(key), field_name, "given twice"))
+        elif not isinstance(value, yaml.ScalarNode) or not str(value.value).strip():
+            problems.append(Problem(name, line, field_name, "expected a non-empty string"))
+        else:
+            values[key.value] = (str(value.value), line)
+        present.add(str(key.value))
+    for key in _SOURCE_KEYS:
+        if key not in present:
+            problems.append(Problem(name, _line(node), where, f"missing key '{key}'"))
+    return values
+
+
+def _check_category(
+    values: dict[str, tuple[str, int]], where: str, name: str, problems: list[Problem]
+) -> None:
+    if "category" not in values:
+        return
+    category, line = values["category"]
+    if category in CATEGORY_IDS:
+        return
+    if category == UNCATEGORIZED:
+        message = f"'{UNCATEGORIZED}' means 'on no list'; a list cannot carry it"
+    else:
+        message = f"unknown category '{category}'{_did_you_mean(category, CATEGORY_IDS)}"
+    problems.append(Problem(name, line, f"{where}.category", message))
+
+
+def _check_format(
+    values: dict[str, tuple[str, int]], where: str, name: str, problems: list[Problem]
+) -> Format | None:
+    if "format" not in values:
+        return None
+    fmt, line = values["format"]
+    for known in FORMATS:
+        if fmt == known:
+            return known
+    expected = ", ".join(FORMATS)
+    problems.append(
+        Problem(
+            name, line, f"{where}.format", f"unknown format '{fmt}' (expected one of: {expected})"
+        )
+    )
+    return None
+
+
+def _check_path(
+    values: dict[str, tuple[str, int]],
+    fmt: Format | None,
+    where: str,
+    sources_file: Path,
+    problems: list[Problem],
+) -> Path | None:
+    if "path" not in values or fmt is None:
+        return None  # without a known format there is no telling whether a file or folder is due
+    rel, line = values["path"]
+    path = sources_file.parent / rel
+    message = None
+    if fmt == "ut1":
+        if not path.is_dir():
+            message = f"no such folder: {rel}"
+        elif not ut1_files(path):
+            message = f"no domains or urls file (optionally .gz) in {rel}"
+    elif not path.is_file():
+        message = f"no such file: {rel}"
+    if message:
+        problems.append(Problem(str(sources_file), line, f"{where}.path", message))
+        return None
+    return path
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _line(node: yaml.Node | None) -> int | None:
+    return node.start_mark.line + 1 if node is not None else None
+
+
+# --- the index -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """What the lists say about one request.
+
+    Attributes:
+        categories: the winning (most specific) entry's categories, sorted; several when several
+            lists carry that same entry (bet365.com is gambling and malware-phishing).
+        all_categories: every category of every matching entry, sorted, for audit and explain.
+        matched: the winning entry, `bet365.com` or `colombia.com/radio`; None when nothing matched.
+    """
+
+    categories: tuple[str, ...]
+    all_categories: tuple[str, ...]
+    matched: str | None
+
+
+_NO_MATCH = Classification((), (), None)
+
+
+class _UrlNode:
+    """A host that carries URL-prefix entries (and perhaps a domain entry too).
+
+    Kept apart from the plain `host -> categories` values so that the common case, a host with
+    only a domain entry or none, costs one dict lookup per label. The paths are sorted so that the
+    prefixes of a request path are found by bisection: docs.google.com alone has ~500 entries.
+    """
+
+    __slots__ = ("categories", "domain", "paths")
+
+    def __init__(
+        self,
+        domain: tuple[str, ...] | None,
+        paths: tuple[str, ...],
+        categories: tuple[tuple[str, ...], ...],
+    ) -> None:
+        self.domain = domain
+        self.paths = paths  # sorted
+        self.categories = categories  # categories[i] belongs to paths[i]
+
+    def matches(self, path: str) -> list[int]:
+        """Indices of every entry path that is a prefix of `path`, longest first.
+
+        The greatest entry <= a target is the target's longest prefix among the entries if it is
+        a prefix at all; if not, every prefix of the target that is an entry is also a prefix of
+        their common prefix, so the search continues from that, below the entry just seen.
+        """
+        paths = self.paths
+        found: list[int] = []
+        target, high = path, len(paths)
+        while target and high:
+            i = bisect.bisect_right(paths, target, 0, high) - 1
+            if i < 0:
+                break
+            entry = paths[i]
+            if target.startswith(entry):
+                found.append(i)
+                target = entry[:-1]
+            else:
+                target = _common_prefix(entry, target)
+            high = i
+        return found
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return a[:n]
+
+
+_Node = tuple[str, ...] | _UrlNode
+
+
+class CategoryIndex:
+    """Domain and URL-prefix entries with their categories; `classify` answers per request.
+
+    Build it with `load_index` (from sources.yaml) or `from_entries` (from memory, for tests).
+    """
+
+    __slots__ = ("_chains", "_counts", "_nodes")
+
+    def __init__(self, nodes: dict[str, _Node], counts: dict[str, int]) -> None:
+        self._nodes = nodes
+        self._counts = counts
+        # Everything about a request except its path depends only on the most specific host with
+        # entries, so that is worked out once per such host and remembered (at most one per entry).
+        self._chains: dict[str, _Chain] = {}
+
+    @classmethod
+    def from_entries(cls, pairs: Iterable[tuple[str, str]]) -> CategoryIndex:
+        """Build an index from `(entry, category)` pairs, entries in plain-list syntax.
+
+        Raises:
+            CategoryError: an entry that cannot be used or a category that is not in CATEGORY_IDS.
+        """
+        builder = _Builder()
+        problems = []
+        for number, (text, category) in enumerate(pairs, start=1):
+            if category not in CATEGORY_IDS:
+                message = f"unknown category '{category}'{_did_you_mean(category, CATEGORY_IDS)}"
+                problems.append(Problem("<entries>", number, "category", message))
+                continue
+            try:
+                builder.add(parse_entry(text), category)
+            except EntryError as e:
+                problems.append(Problem("<entries>", number, "entry", f"cannot use {text!r}: {e}"))
+        if problems:
+            raise CategoryError(problems)
+        return builder.build()
+
+    def __len__(self) -> int:
+        """The number of distinct entries (a host with a domain and URL entries counts each)."""
+        return sum(
+            1 if isinstance(n, tuple) else (n.domain is not None) + len(n.paths)
+            for n in self._nodes.values()
+        )
+
+    def category_counts(self) -> dict[str, int]:
+        """Distinct entries carrying each category, in CATEGORY_IDS order."""
+        return dict(self._counts)
+
+    def classify(self, host: str, path: str = "/") -> Classification:
+        """Classify a request by its normalised host and path.
+
+        Walks the host's suffixes from the full host up (`a.b.example.com`, `b.example.com`,
+        `example.com`, `com`), so label boundaries come for free and the first entry found is the
+        most specific domain entry. Most requests match nothing and cost one lookup per label.
+
+        Args:
+            host: the canonical host (lower case, no trailing dot), as `normalise_host` gives.
+            path: the request path, starting with "/"; append `?query` to let URL entries with a
+                query part match.
+        """
+        nodes = self._nodes
+        suffix = host
+        node = nodes.get(suffix)
+        while node is None:
+            dot = suffix.find(".")
+            if dot < 0:
+                return _NO_MATCH
+            suffix = suffix[dot + 1 :]
+            node = nodes.get(suffix)
+        chain = self._chains.get(suffix)
+        if chain is None:
+            chain = self._chain(suffix, node)
+        if not chain.url_nodes:
+            return chain.domain_result
+        return _with_urls(chain, path)
+
+    def _chain(self, first: str, node: _Node | None) -> _Chain:
+        """Walk from the most specific host with entries to the top, once, and remember it."""
+        domain_win: str | None = None
+        winner: tuple[str, ...] = ()
+        matched: list[tuple[str, ...]] = []
+        url_nodes: list[tuple[str, _UrlNode]] = []
+        suffix = first
+        while True:
+            if isinstance(node, _UrlNode):
+                url_nodes.append((suffix, node))
+                domain = node.domain
+            else:
+                domain = node
+            if domain is not None:
+                matched.append(domain)
+                if domain_win is None:
+                    domain_win, winner = suffix, domain
+            dot = suffix.find(".")
+            if dot < 0:
+                break
+            suffix = suffix[dot + 1 :]
+            node = self._nodes.get(suffix)
+        chain = _Chain(_classification(domain_win, winner, matched), tuple(url_nodes))
+        self._chains[first] = chain
+        return chain
+
+
+class _Chain:
+    """What all requests whose most specific host with entries is the same host share."""
+
+    __slots__ = ("domain_result", "url_nodes")
+
+    def __init__(self, domain_result: Classification, url_nodes: tuple[tuple[str, _UrlNode], ...]):
+        self.domain_result = domain_result  # the answer when no URL entry matches the path
+        self.url_nodes = url_nodes  # hosts on the chain with URL entries, most specific first
+
+
+def _with_urls(chain: _Chain, path: str) -> Classification:
+    """The answer when URL entries are on the chain: any URL match beats every domain match."""
+    url_win: str | None = None
+    winner: tuple[str, ...] = ()
+    matched: list[tuple[str, ...]] = []
+    for suffix, node in chain.url_nodes:
+        hits = node.matches(path)
+        if hits and url_win is None:
+            url_win, winner = suffix + node.paths[hits[0]], node.categories[hits[0]]
+        matched.extend(node.categories[i] for i in hits)
+    if url_win is None:
+        return chain.domain_result
+    return _classification(url_win, winner, [*matched, chain.domain_result.all_categories])
+
+
+def _classification(
+    matched_entry: str | None, winner: tuple[str, ...], matched: list[tuple[str, ...]]
+) -> Classification:
+    """The result for a winning entry; interned category tuples make the common case cheap."""
+    if matched_entry is None:
+        return _NO_MATCH
+    if all(m is winner or not m for m in matched):
+        return Classification(winner, winner, matched_entry)
+    union = tuple(sorted({c for categories in matched for c in categories}))
+    return Classification(winner, union, matched_entry)
+
+
+class _Builder:
+    """Accumulates entries; category tuples are interned so 400k entries share a few dozen."""
+
+    def __init__(self) -> None:
+        self._domains: dict[str, tuple[str, ...]] = {}
+        self._urls: dict[str, dict[str, tuple[str, ...]]] = {}
+        self._tuples: dict[tuple[tuple[str, ...], str], tuple[str, ...]] = {}
+
+    def add(self, entry: Entry, category: str) -> None:
+        if entry.path is None:
+            old = self._domains.get(entry.host, ())
+            self._domains[entry.host] = self._with(old, category)
+        else:
+            paths = self._urls.setdefault(entry.host, {})
+            paths[entry.path] = self._with(paths.get(entry.path, ()), category)
+
+    def _with(self, categories: tuple[str, ...], category: str) -> tuple[str, ...]:
+        key = (categories, category)
+        interned = self._tuples.get(key)
+        if interned is None:
+            interned = tuple(sorted({*categories, category}))
+            # Reuse an equal tuple reached by another route: (a,)+b and (b,)+a are one object.
+            for existing in self._tuples.values():
+                if existing == interned:
+                    interned = existing
+                    break
+            self._tuples[key] = interned
+        return interned
+
+    def build(self) -> CategoryIndex:
+        nodes: dict[str, _Node] = dict(self._domains)
+        for host, paths in self._urls.items():
+            ordered = sorted(paths)
+            categories = tuple(paths[p] for p in ordered)
+            nodes[host] = _UrlNode(self._domains.get(host), tuple(ordered), categories)
+        return CategoryIndex(nodes, self._count())
+
+    def _count(self) -> dict[str, int]:
+        counts = dict.fromkeys(CATEGORY_IDS, 0)
+        for categories in self._domains.values():
+            for c in categories:
+                counts[c] += 1
+        for paths in self._urls.values():
+            for categories in paths.values():
+                for c in categories:
+                    counts[c] += 1
+        return counts
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceReport:
+    """What one source contributed: usable entries, rejected lines and repeated entries."""
+
+    path: str
+    category: str
+    entries: int
+    rejected: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoadReport:
+    """Per-source counts and every line that could not be used (as warnings)."""
+
+    sources: tuple[SourceReport, ...]
+    problems: tuple[Problem, ...]
+    category_counts: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """A few lines an operator reads at start-up: totals, per-category counts, warnings."""
+        entries = sum(s.entries for s in self.sources)
+        rejected = sum(s.rejected for s in self.sources)
+        duplicates = sum(s.duplicates for s in self.sources)
+        lines = [
+            f"{len(self.sources)} category lists: {entries} entries loaded, "
+            f"{rejected} lines rejected, {duplicates} duplicates"
+        ]
+        if self.category_counts:
+            width = max(len(c) for c in self.category_counts)
+            for category, count in self.category_counts.items():
+                lines.append(f"  {category:<{width}}  {count:>7} distinct entries")
+        for s in self.sources:
+            if s.rejected:
+                lines.append(f"  {s.path}: {s.rejected} lines rejected (see warnings)")
+        return "\n".join(lines)
+
+
+def load_index(sources_file: Path) -> tuple[CategoryIndex, LoadReport]:
+    """Read sources.yaml and every list it names into one index.
+
+    Lines that cannot be used are reported as warnings and the rest is loaded: a list of 200,000
+    entries with a few odd lines is still worth using.
+
+    Raises:
+        CategoryError: sources.yaml is invalid, or a list cannot be read at all.
+    """
+    builder = _Builder()
+    reports: list[SourceReport] = []
+    problems: list[Problem] = []
+    for spec in read_sources(sources_file):
+        reports.append(_load_source(spec, builder, problems))
+    index = builder.build()
+    return index, LoadReport(tuple(reports), tuple(problems), index.category_counts())
+
+
+def _load_source(spec: SourceSpec, builder: _Builder, problems: list[Problem]) -> SourceReport:
+    """Feed one source into the builder, counting entries, rejections and repeats."""
+    seen: set[Entry] = set()
+    entries = rejected = duplicates = 0
+    try:
+        for file, result in read_entries(spec.path, spec.format):
+            if isinstance(result, Rejected):
+                rejected += 1
+                problems.append(_rejection(file, result))
+            elif result in seen:
+                duplicates += 1
+            else:
+                seen.add(result)
+                entries += 1
+                builder.add(result, spec.category)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise CategoryError([Problem(str(spec.path), None, "", f"cannot read: {e}")]) from e
+    return SourceReport(str(spec.path), spec.category, entries, rejected, duplicates)
+
+
+def _rejection(file: Path, rejected: Rejected) -> Problem:
+    text = f"cannot use {rejected.text!r}: " if rejected.text else ""
+    return Problem(str(file), rejected.line, "", f"{text}{rejected.reason}", severity="warning")
