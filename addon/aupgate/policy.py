@@ -518,7 +518,9 @@ def _build_policy(reader: _Reader, top: dict[str, Any], path: Path, today: date)
     networks, groups = _read_identity(reader, top)
     clauses = _read_clauses(reader, top)
     known_windows = schedule.possible_windows() if schedule else frozenset(WINDOWS)
-    rules = _read_rules(reader, top, schedule, networks, groups, known_windows)
+    # Rules may name the file's window sets even when another schedule key is wrong.
+    set_names = tuple(schedule.window_sets) if schedule else _window_set_names(top)
+    rules = _read_rules(reader, top, schedule, set_names, networks, groups, known_windows)
     default = _read_verdict(reader, top, "default", require_action=True)
     allow = _read_site_list(reader, top, "allow", "allow")
     deny = _read_site_list(reader, top, "deny", "block")
@@ -695,6 +697,11 @@ def _any_keys(value: object) -> tuple[str, ...]:
     return tuple(value) if isinstance(value, dict) else ()
 
 
+def _window_set_names(top: Mapping[str, Any]) -> tuple[str, ...]:
+    sched = top.get("schedule")
+    return _any_keys(sched.get("window_sets")) if isinstance(sched, dict) else ()
+
+
 _NETWORK_KEYS = ("name", "cidrs", "device", "department")
 _GROUP_KEYS = ("description", "members")
 
@@ -812,6 +819,7 @@ def _read_rules(
     reader: _Reader,
     top: dict[str, Any],
     schedule: Schedule | None,
+    set_names: tuple[str, ...],
     networks: list[Network],
     groups: Mapping[str, Group],
     possible: frozenset[str],
@@ -828,7 +836,7 @@ def _read_rules(
         item = reader.mapping(raw, i, field, _RULE_KEYS, ("id", "match", "action", "reason"))
         if item is None:
             continue
-        rule = _read_rule(reader, item, field, schedule, networks, groups, possible)
+        rule = _read_rule(reader, item, field, schedule, set_names, networks, groups, possible)
         if rule is None:
             continue
         if any(r.id == rule.id for r in rules):
@@ -853,6 +861,7 @@ def _read_rule(
     item: dict[str, Any],
     field: str,
     schedule: Schedule | None,
+    set_names: tuple[str, ...],
     networks: list[Network],
     groups: Mapping[str, Group],
     possible: frozenset[str],
@@ -873,7 +882,7 @@ def _read_rule(
         return None
     if not m:
         reader.problem(item, "match", mfield, "must have at least one condition")
-    match = _read_match(reader, m, mfield, schedule, networks, groups, possible)
+    match = _read_match(reader, m, mfield, schedule, set_names, networks, groups, possible)
     if rid is None or action is None or reason is None or match is None:
         return None
     return Rule(rid, clauses, match, action, reason, line_of(item))
@@ -900,12 +909,13 @@ def _read_match(
     m: dict[str, Any],
     field: str,
     schedule: Schedule | None,
+    set_names: tuple[str, ...],
     networks: list[Network],
     groups: Mapping[str, Group],
     possible: frozenset[str],
 ) -> Match | None:
     site = _read_site(reader, m, field) if {"categories", "domains", "urls"} & m.keys() else None
-    window_names = (*WINDOWS, ANY, *(schedule.window_sets if schedule else ()))
+    window_names = (*WINDOWS, ANY, *set_names)
     windows = reader.choices(m, "windows", field, window_names, "window")
     resolved: frozenset[str] | None = None
     if windows is not None and schedule is not None:
