@@ -836,13 +836,16 @@ def _read_rules(
         item = reader.mapping(raw, i, field, _RULE_KEYS, ("id", "match", "action", "reason"))
         if item is None:
             continue
+        before = len(reader.problems)
         rule = _read_rule(reader, item, field, schedule, set_names, networks, groups, possible)
         if rule is None:
             continue
         if any(r.id == rule.id for r in rules):
             reader.problem(item, "id", f"{field}.id", f"rule id '{rule.id}' is used twice")
             continue
-        for earlier in rules:
+        # A condition that could not be read is missing from rule.match; it is already
+        # reported, and "covered" would then be a false second error.
+        for earlier in rules if len(reader.problems) == before else ():
             if earlier.match.covers(rule.match):
                 reader.problem(
                     item,
