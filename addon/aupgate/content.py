@@ -102,7 +102,7 @@ def detect_content(
             names.append(match.group(1).strip())
     extensions = {_extension(name) for name in names}
 
-    if mime.startswith("audio/") or mime in _AUDIO_PLAYLIST_TYPES or "icy" in mime:
+    if mime.startswith("audio/") or mime in _AUDIO_PLAYLIST_TYPES:
         kinds.add("audio-stream")
     if mime in _TORRENT_TYPES or "torrent" in extensions or _is_announce(path, query):
         kinds.add("bittorrent")
