@@ -97,9 +97,8 @@ def detect_content(
     mime = (content_type or "").split(";", 1)[0].strip().lower()
     names = [path.rsplit("/", 1)[-1]]
     if disposition:
-        match = _FILENAME.search(disposition)
-        if match:
-            names.append(match.group(1).strip())
+        # Every filename parameter counts: browsers save under `filename*` when both are given.
+        names += [match.group(1).strip() for match in _FILENAME.finditer(disposition)]
     extensions = {_extension(name) for name in names}
 
     if mime.startswith("audio/") or mime in _AUDIO_PLAYLIST_TYPES:
