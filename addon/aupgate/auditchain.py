@@ -1,0 +1,202 @@
+"""The audit line format and its hash chain: tamper evidence for a file of JSON lines.
+
+Public-records laws (MoDOT cites Missouri's Sunshine Law and five-year retention) make it worth
+being able to show that an audit file was not edited after the fact. Each line in a file carries
+`prev`, the SHA-256 of the previous line's exact bytes, so altering, inserting or removing a line in
+the middle breaks the link after it. The first line of a chain has `prev: null` and a `chain` object
+saying why a chain starts there (a new file, a rotation, a truncation) and, when the writer knows
+it, the hash of the last line it wrote to the previous file (`continues`), so rotated files link up.
+
+The link is spliced into the already rendered line (`...}` becomes `..., "prev": "..."}`) so the
+hash covers exactly the bytes on disk and nothing is serialised twice. The checks here are pure:
+they take lines and return problems; `auditverify` reads files and prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+"""Bumped when a field is removed or changes type; adding a field does not bump it."""
+
+ChainReason = Literal["new-file", "rotated", "truncated", "damaged-tail", "resumed-unreadable"]
+
+_TAIL_BLOCK = 64 * 1024
+
+
+def format_time(moment: datetime) -> str:
+    """UTC with microseconds always present: fixed width, so times sort and compare as text."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def line_hash(line: bytes) -> str:
+    """SHA-256 (hex) of one line's bytes without its newline: what the next line's `prev` holds."""
+    return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
+
+
+def link(rendered: str, prev: str | None, chain: dict[str, Any] | None = None) -> str:
+    """A rendered JSON object line with `prev` (and, at a chain start, `chain`) appended.
+
+    `rendered` is one JSON object without a newline, as the audit renderer produces it; the
+    fields are added before its closing brace so that they come last, after the event's own.
+    """
+    body = rendered.rstrip("\n")
+    if not body.endswith("}") or body == "{}":
+        raise ValueError("an audit line must be a non-empty JSON object")
+    extra = f', "prev": {json.dumps(prev)}'
+    if chain is not None:
+        extra += f', "chain": {json.dumps(chain)}'
+    return body[:-1] + extra + "}"
+
+
+def last_line(path: Path) -> tuple[bytes | None, bool]:
+    """The last complete line of a file (None when there is none) and whether it ends in a newline.
+
+    Reads backwards in blocks, so resuming a multi-gigabyte file costs one small read.
+    """
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return None, True
+        buffer = b""
+        position = size
+        while position > 0 and buffer.count(b"\n") < 2:
+            step = min(_TAIL_BLOCK, position)
+            position -= step
+            handle.seek(position)
+            buffer = handle.read(step) + buffer
+    ends_clean = buffer.endswith(b"\n")
+    end = len(buffer) - 1 if ends_clean else buffer.rfind(b"\n")
+    if end < 0:
+        return None, ends_clean
+    body = buffer[:end]
+    return body[body.rfind(b"\n") + 1 :], ends_clean
+
+
+# --------------------------------------------------------------------------- verifying
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    """The first broken or missing link in one file."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileChain:
+    """What walking one file found: its line count, how its chain starts, its last hash."""
+
+    file: str
+    lines: int
+    start_reason: str | None
+    continues: str | None
+    first_prev: str | None
+    last_hash: str | None
+    broken: Break | None
+    hashes_seen: frozenset[str] = frozenset()
+
+
+def walk(name: str, lines: Iterable[bytes], *, anchors: frozenset[str] = frozenset()) -> FileChain:
+    """Check every link of one file's lines; stop at the first break.
+
+    A file's first line either starts a chain (`prev: null` with a `chain` object) or links to
+    a line outside the file (`first_prev`), which `check_sequence` matches against the file
+    before it. Further on, `prev` must equal the hash of the line just before; a chain start
+    anywhere but the first line is a break too, since it is where lines before it can have been
+    cut off.
+    """
+    previous: str | None = None
+    number = 0
+    start_reason: str | None = None
+    continues: str | None = None
+    first_prev: str | None = None
+    found: set[str] = set()
+
+    def result(broken: Break | None) -> FileChain:
+        return FileChain(
+            name, number, start_reason, continues, first_prev, previous, broken, frozenset(found)
+        )
+
+    for number, raw in enumerate(lines, start=1):
+        if not raw.endswith(b"\n"):
+            return result(Break(name, number, "last line is incomplete (no newline): torn write"))
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            return result(Break(name, number, "line is not JSON: damaged or partly written"))
+        if not isinstance(record, dict):
+            return result(Break(name, number, "line is not a JSON object"))
+        if "prev" not in record:
+            return result(Break(name, number, "no chain link ('prev' missing)"))
+        prev = record["prev"]
+        chain = record.get("chain")
+        if prev is None:
+            if not isinstance(chain, dict):
+                return result(Break(name, number, "'prev' is null but no 'chain' says why"))
+            if number != 1:
+                why = chain.get("reason", "?")
+                return result(
+                    Break(
+                        name,
+                        number,
+                        f"chain restarts in mid-file ({why}): the lines before cannot be "
+                        f"linked to the ones after",
+                    )
+                )
+            start_reason = str(chain.get("reason"))
+            raw_continues = chain.get("continues")
+            continues = raw_continues if isinstance(raw_continues, str) else None
+        elif not isinstance(prev, str):
+            return result(Break(name, number, "'prev' is not a hash"))
+        elif number == 1:
+            first_prev = prev
+        elif prev != previous:
+            return result(
+                Break(
+                    name,
+                    number,
+                    f"'prev' does not match line {number - 1}: a line was altered, "
+                    f"inserted or removed here",
+                )
+            )
+        previous = line_hash(raw)
+        if anchors and previous in anchors:
+            found.add(previous)
+    return result(None)
+
+
+def check_sequence(chains: list[FileChain]) -> Iterator[Break]:
+    """Breaks between consecutive files: a file that continues from one that is not before it."""
+    before: FileChain | None = None
+    for chain in chains:
+        if chain.broken is None:
+            expected = chain.first_prev if chain.start_reason is None else chain.continues
+            if chain.start_reason is None and chain.first_prev is not None:
+                if before is None or before.last_hash != expected:
+                    yield Break(
+                        chain.file,
+                        1,
+                        f"the chain does not start here: line 1 links to {expected}, the "
+                        f"last line of another file; give that file before this one",
+                    )
+            elif before is not None and expected is not None and before.last_hash != expected:
+                yield Break(
+                    chain.file,
+                    1,
+                    f"continues from a line hashed {expected}, but the file before it "
+                    f"({before.file}) ends with {before.last_hash}: a file in between is missing",
+                )
+        before = chain

@@ -1,0 +1,280 @@
+"""The production audit file: append-only, one write per line, safe with logrotate, loud on failure.
+
+An audit trail that silently stops is worse than none: everybody believes it is there. So this
+sink
+- opens with `O_APPEND` and writes each line with one `write(2)` (no user-space buffer): a line is
+  on disk, in the kernel's cache, before the request goes on, and `copytruncate` can cut the file
+  under us without leaving a hole of zeros;
+- checks before every line whether the path still names the file it has open (inode and device)
+  and whether the file shrank: logrotate's `create` mode (rename, new file) and `copytruncate`
+  mode both work without signals, and `SIGHUP` (`request_reopen`) forces a reopen too;
+- links every line to the one before it (`auditchain`), starting a new chain in a new file and
+  saying why;
+- on a full disk or an unwritable file logs at CRITICAL, counts what it loses, keeps retrying on
+  every event, and writes an `audit_gap` event with the count when it can write again. Whether the
+  gateway keeps serving meanwhile is the operator's choice, `on_audit_failure`: `serve` carries on
+  (the decisions still reach stdout/journald if that is on), `fail-closed` makes `write` raise
+  `AuditUnavailableError` and `refusing` true, so the adapter blocks traffic until the log is back.
+
+One writer per file: two processes appending to one file interleave two chains. Durability is
+the page cache's (no fsync per line): a killed process loses nothing, a power cut may.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal, Protocol
+
+from .auditchain import SCHEMA_VERSION, ChainReason, format_time, last_line, line_hash, link
+
+OnAuditFailure = Literal["serve", "fail-closed"]
+ON_AUDIT_FAILURE: tuple[OnAuditFailure, ...] = ("serve", "fail-closed")
+
+log = logging.getLogger(__name__)
+
+_REPEAT_COMPLAINT_S = 60.0
+
+
+class TextSink(Protocol):
+    """What the audit logger writes rendered lines to: a text file, stdout, or an `AuditFile`."""
+
+    def write(self, s: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+class AuditUnavailableError(Exception):
+    """The audit file cannot be written and `on_audit_failure` is `fail-closed`."""
+
+
+def parse_on_audit_failure(value: str) -> OnAuditFailure:
+    """`serve` or `fail-closed`; anything else is a ValueError naming the choices."""
+    for choice in ON_AUDIT_FAILURE:
+        if value == choice:
+            return choice
+    raise ValueError(f"on_audit_failure must be one of {', '.join(ON_AUDIT_FAILURE)}: {value!r}")
+
+
+class AuditFile:
+    """An append-only, hash-chained JSON-lines file that survives rotation; a `TextSink`.
+
+    Thread-safe: the adapter records from the event loop and from its reload thread.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        on_failure: OnAuditFailure = "serve",
+        mode: int = 0o640,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.path = path
+        self.on_failure = on_failure
+        self._mode = mode
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._ident: tuple[int, int] = (0, 0)
+        self._end = 0
+        self._prev: str | None = None  # hash of the last line written to the open file
+        self._pending_chain: dict[str, Any] | None = None
+        self._reopen = False
+        self._torn = False
+        self._lost = 0
+        self._lost_since: str | None = None
+        self._last_complaint = 0.0
+        self.last_error: str | None = None
+        with self._lock:
+            try:
+                self._open(initial=True)
+            except OSError as exc:
+                self._failed(exc, lost=0, refuse=False)  # `refusing` tells the adapter
+
+    # ----------------------------------------------------------------- state the adapter reads
+
+    @property
+    def healthy(self) -> bool:
+        """False from a failed write until a write succeeds again."""
+        return self.last_error is None
+
+    @property
+    def refusing(self) -> bool:
+        """True when traffic must be refused: the file is failing and the choice is fail-closed."""
+        return self.on_failure == "fail-closed" and not self.healthy
+
+    @property
+    def last_hash(self) -> str | None:
+        """The hash of the last line written: note it off-box to anchor the chain."""
+        return self._prev
+
+    # ----------------------------------------------------------------- TextSink
+
+    def write(self, s: str, /) -> int:
+        """Write one rendered event (a JSON object, newline optional), linked to the line before."""
+        with self._lock:
+            try:
+                self._ensure_open()
+                if self._lost:
+                    self._write_gap()
+                self._write_linked(s.rstrip("\n"))
+            except OSError as exc:
+                self._failed(exc, lost=1)
+            return len(s)
+
+    def flush(self) -> None:
+        """Nothing to do: every line went out with its own write(2)."""
+
+    def request_reopen(self) -> None:
+        """Reopen the path before the next line (SIGHUP); safe to call from a signal handler."""
+        self._reopen = True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    # ----------------------------------------------------------------- internals
+
+    def _open(self, *, initial: bool = False, reason: ChainReason = "rotated") -> None:
+        """Open (creating) the path; continue the chain of a non-empty file, else start one."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        fd = os.open(self.path, flags, self._mode)
+        continues = self._prev
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = fd
+        st = os.fstat(fd)
+        self._ident = (st.st_dev, st.st_ino)
+        self._end = st.st_size
+        self._reopen = False
+        if st.st_size == 0:
+            self._start_chain("new-file" if initial else reason, continues)
+            return
+        try:
+            tail, ends_clean = last_line(self.path)
+        except OSError:
+            # Append-only may leave the file unreadable to us (chattr +a, 0200): start afresh.
+            self._start_chain("resumed-unreadable", continues)
+            return
+        if ends_clean and tail is not None:
+            self._prev = line_hash(tail)
+            self._pending_chain = None
+            return
+        self._torn = not ends_clean
+        self._start_chain("damaged-tail", continues)
+
+    def _start_chain(self, reason: ChainReason, continues: str | None) -> None:
+        self._prev = None
+        self._pending_chain = {"reason": reason, "file": str(self.path), "continues": continues}
+
+    def _ensure_open(self) -> None:
+        """Reopen on request, when the path is another file now, or start a chain on truncation."""
+        if self._fd is None or self._reopen:
+            self._open(reason="rotated")
+            return
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self._open(reason="rotated")  # renamed away and not recreated yet
+            return
+        if (st.st_dev, st.st_ino) != self._ident:
+            self._open(reason="rotated")
+            return
+        if os.fstat(self._fd).st_size < self._end:
+            self._end = 0  # copytruncate: O_APPEND already writes at the new end
+            self._start_chain("truncated", self._prev)
+
+    def _write_linked(self, rendered: str) -> None:
+        assert self._fd is not None
+        if self._torn:
+            self._write_all(b"\n")  # end the torn line so the next one is whole
+            self._torn = False
+        line = link(rendered, self._prev, self._pending_chain).encode("utf-8")
+        self._write_all(line + b"\n")
+        self._prev = line_hash(line)
+        self._pending_chain = None
+        self._end = os.lseek(self._fd, 0, os.SEEK_CUR)
+        if self.last_error is not None:
+            log.warning("audit log %s is writable again", self.path)
+            self.last_error = None
+
+    def _write_all(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self._fd, view)
+            except OSError:
+                if len(view) != len(data):
+                    self._torn = True
+                    self._start_chain("damaged-tail", self._prev)
+                raise
+            if written == 0:  # pragma: no cover - a regular file does not do this
+                raise OSError(errno.EIO, "write returned 0")
+            view = view[written:]
+
+    def _write_gap(self) -> None:
+        """Record, in the chain, how many events were lost while the file could not be written."""
+        gap = {
+            "schema_version": SCHEMA_VERSION,
+            "time": format_time(self._clock()),
+            "event": "audit_gap",
+            "lost": self._lost,
+            "since": self._lost_since,
+            "error": self.last_error or "unknown",
+        }
+        self._write_linked(json.dumps(gap))
+        self._lost = 0
+        self._lost_since = None
+
+    def _failed(self, exc: OSError, *, lost: int, refuse: bool = True) -> None:
+        """Report loudly (first time, then once a minute), count the loss, raise if fail-closed."""
+        message = f"cannot write audit log {self.path}: {exc.strerror or exc}"
+        first = self.last_error is None
+        self.last_error = message
+        if lost:
+            if self._lost == 0:
+                self._lost_since = format_time(self._clock())
+            self._lost += lost
+        now = time.monotonic()
+        if first or now - self._last_complaint >= _REPEAT_COMPLAINT_S:
+            self._last_complaint = now
+            consequence = (
+                "REFUSING TRAFFIC until it is writable (on_audit_failure=fail-closed)"
+                if self.on_failure == "fail-closed"
+                else "still serving, decisions are NOT being recorded (on_audit_failure=serve)"
+            )
+            log.critical("%s; %s; %d event(s) lost so far", message, consequence, self._lost)
+        if refuse and self.on_failure == "fail-closed":
+            raise AuditUnavailableError(message) from exc
+
+
+def install_sighup_reopen(files: Iterable[AuditFile]) -> None:
+    """Make SIGHUP reopen the files (logrotate's `postrotate kill -HUP`), keeping any old handler.
+
+    Call from the main thread. Rotation is detected without it; the signal only makes the switch
+    immediate instead of at the next event.
+    """
+    targets = tuple(files)
+    previous = signal.getsignal(signal.SIGHUP)
+
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        for target in targets:
+            target.request_reopen()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGHUP, on_hup)
