@@ -14,10 +14,14 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import structlog
+
+from .auditchain import SCHEMA_VERSION, format_time
+from .auditfile import AuditFile, OnAuditFailure, TextSink
 
 REDACTED = "REDACTED"
 
@@ -58,7 +62,7 @@ class _Fanout:
     the flush is one system call.
     """
 
-    def __init__(self, sinks: Iterable[IO[str]]) -> None:
+    def __init__(self, sinks: Iterable[TextSink]) -> None:
         self._sinks = tuple(sinks)
 
     def msg(self, message: str) -> None:
@@ -80,29 +84,47 @@ def _drop_secrets(
     return event
 
 
+def _envelope(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """`schema_version`, `time`, `event` first, in that order: readable, and cheap to pre-filter.
+
+    The time is UTC with microseconds always present, so lines compare and sort as text.
+    """
+    head = {
+        "schema_version": SCHEMA_VERSION,
+        "time": format_time(datetime.now(UTC)),
+        "event": event.pop("event", None),
+    }
+    event.pop("schema_version", None)
+    event.pop("time", None)
+    return {**head, **event}
+
+
 class AuditLog:
     """Writes audit events as JSON lines to a file and/or stdout; build one, pass it around."""
 
-    def __init__(self, sinks: Iterable[IO[str]], *, owned: Iterable[IO[str]] = ()) -> None:
+    def __init__(self, sinks: Iterable[TextSink], *, owned: Iterable[TextSink] = ()) -> None:
         self._owned = tuple(owned)
         self._logger = structlog.wrap_logger(
             _Fanout(sinks),
             processors=[
                 _drop_secrets,
-                structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+                _envelope,
                 structlog.processors.JSONRenderer(sort_keys=False),
             ],
             cache_logger_on_first_use=False,
         )
 
     @classmethod
-    def open(cls, path: Path | None, *, stdout: bool = False) -> AuditLog:
-        """Append to `path` (made if missing) and/or write to stdout."""
-        sinks: list[IO[str]] = []
-        owned: list[IO[str]] = []
+    def open(
+        cls, path: Path | None, *, stdout: bool = False, on_failure: OnAuditFailure = "serve"
+    ) -> AuditLog:
+        """Append to `path` (made if missing; see `AuditFile`) and/or write to stdout."""
+        sinks: list[TextSink] = []
+        owned: list[AuditFile] = []
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = path.open("a", encoding="utf-8")  # closed by close()
+            handle = AuditFile(path, on_failure=on_failure)  # closed by close()
             sinks.append(handle)
             owned.append(handle)
         if stdout:
@@ -110,10 +132,26 @@ class AuditLog:
         return cls(sinks, owned=owned)
 
     def event(self, event: str, **fields: Any) -> None:
-        """Record one event; `event` names it (`decision`, `engine_error`, ...)."""
+        """Record one event; `event` names it (`decision`, `engine_error`, ...).
+
+        Raises `AuditUnavailableError` when a file cannot be written and its `on_failure` is
+        `fail-closed`.
+        """
         self._logger.info(event, **fields)
+
+    @property
+    def files(self) -> tuple[AuditFile, ...]:
+        """The audit files this log writes (for SIGHUP reopen and health checks)."""
+        return tuple(h for h in self._owned if isinstance(h, AuditFile))
+
+    @property
+    def refusing(self) -> bool:
+        """True while an audit file is failing with `on_audit_failure: fail-closed`."""
+        return any(f.refusing for f in self.files)
 
     def close(self) -> None:
         for handle in self._owned:
-            handle.close()
+            close = getattr(handle, "close", None)
+            if close is not None:
+                close()
         self._owned = ()
