@@ -1,0 +1,842 @@
+"""The mitmproxy addon: every request decided, enforced and recorded, failing closed.
+
+Where each decision is taken (see docs/proxy.md):
+
+- `http_connect`: the CONNECT host, before any TLS. A never-decrypt site that is blocked is
+  refused here (nothing else can answer it); everything else goes on to the ClientHello.
+- `tls_clienthello`: the SNI. Never-decrypt sites are passed through untouched
+  (`ignore_connection`) and, if blocked, stopped by failing the upstream connection in
+  `server_connect` (see ../shared/MITMPROXY-NOTES.md); the rest is intercepted.
+- `requestheaders`: the (decrypted) request, before its body is read or anything is sent
+  upstream. The request host, the Host header and the SNI are each decided; the strictest wins.
+- `responseheaders`: content rules (audio streams, torrents, executables, large transfers), and
+  a byte counter for transfers whose size the headers do not state.
+
+mitmproxy forwards a request when a hook raises, so every hook runs inside `_guarded`, which
+blocks what the hook was deciding and audits an `engine_error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from mitmproxy import connection, ctx, exceptions, http, tls
+from mitmproxy.addonmanager import Loader
+from mitmproxy.proxy import server_hooks
+
+from ..audit import AuditLog, redact_query, redact_url
+from ..content import detect_content, is_icy_response
+from ..engine import Decision, Facts, decide, decide_content
+from ..errors import AupgateError, Problem
+from ..gateway import Gateway, ReloadOutcome, Snapshot
+from ..normalise import Url, parse_url, registered_domain
+from ..pages import CONTINUE_PATH, RESERVED_PREFIX, CitedClause, Page, render
+from ..paths import default_categories, default_policy_dir
+from ..policy import Policy
+from . import options as opts
+from .passes import Passes, clean_reason
+from .responses import make_response, redirect, replace_streaming
+
+logger = logging.getLogger(__name__)
+
+SEVERITY = {"allow": 0, "log": 1, "warn": 2, "block": 3}
+META = "aupgate"  # flow.metadata key: the _Record of what we decided
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class InjectedFaultError(RuntimeError):
+    """Raised on purpose by `aupgate_fault` (test mode only) to prove the gateway fails closed."""
+
+
+# --------------------------------------------------------------------------- small pure helpers
+
+
+def client_address(peername: tuple[Any, ...] | None) -> IPAddress | None:
+    """The client's IP from a peername: `%scope` stripped, IPv4-mapped IPv6 unwrapped."""
+    if not peername:
+        return None
+    try:
+        address = ipaddress.ip_address(str(peername[0]).rsplit("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        return address.ipv4_mapped or address
+    return address
+
+
+def _options_error(message: str) -> exceptions.OptionsError:
+    """mitmproxy's OptionsError is untyped; one typed place to build it."""
+    return exceptions.OptionsError(message)  # type: ignore[no-untyped-call]
+
+
+def strictest(decisions: Sequence[Decision]) -> Decision:
+    """The most severe decision; on a tie the first (the request's own name) wins."""
+    best = decisions[0]
+    for d in decisions[1:]:
+        if SEVERITY[d.action] > SEVERITY[best.action]:
+            best = d
+    return best
+
+
+def authority_host(authority: str) -> str:
+    """The host part of a Host header or `:authority` (`[::1]:80` -> `::1`)."""
+    if authority.startswith("["):
+        return authority[1:].partition("]")[0]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+@dataclass(slots=True)
+class Identity:
+    """Who is asking: the client address, the proxy login, and the agency they fall under."""
+
+    client: IPAddress | None
+    user: str | None
+    policy: Policy | None
+
+    @property
+    def client_text(self) -> str:
+        return str(self.client) if self.client is not None else ""
+
+
+@dataclass(slots=True)
+class Tunnel:
+    """What was decided for one client connection's CONNECT and ClientHello."""
+
+    identity: Identity
+    connect_host: str | None = None
+    passthrough: bool = False
+    refuse: str | None = None  # set: fail the upstream connection with this message
+
+
+@dataclass(slots=True)
+class _Record:
+    """What the audit event of one HTTP request will say; filled in as the flow progresses."""
+
+    identity: Identity
+    decision: Decision | None
+    enforced: str  # passed | blocked | warned | pass-used | refused | error | continue
+    phase: str = "request"
+    bytes_counted: int | None = None
+    audited: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _guarded(
+    on_error: Callable[[Aupgate, Any, BaseException], None],
+) -> Callable[[Callable[Concatenate[Aupgate, P], None]], Callable[Concatenate[Aupgate, P], None]]:
+    """Run a hook so that an exception blocks what it was deciding instead of passing it."""
+
+    def wrap(
+        hook: Callable[Concatenate[Aupgate, P], None],
+    ) -> Callable[Concatenate[Aupgate, P], None]:
+        def run(self: Aupgate, /, *args: P.args, **kwargs: P.kwargs) -> None:
+            try:
+                hook(self, *args, **kwargs)
+            except Exception as exc:  # fail closed on anything
+                try:
+                    on_error(self, args[0] if args else None, exc)
+                except Exception:  # pragma: no cover - last resort: never let it propagate
+                    logger.exception("aupgate: failed while failing closed")
+
+        run.__doc__ = hook.__doc__
+        return run
+
+    return wrap
+
+
+# --------------------------------------------------------------------------- the addon
+
+
+class Aupgate:
+    """Enforces agency acceptable-use policies on every flow. One instance per mitmproxy."""
+
+    def __init__(self) -> None:
+        self.gateway: Gateway | None = None
+        self.audit: AuditLog = AuditLog([])
+        self._audit_key: tuple[str, bool] | None = None
+        self.fixed_time: datetime | None = None
+        self.resolve: dict[tuple[str, int], tuple[str, int]] = {}
+        self.fault: opts.Fault | None = None
+        self.passes = Passes(15 * 60)
+        self._tunnels: dict[str, Tunnel] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ options and lifecycle
+
+    def load(self, loader: Loader) -> None:
+        for spec in opts.OPTIONS:
+            loader.add_option(spec.name, spec.typespec, spec.default, spec.help, spec.choices)
+
+    def configure(self, updated: set[str]) -> None:
+        o = ctx.options
+        try:
+            if "aupgate_fixed_time" in updated:
+                self.fixed_time = opts.parse_fixed_time(o.aupgate_fixed_time)
+                if self.fixed_time is not None:
+                    logger.warning("!!! aupgate: POLICY CLOCK FROZEN AT %s (aupgate_fixed_time); "
+                                   "every decision uses this time. Never use this in production.",
+                                   self.fixed_time.isoformat())
+            if "aupgate_resolve" in updated:
+                self.resolve = opts.resolve_table(o.aupgate_resolve)
+                for (host, port), (addr, to_port) in self.resolve.items():
+                    logger.warning("aupgate: resolve override %s:%s -> %s:%s",
+                                   host, port, addr, to_port)
+            if "aupgate_fault" in updated:
+                self.fault = opts.parse_fault(o.aupgate_fault, os.environ)
+            if "aupgate_warn_minutes" in updated:
+                opts.check_positive("aupgate_warn_minutes", o.aupgate_warn_minutes,
+                                    allow_zero=False)
+                self.passes.pass_seconds = o.aupgate_warn_minutes * 60
+            if "aupgate_reload_seconds" in updated:
+                opts.check_positive("aupgate_reload_seconds", o.aupgate_reload_seconds,
+                                    allow_zero=True)
+        except ValueError as exc:
+            raise _options_error(f"aupgate: {exc}") from exc
+
+        if {"aupgate_audit_log", "aupgate_audit_stdout"} & updated:
+            self._open_audit()
+        if {"aupgate_policy_dir", "aupgate_categories", "aupgate_default_agency"} & updated:
+            self._load_gateway()
+        if "connection_strategy" in updated and o.connection_strategy != "lazy":
+            # Eager connects upstream at CONNECT, before the SNI is decided: a blocked
+            # never-decrypt site would be contacted. Lazy is required, not a preference.
+            logger.warning("aupgate: setting connection_strategy=lazy (needed to decide the SNI "
+                           "before any upstream connection)")
+            o.connection_strategy = "lazy"
+        if "listen_host" in updated and o.listen_host == "":
+            logger.warning("aupgate: listening on 127.0.0.1 only; set listen_host to serve "
+                           "a network")
+            o.listen_host = "127.0.0.1"
+
+    def _open_audit(self) -> None:
+        o = ctx.options
+        key = (o.aupgate_audit_log, bool(o.aupgate_audit_stdout))
+        if key == self._audit_key:
+            return
+        try:
+            audit = AuditLog.open(Path(o.aupgate_audit_log) if o.aupgate_audit_log else None,
+                                  stdout=o.aupgate_audit_stdout)
+        except OSError as exc:
+            raise _options_error(f"aupgate: cannot open the audit log: {exc}") from exc
+        old, self.audit, self._audit_key = self.audit, audit, key
+        old.close()
+
+    def _load_gateway(self) -> None:
+        o = ctx.options
+        policy_dir = Path(o.aupgate_policy_dir) if o.aupgate_policy_dir else default_policy_dir()
+        categories = Path(o.aupgate_categories) if o.aupgate_categories else default_categories()
+        started = time.perf_counter()
+        try:
+            gateway = Gateway(policy_dir, categories, self._today)
+        except AupgateError as exc:
+            problems: Sequence[Problem] = getattr(exc, "problems", ())
+            for problem in problems:
+                logger.error("aupgate: %s", problem)
+            raise _options_error(
+                f"aupgate: cannot load policies from {policy_dir} and categories from "
+                f"{categories}: {len(problems)} problem(s), first: "
+                f"{problems[0] if problems else exc}") from exc
+        snap = gateway.current
+        agency = o.aupgate_default_agency
+        if agency and agency not in snap.policies.policies:
+            known = ", ".join(sorted(snap.policies.policies))
+            raise _options_error(
+                f"aupgate: aupgate_default_agency '{agency}' is not a loaded agency ({known})")
+        for warning in snap.policies.warnings:
+            logger.warning("aupgate: %s", warning)
+        self.gateway = gateway
+        logger.info("aupgate: %d agencies (%s), %d category entries, loaded in %.2fs",
+                    len(snap.policies.policies), ", ".join(sorted(snap.policies.policies)),
+                    len(snap.index), time.perf_counter() - started)
+        self.audit.event("policy_loaded", agencies=sorted(snap.policies.policies),
+                         policy_digest=snap.policy_digest,
+                         categories_digest=snap.categories_digest,
+                         fixed_time=self.fixed_time.isoformat() if self.fixed_time else None)
+
+    def running(self) -> None:
+        if self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def done(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        self.audit.close()
+
+    async def _watch(self) -> None:
+        """Poll policy and category files; load changes in a thread so traffic keeps flowing."""
+        while True:
+            interval = ctx.options.aupgate_reload_seconds
+            await asyncio.sleep(interval or 5)
+            gateway = self.gateway
+            if not interval or gateway is None:
+                continue
+            try:
+                parts = gateway.check()
+                if parts:
+                    for outcome in await asyncio.to_thread(gateway.reload, parts):
+                        self._report_reload(outcome)
+            except Exception as exc:  # the watcher must survive anything
+                logger.exception("aupgate: reload check failed")
+                self.audit.event("policy_reload_failed", part="unknown", error=repr(exc))
+
+    def _report_reload(self, outcome: ReloadOutcome) -> None:
+        if outcome.ok:
+            logger.warning("aupgate: reloaded %s (%s)", outcome.part, outcome.digest[:12])
+            self.audit.event("policy_reloaded", part=outcome.part, digest=outcome.digest,
+                             warnings=[str(p) for p in outcome.problems])
+            return
+        for problem in outcome.problems:
+            logger.error("aupgate: %s", problem)
+        logger.error("aupgate: %s NOT reloaded: %d error(s); the last good %s stay in force",
+                     outcome.part, len(outcome.errors), outcome.part)
+        self.audit.event("policy_reload_failed", part=outcome.part, digest=outcome.digest,
+                         errors=[str(p) for p in outcome.errors])
+
+    # ------------------------------------------------------------------ deciding
+
+    def _now(self) -> datetime:
+        return self.fixed_time or datetime.now(UTC)
+
+    def _today(self) -> date:
+        return self._now().date()
+
+    def _snapshot(self) -> Snapshot:
+        if self.gateway is None:
+            raise RuntimeError("aupgate is not configured: no policies loaded")
+        return self.gateway.current
+
+    def _identify(self, snap: Snapshot, client: connection.Client,
+                  metadata: dict[str, Any]) -> Identity:
+        address = client_address(client.peername)
+        auth = metadata.get("proxyauth")
+        user = str(auth[0]) if isinstance(auth, tuple) and auth and auth[0] else None
+        policy = snap.policies.agency_for(address)
+        if policy is None and ctx.options.aupgate_default_agency:
+            policy = snap.policies.policies.get(ctx.options.aupgate_default_agency)
+        return Identity(address, user, policy)
+
+    def _decide(self, snap: Snapshot, ident: Identity, url: Url, point: str = "decide") -> Decision:
+        fault = self.fault
+        if fault is not None and fault.point == point and fault.host in (None, url.host):
+            raise InjectedFaultError(f"injected fault at {point} for {url.host}")
+        assert ident.policy is not None
+        facts = Facts(url=url, user=ident.user, client=ident.client)
+        return decide(ident.policy, snap.index, facts, self._now())
+
+    def _decide_names(self, snap: Snapshot, ident: Identity, scheme: str, port: int,
+                      path: str, query: str, names: Sequence[str | None],
+                      point: str = "decide") -> tuple[Decision, list[Decision]]:
+        """Decide each distinct name (request host, Host header, SNI); the strictest wins."""
+        decisions: list[Decision] = []
+        seen: set[str] = set()
+        for name in names:
+            if not name:
+                continue
+            url = parse_url(_url_text(scheme, name, port, path, query))
+            if url.host in seen:
+                continue
+            seen.add(url.host)
+            decisions.append(self._decide(snap, ident, url, point))
+        return strictest(decisions), decisions
+
+    def _fronting(self, request_id: str, ident: Identity, decisions: Sequence[Decision],
+                  phase: str) -> None:
+        """Audit names that belong to different registered domains (domain fronting)."""
+        if len(decisions) < 2:
+            return
+        domains = {_registered(d.host) for d in decisions}
+        if len(domains) > 1:
+            self.audit.event(
+                "domain_mismatch", request_id=request_id, phase=phase,
+                client=ident.client_text, user=ident.user,
+                agency=ident.policy.agency if ident.policy else None,
+                names=[d.host for d in decisions],
+                actions=[d.action for d in decisions],
+                action=strictest(decisions).action)
+
+    # ------------------------------------------------------------------ pages
+
+    def _page(self, kind: str, request_id: str, host: str, url: str,
+              decision: Decision | None, policy: Policy | None, reason: str | None = None,
+              token: str | None = None) -> Page:
+        clauses: tuple[CitedClause, ...] = ()
+        if decision is not None and policy is not None:
+            clauses = tuple(CitedClause(cid, policy.clauses[cid].title, policy.clauses[cid].text)
+                            for cid in decision.clauses if cid in policy.clauses)
+        return Page(
+            kind=kind,  # type: ignore[arg-type]
+            request_id=request_id, host=host, url=url,
+            reason=reason or (decision.reason if decision else ""),
+            agency=policy.agency if policy else None,
+            agency_name=policy.name if policy else None,
+            document=policy.document.title if policy else None,
+            clauses=clauses,
+            categories=decision.categories if decision else (),
+            window=decision.window if decision else None,
+            rule=decision.rule if decision else None,
+            contact=policy.contact if policy else None,
+            action=decision.action if decision else None,
+            token=token,
+            pass_minutes=int(self.passes.pass_seconds // 60),
+        )
+
+    def _refused_page(self, request_id: str, host: str, url: str, ident: Identity) -> Page:
+        who = ident.client_text or "this computer"
+        return self._page(
+            "refused", request_id, host, url, None, None,
+            reason=f"The gateway serves agency networks only, and {who} is in none of them. "
+                   "Ask your IT service desk to connect this computer to an agency network.")
+
+    # ------------------------------------------------------------------ audit
+
+    def _audit_request(self, flow: http.HTTPFlow) -> None:
+        record: _Record | None = flow.metadata.get(META)
+        if record is None or record.audited:
+            return
+        record.audited = True
+        req = flow.request
+        d = record.decision
+        ident = record.identity
+        status = flow.response.status_code if flow.response else None
+        if record.bytes_counted is not None:
+            size: int | None = record.bytes_counted
+        elif flow.response is not None and flow.response.raw_content is not None:
+            size = len(flow.response.raw_content)
+        else:
+            size = None
+        fault = self.fault
+        if fault is not None and fault.point == "audit" and fault.host in (None, req.host):
+            raise InjectedFaultError("injected fault at audit")
+        self.audit.event(
+            "decision",
+            request_id=flow.id,
+            phase=record.phase,
+            client=ident.client_text,
+            user=ident.user,
+            agency=ident.policy.agency if ident.policy else None,
+            method=req.method,
+            scheme=req.scheme,
+            host=req.host,
+            path=_safe_path(req.path),
+            http_version=req.http_version,
+            categories=list(d.categories) if d else [],
+            rule=d.rule if d else None,
+            clauses=list(d.clauses) if d else [],
+            action=d.action if d else None,
+            step=d.step if d else None,
+            window=d.window if d else None,
+            grant=d.grant if d else None,
+            enforced=record.enforced,
+            status=status,
+            bytes=size,
+            error=flow.error.msg if flow.error else None,
+            **record.extra,
+        )
+
+    # ------------------------------------------------------------------ failing closed
+
+    def _fail_flow(self, flow: Any, exc: BaseException) -> None:
+        """An HTTP hook raised: answer with the error page (or kill the flow) and audit it."""
+        logger.error("aupgate: engine error, request blocked: %r", exc, exc_info=exc)
+        request_id = getattr(flow, "id", "")
+        host = getattr(getattr(flow, "request", None), "host", None)
+        self.audit.event("engine_error", request_id=request_id, host=host, error=repr(exc),
+                         action="block")
+        if not isinstance(flow, http.HTTPFlow):
+            return
+        record = flow.metadata.get(META)
+        if isinstance(record, _Record):
+            record.enforced = "error"
+            record.audited = True  # the engine_error event is this request's record
+        page = self._page("error", flow.id, flow.request.host, "", None, None)
+        rendered = render(page, flow.request.headers.get("accept"))
+        if flow.response is not None and flow.response.stream:
+            if flow.killable:
+                flow.kill()  # type: ignore[no-untyped-call]  # body already on its way: stopping it is all that is left
+            return
+        if flow.response is not None:
+            replace_streaming(flow, rendered)
+        elif flow.live:
+            flow.response = make_response(rendered)
+
+    def _fail_tls(self, data: Any, exc: BaseException) -> None:
+        """The ClientHello hook raised: refuse the upstream; intercepting shows the error page."""
+        logger.error("aupgate: engine error at ClientHello, connection blocked: %r", exc,
+                     exc_info=exc)
+        client = data.context.client
+        self.audit.event("engine_error", request_id=client.id, phase="tls",
+                         sni=getattr(data.client_hello, "sni", None), error=repr(exc),
+                         action="block")
+        tunnel = self._tunnels.setdefault(client.id, Tunnel(Identity(None, None, None)))
+        tunnel.refuse = "aupgate engine error"
+        data.ignore_connection = True
+
+    def _fail_server(self, data: Any, exc: BaseException) -> None:
+        logger.error("aupgate: engine error at server_connect, connection refused: %r", exc,
+                     exc_info=exc)
+        self.audit.event("engine_error", request_id=data.client.id, phase="server_connect",
+                         error=repr(exc), action="block")
+        data.server.error = "aupgate engine error"
+
+    def _fail_audit(self, flow: Any, exc: BaseException) -> None:
+        """Auditing a finished flow raised: the body has not been sent yet, so withhold it."""
+        self._fail_flow(flow, exc)
+
+    # ------------------------------------------------------------------ CONNECT
+
+    @_guarded(_fail_flow)
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return  # e.g. proxyauth already answered 407
+        snap = self._snapshot()
+        ident = self._identify(snap, flow.client_conn, flow.metadata)
+        host, port = flow.request.host, flow.request.port
+        tunnel = Tunnel(ident)
+        self._tunnels[flow.client_conn.id] = tunnel
+        if ident.policy is None:
+            page = self._refused_page(flow.id, host, f"{host}:{port}", ident)
+            flow.response = make_response(render(page, None))
+            self._audit_connect(flow, ident, None, "refused")
+            return
+        decision, _ = self._decide_names(snap, ident, "https", port, "/", "", [host], "connect")
+        tunnel.connect_host = decision.host
+        never = decision.intercept == "never"
+        refuse = decision.action == "block" and (
+            never or ctx.options.aupgate_https_block == "refuse")
+        if decision.action == "warn" and never and not self.passes.has_pass(
+                client=ident.client_text, user=ident.user, host=decision.host,
+                now=time.monotonic()):
+            refuse = True  # a warn page cannot be shown without decrypting
+        if refuse:
+            page = self._page("block", flow.id, host, f"{host}:{port}", decision, ident.policy)
+            flow.response = make_response(render(page, None))
+            self._audit_connect(flow, ident, decision, "refused")
+            return
+        self._audit_connect(flow, ident, decision, "passed")
+
+    def _audit_connect(self, flow: http.HTTPFlow, ident: Identity, d: Decision | None,
+                       enforced: str) -> None:
+        self.audit.event(
+            "decision", request_id=flow.id, phase="connect", client=ident.client_text,
+            user=ident.user, agency=ident.policy.agency if ident.policy else None,
+            method="CONNECT", scheme="https", host=flow.request.host,
+            port=flow.request.port, path=None,
+            categories=list(d.categories) if d else [], rule=d.rule if d else None,
+            clauses=list(d.clauses) if d else [], action=d.action if d else None,
+            window=d.window if d else None, intercept=d.intercept if d else None,
+            enforced=enforced, status=flow.response.status_code if flow.response else 200,
+            bytes=None)
+
+    # ------------------------------------------------------------------ TLS ClientHello
+
+    @_guarded(_fail_tls)
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        client = data.context.client
+        tunnel = self._tunnels.get(client.id)
+        snap = self._snapshot()
+        if tunnel is None:  # no CONNECT seen (transparent or reverse mode)
+            tunnel = Tunnel(self._identify(snap, client, {}))
+            self._tunnels[client.id] = tunnel
+        ident = tunnel.identity
+        sni = data.client_hello.sni
+        if ident.policy is None:
+            return  # refused at CONNECT already, or intercept and refuse at requestheaders
+        server = data.context.server.address
+        port = server[1] if server else 443
+        names = [tunnel.connect_host, sni]
+        if not any(names):
+            return  # nothing to decide on yet: intercept, decide at requestheaders
+        decision, decisions = self._decide_names(snap, ident, "https", port, "/", "", names,
+                                                 "clienthello")
+        self._fronting(client.id, ident, decisions, "tls")
+        never = all(d.intercept == "never" for d in decisions)
+        if not never:
+            return  # intercept: requestheaders decides with the full URL and shows the page
+        data.ignore_connection = True
+        tunnel.passthrough = True
+        if decision.action in ("block", "warn"):
+            tunnel.refuse = f"blocked by policy: {decision.rule}"
+        self.audit.event(
+            "decision", request_id=client.id, phase="tls", client=ident.client_text,
+            user=ident.user, agency=ident.policy.agency, method=None, scheme="https",
+            host=decision.host, sni=sni, connect_host=tunnel.connect_host, path=None,
+            categories=list(decision.categories), rule=decision.rule,
+            clauses=list(decision.clauses), action=decision.action, window=decision.window,
+            intercept="never", enforced="refused" if tunnel.refuse else "passthrough",
+            status=None, bytes=None)
+
+    @_guarded(_fail_server)
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        tunnel = self._tunnels.get(data.client.id)
+        if tunnel is not None and tunnel.refuse:
+            data.server.error = tunnel.refuse
+            return
+        address = data.server.address
+        if address is not None and self.resolve:
+            target = opts.resolve(self.resolve, str(address[0]), int(address[1]))
+            if target is not None:
+                data.server.address = target
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self._tunnels.pop(client.id, None)
+
+    # ------------------------------------------------------------------ HTTP requests
+
+    @_guarded(_fail_flow)
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        req = flow.request
+        snap = self._snapshot()
+        tunnel = self._tunnels.get(flow.client_conn.id)
+        # identified per request: a reload may have moved the client to another policy
+        ident = self._identify(snap, flow.client_conn, flow.metadata)
+        accept = req.headers.get("accept")
+        shown_url = redact_url(req.scheme, req.host, _shown_port(req), req.path.split("?")[0],
+                               _query(req.path))
+        if tunnel is not None and tunnel.refuse:
+            page = self._page("error", flow.id, req.host, shown_url, None, ident.policy)
+            self._answer(flow, make_response(render(page, accept)),
+                         _Record(ident, None, "error"))
+            return
+        if ident.policy is None:
+            page = self._refused_page(flow.id, req.host, shown_url, ident)
+            self._answer(flow, make_response(render(page, accept)),
+                         _Record(ident, None, "refused"))
+            return
+        path, _, query = req.path.partition("?")
+        if path.startswith(RESERVED_PREFIX):
+            flow.metadata[META] = _Record(ident, None, "continue", phase="continue")
+            if path != CONTINUE_PATH or req.method != "POST":
+                page = self._page("error", flow.id, req.host, shown_url, None, ident.policy,
+                                  reason="This address is reserved by the agency gateway.")
+                self._answer(flow, make_response(render(page, accept)), None)
+            return  # the body is read; `request` answers, nothing is forwarded
+        names = [req.host, authority_host(req.host_header or ""),
+                 flow.client_conn.sni if req.scheme == "https" else None]
+        decision, decisions = self._decide_names(snap, ident, req.scheme, req.port, path or "/",
+                                                 query, names)
+        self._fronting(flow.id, ident, decisions, "request")
+        record = _Record(ident, decision, "passed")
+        flow.metadata[META] = record
+        self._enforce(flow, decision, record, shown_url, accept)
+
+    def _enforce(self, flow: http.HTTPFlow, decision: Decision, record: _Record,
+                 shown_url: str, accept: str | None) -> None:
+        """Answer a block or warn decision; allow and log pass."""
+        ident = record.identity
+        host = decision.host
+        if decision.action == "warn":
+            if self.passes.has_pass(client=ident.client_text, user=ident.user, host=host,
+                                    now=time.monotonic()):
+                record.enforced = "pass-used"
+                return
+            assert ident.policy is not None
+            token = self.passes.issue(
+                client=ident.client_text, user=ident.user, host=host,
+                url=flow.request.url, agency=ident.policy.agency, rule=decision.rule,
+                clauses=decision.clauses, now=time.monotonic())
+            page = self._page("warn", flow.id, flow.request.host, shown_url, decision,
+                              ident.policy, token=token)
+            record.enforced = "warned"
+            self._answer(flow, make_response(render(page, accept)), record)
+        elif decision.action == "block":
+            page = self._page("block", flow.id, flow.request.host, shown_url, decision,
+                              ident.policy)
+            record.enforced = "blocked"
+            self._answer(flow, make_response(render(page, accept)), record)
+
+    def _answer(self, flow: http.HTTPFlow, response: http.Response,
+                record: _Record | None) -> None:
+        if record is not None:
+            flow.metadata[META] = record
+        flow.metadata["aupgate_answered"] = True
+        flow.response = response
+
+    @_guarded(_fail_flow)
+    def request(self, flow: http.HTTPFlow) -> None:
+        """The warn form's POST (its body is needed, so it is handled here, never forwarded)."""
+        record = flow.metadata.get(META)
+        if not isinstance(record, _Record) or record.phase != "continue" or flow.response:
+            return
+        req = flow.request
+        accept = req.headers.get("accept")
+        form = urllib.parse.parse_qs((req.get_content(strict=False) or b"").decode(
+            "utf-8", "replace"), keep_blank_values=True)
+        token = (form.get("token") or [""])[0]
+        reason = clean_reason((form.get("reason") or [""])[0])
+        ident = record.identity
+        if len(reason) < 4:
+            page = self._page("warn", flow.id, req.host, "", None, ident.policy,
+                              reason="A work reason of at least a few words is required.")
+            self._answer(flow, make_response(render(page, accept)), record)
+            return
+        ticket = self.passes.redeem(token, client=ident.client_text, user=ident.user,
+                                    host=req.host, now=time.monotonic())
+        if ticket is None:
+            page = self._page("error", flow.id, req.host, "", None, ident.policy,
+                              reason="This continue form has expired or was issued to another "
+                                     "computer or user. Open the site again.")
+            self._answer(flow, make_response(render(page, accept)), record)
+            return
+        record.extra = {"rule_continued": ticket.rule, "clauses_continued": list(ticket.clauses),
+                        "work_reason": reason, "continued_host": ticket.host,
+                        "pass_minutes": int(self.passes.pass_seconds // 60)}
+        self._answer(flow, redirect(ticket.url), record)
+
+    # ------------------------------------------------------------------ HTTP responses
+
+    @_guarded(_fail_flow)
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.metadata.get("aupgate_answered") or flow.response is None or flow.error:
+            return
+        record = flow.metadata.get(META)
+        if not isinstance(record, _Record) or record.identity.policy is None:
+            return
+        policy = record.identity.policy
+        resp = flow.response
+        req = flow.request
+        path, _, query = req.path.partition("?")
+        length_text = resp.headers.get("content-length")
+        length = int(length_text) if length_text and length_text.isdigit() else None
+        if req.method == "HEAD" or resp.status_code in (204, 304):
+            length = None  # no body follows, whatever the length says
+        limit = policy.transfer_limit_bytes
+        kinds = detect_content(
+            content_type=resp.headers.get("content-type"), content_length=length,
+            disposition=resp.headers.get("content-disposition"), path=path, query=query,
+            limit_bytes=limit)
+        if is_icy_response(resp.reason, dict(resp.headers)):
+            kinds = kinds | {"audio-stream"}
+        snap = self._snapshot()
+        fault = self.fault
+        if fault is not None and fault.point == "responseheaders" and fault.host in (
+                None, req.host):
+            raise InjectedFaultError("injected fault at responseheaders")
+        if kinds:
+            url = parse_url(_url_text(req.scheme, req.host, req.port, path or "/", query))
+            facts = Facts(url=url, user=record.identity.user, client=record.identity.client)
+            decision = decide_content(policy, snap.index, facts, kinds, self._now())
+            if decision is not None:
+                record.decision = decision
+                record.phase = "response"
+                record.extra["content"] = sorted(kinds)
+                if decision.action in ("block", "warn"):
+                    self._block_response(flow, decision, record)
+                    return
+        if limit is not None and length is None and resp.stream is False:
+            resp.stream = self._counter(flow, record, limit)
+
+    def _block_response(self, flow: http.HTTPFlow, decision: Decision, record: _Record) -> None:
+        """Replace an arriving response with the block page (content rules have no warn pass:
+        a work reason cannot vouch for what a response turns out to be)."""
+        req = flow.request
+        shown_url = redact_url(req.scheme, req.host, _shown_port(req), req.path.split("?")[0],
+                               _query(req.path))
+        page = self._page("block", flow.id, req.host, shown_url, decision,
+                          record.identity.policy)
+        record.enforced = "blocked"
+        flow.metadata["aupgate_answered"] = True
+        replace_streaming(flow, render(page, req.headers.get("accept")))
+
+    def _counter(self, flow: http.HTTPFlow, record: _Record,
+                 limit: int) -> Callable[[bytes], bytes]:
+        """A stream callable that counts bytes and stops the transfer past the agency limit."""
+        counted = 0
+        stopped = False
+
+        def stream(data: bytes) -> bytes:
+            nonlocal counted, stopped
+            if stopped:
+                return b""
+            counted += len(data)
+            record.bytes_counted = counted
+            if counted <= limit:
+                return data
+            try:
+                decision = self._over_limit(flow, record)
+            except Exception as exc:  # fail closed inside the stream too
+                stopped = True
+                self._fail_flow(flow, exc)
+                return b""
+            if decision is None or decision.action not in ("block", "warn"):
+                return data
+            stopped = True
+            record.decision = decision
+            record.phase = "stream"
+            record.enforced = "cut"
+            record.extra["content"] = ["large-transfer"]
+            if flow.killable:
+                flow.kill()  # type: ignore[no-untyped-call]
+            logger.warning("aupgate: transfer cut at %d bytes (limit %d): %s", counted, limit,
+                           flow.request.host)
+            return b""
+
+        return stream
+
+    def _over_limit(self, flow: http.HTTPFlow, record: _Record) -> Decision | None:
+        policy = record.identity.policy
+        assert policy is not None
+        req = flow.request
+        path, _, query = req.path.partition("?")
+        url = parse_url(_url_text(req.scheme, req.host, req.port, path or "/", query))
+        facts = Facts(url=url, user=record.identity.user, client=record.identity.client)
+        return decide_content(policy, self._snapshot().index, facts,
+                              frozenset({"large-transfer"}), self._now())
+
+    @_guarded(_fail_audit)
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._audit_request(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        try:
+            self._audit_request(flow)
+        except Exception:  # the flow failed already; nothing passes
+            logger.exception("aupgate: could not audit a failed flow")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _url_text(scheme: str, host: str, port: int, path: str, query: str) -> str:
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    default = {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(scheme)
+    port_text = "" if port == default else f":{port}"
+    return f"{scheme}://{shown}{port_text}{path}" + (f"?{query}" if query else "")
+
+
+def _shown_port(req: http.Request) -> int | None:
+    return None if req.port == {"http": 80, "https": 443}.get(req.scheme) else req.port
+
+
+def _query(path: str) -> str:
+    return path.partition("?")[2]
+
+
+def _safe_path(path: str) -> str:
+    base, sep, query = path.partition("?")
+    return base + (f"?{redact_query(query)}" if sep else "")
+
+
+def _registered(host: str) -> str:
+    try:
+        return registered_domain(host)
+    except AupgateError:
+        return host

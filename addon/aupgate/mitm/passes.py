@@ -1,0 +1,95 @@
+"""Warn tickets and the short-lived passes they turn into.
+
+A warn page must not be skippable by replaying a URL or by a cookie the site could read, so the
+state lives in the proxy: the page carries an unguessable token; the token names, server-side,
+the client, user, host and original URL it was issued for; posting it back with a work reason
+turns it into a pass for that client, user and host that lasts a few minutes. Both tables are
+bounded, so a client cannot grow the proxy's memory by requesting warn pages.
+
+Pure (no mitmproxy); time is passed in as monotonic seconds so tests need not sleep.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import TypeVar
+
+TICKET_SECONDS = 30 * 60
+MAX_ENTRIES = 10_000
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+PassKey = tuple[str, str, str]  # (client address, user or "", host)
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """What a warn page was shown for; redeemed once by the continue form."""
+
+    client: str
+    user: str
+    host: str
+    url: str
+    agency: str
+    rule: str
+    clauses: tuple[str, ...]
+    expires: float
+
+
+class Passes:
+    """Tickets issued by warn pages and the passes redeemed from them."""
+
+    def __init__(self, pass_seconds: float) -> None:
+        self.pass_seconds = pass_seconds
+        self._tickets: dict[str, Ticket] = {}
+        self._passes: dict[PassKey, float] = {}
+
+    def issue(
+        self, *, client: str, user: str | None, host: str, url: str, agency: str, rule: str,
+        clauses: tuple[str, ...], now: float,
+    ) -> str:
+        """A new token for a warn page."""
+        self._prune(self._tickets, now, lambda t: t.expires)
+        token = secrets.token_urlsafe(18)
+        self._tickets[token] = Ticket(client, user or "", host, url, agency, rule, clauses,
+                                      now + TICKET_SECONDS)
+        return token
+
+    def redeem(self, token: str, *, client: str, user: str | None, host: str,
+               now: float) -> Ticket | None:
+        """The ticket, if the token is live and was issued to this client, user and host.
+
+        A redeemed ticket is gone; a pass for (client, user, host) starts now.
+        """
+        ticket = self._tickets.get(token)
+        if ticket is None or ticket.expires < now:
+            return None
+        if (ticket.client, ticket.user, ticket.host) != (client, user or "", host):
+            return None
+        del self._tickets[token]
+        self._prune(self._passes, now, lambda expires: expires)
+        self._passes[(client, user or "", host)] = now + self.pass_seconds
+        return ticket
+
+    def has_pass(self, *, client: str, user: str | None, host: str, now: float) -> bool:
+        expires = self._passes.get((client, user or "", host))
+        return expires is not None and expires >= now
+
+    @staticmethod
+    def _prune(table: dict[K, V], now: float, expiry: Callable[[V], float]) -> None:
+        """Drop expired entries; if still full, drop the oldest half (insertion order)."""
+        if len(table) < MAX_ENTRIES:
+            return
+        for key in [k for k, v in table.items() if expiry(v) < now]:
+            del table[key]
+        if len(table) >= MAX_ENTRIES:
+            for key in list(table)[: MAX_ENTRIES // 2]:
+                del table[key]
+
+
+def clean_reason(text: str, limit: int = 500) -> str:
+    """A work reason fit for the audit trail: one line, printable, bounded."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return flat[:limit]

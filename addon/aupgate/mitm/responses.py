@@ -1,0 +1,50 @@
+"""Turning rendered pages into mitmproxy responses, including after the upstream has answered.
+
+A block decided at `responseheaders` (an audio stream, an installer) must replace a response whose
+body is still arriving, possibly forever. mitmproxy would otherwise buffer the upstream body and
+write it over ours, so the replacement is streamed: our headers go out at once, the first body
+chunk event sends our page, and everything the upstream sends after that is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mitmproxy import http
+
+from ..pages import Rendered
+
+_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def make_response(rendered: Rendered, extra: dict[str, str] | None = None) -> http.Response:
+    headers = {"Content-Type": rendered.content_type, **_HEADERS, **(extra or {})}
+    return http.Response.make(rendered.status, rendered.body, headers)
+
+
+def replace_streaming(flow: http.HTTPFlow, rendered: Rendered) -> None:
+    """Answer with our page although the upstream's body is still to come (or never ends)."""
+    # HTTP/1: tell the client to hang up once it has our page, which ends an endless upstream
+    # stream; HTTP/2 forbids the header and ends the stream by itself.
+    extra = {} if flow.request.is_http2 else {"Connection": "close"}
+    response = make_response(rendered, extra)
+    body = response.raw_content or b""
+    response.stream = _send_once(body)
+    flow.response = response
+
+
+def _send_once(body: bytes) -> Callable[[bytes], bytes]:
+    sent = False
+
+    def stream(_data: bytes) -> bytes:
+        nonlocal sent
+        if sent:
+            return b""
+        sent = True
+        return body
+
+    return stream
+
+
+def redirect(location: str) -> http.Response:
+    return http.Response.make(303, b"", {"Location": location, **_HEADERS})
