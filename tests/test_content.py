@@ -1,0 +1,210 @@
+"""Content kinds from what a proxy sees before the body: URL, Content-Type/-Length/-Disposition."""
+
+from __future__ import annotations
+
+import pytest
+
+from aupgate.content import CONTENT_KINDS, detect_content, is_icy_response
+
+MB = 1024 * 1024
+
+
+def kinds(
+    *,
+    content_type: str | None = None,
+    content_length: int | None = None,
+    disposition: str | None = None,
+    path: str = "/",
+    query: str = "",
+    limit_bytes: int | None = None,
+) -> set[str]:
+    found = detect_content(
+        content_type=content_type,
+        content_length=content_length,
+        disposition=disposition,
+        path=path,
+        query=query,
+        limit_bytes=limit_bytes,
+    )
+    assert found <= set(CONTENT_KINDS)
+    return set(found)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "audio/mpeg",
+        "audio/aac",
+        "audio/ogg; codecs=opus",
+        "Audio/MPEG",
+        "audio/x-mpegurl",  # .m3u playlist
+        "audio/mpegurl",
+        "audio/x-scpls",  # .pls playlist
+        "application/pls+xml",
+    ],
+)
+def test_audio_types_and_playlists(content_type: str) -> None:
+    """Any audio/* response and the radio playlist types are audio streams (MoDOT 9.B)."""
+    assert kinds(content_type=content_type) == {"audio-stream"}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/auth-policy+xml",  # contains "icy" without being ICY
+        "application/wspolicy+xml",
+        "video/mp4",
+        "application/vnd.apple.mpegurl",  # HLS: usually video, not a radio playlist
+    ],
+)
+def test_not_audio(content_type: str) -> None:
+    """Types that merely look alike are not audio streams."""
+    assert kinds(content_type=content_type) == set()
+
+
+TORRENT = "application/x-bittorrent"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "disposition", "path", "query", "expected"),
+    [
+        (TORRENT, None, "/get", "", {"bittorrent"}),
+        (None, None, "/files/ubuntu-24.04.iso.torrent", "", {"bittorrent"}),
+        (None, None, "/files/UBUNTU.TORRENT", "", {"bittorrent"}),
+        (None, 'attachment; filename="movie.torrent"', "/get", "", {"bittorrent"}),
+        (None, None, "/announce", "info_hash=%12%34&peer_id=-qB4500-", {"bittorrent"}),
+        (None, None, "/announce.php", "info_hash=abc&port=6881", {"bittorrent"}),
+        (None, None, "/scrape", "info_hash=abc", {"bittorrent"}),
+        (None, None, "/tracker/announce/", "info_hash=abc", {"bittorrent"}),
+        (None, None, "/announce", "", set()),  # a page called announce
+        (None, None, "/announcements", "info_hash=abc", set()),
+        (None, None, "/myannounce", "info_hash=abc", set()),
+        (None, None, "/search", "info_hash=abc", set()),
+    ],
+)
+def test_torrents(
+    content_type: str | None, disposition: str | None, path: str, query: str, expected: set[str]
+) -> None:
+    """Torrents by type, by `.torrent` name, and tracker announce/scrape requests (MoDOT 9.F)."""
+    found = kinds(content_type=content_type, disposition=disposition, path=path, query=query)
+    assert found == expected
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-msdownload",
+        "application/x-msi",
+        "application/vnd.microsoft.portable-executable",
+        "application/x-apple-diskimage",
+        "application/vnd.debian.binary-package",
+        "application/vnd.android.package-archive",
+        "application/java-archive",
+        "application/x-msdownload; charset=binary",
+        "APPLICATION/X-MSDOWNLOAD",
+    ],
+)
+def test_executables_by_type(content_type: str) -> None:
+    """Installer and program MIME types are executables whatever the URL says (MoDOT 23)."""
+    assert kinds(content_type=content_type, path="/download") == {"executable"}
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/download/setup.exe", {"executable"}),
+        ("/download/SETUP.EXE", {"executable"}),
+        ("/pkg/tool.msi", {"executable"}),
+        ("/mac/App.dmg", {"executable"}),
+        ("/scripts/install.ps1", {"executable"}),
+        ("/linux/tool.AppImage", {"executable"}),
+        ("/addons/ext.xpi", {"executable"}),
+        ("/docs/setup.exe.html", set()),
+        ("/docs/exe", set()),
+        ("/download/", set()),
+        ("/report.pdf", set()),
+    ],
+)
+def test_executables_by_extension(path: str, expected: set[str]) -> None:
+    """A program's extension on the last path segment is an executable, even at request time."""
+    assert kinds(path=path) == expected
+
+
+@pytest.mark.parametrize(
+    ("disposition", "expected"),
+    [
+        ('attachment; filename="setup.exe"', {"executable"}),
+        ("attachment; filename=setup.exe", {"executable"}),
+        ('attachment; filename = "Setup.EXE" ; size=1024', {"executable"}),
+        ("attachment; filename*=UTF-8''setup%20v2.exe", {"executable"}),  # RFC 5987
+        ("attachment; filename*=utf-8''installer.msi", {"executable"}),
+        ("attachment; filename*=UTF-8'en'setup.exe", {"executable"}),  # with a language tag
+        ("attachment; filename*=iso-8859-1''setup.exe", {"executable"}),
+        ("attachment; filename=\"report.pdf\"; filename*=UTF-8''setup.exe", {"executable"}),
+        ("attachment; filename=\"setup.exe\"; filename*=UTF-8''report.pdf", {"executable"}),
+        ('attachment; filename="report.pdf"', set()),
+        ('inline; filename="notes.txt"', set()),
+        ("attachment", set()),
+    ],
+)
+def test_executables_by_disposition(disposition: str, expected: set[str]) -> None:
+    """The saved file name counts, quoted or RFC 5987-encoded, whichever parameter gives it."""
+    assert kinds(disposition=disposition, path="/download") == expected
+
+
+@pytest.mark.parametrize(
+    ("length", "limit", "expected"),
+    [
+        (50 * MB + 1, 50 * MB, {"large-transfer"}),
+        (50 * MB, 50 * MB, set()),  # at the limit is not over it
+        (50 * MB - 1, 50 * MB, set()),
+        (0, 50 * MB, set()),
+        (10**12, None, set()),  # no limit configured
+        (None, 50 * MB, set()),  # length unknown (chunked)
+    ],
+)
+def test_large_transfers(length: int | None, limit: int | None, expected: set[str]) -> None:
+    """A transfer is large only when its Content-Length is over the agency's limit (MoDOT 9.D)."""
+    assert kinds(content_length=length, limit_bytes=limit) == expected
+
+
+def test_several_kinds_at_once() -> None:
+    """A response can show several kinds; all are reported."""
+    found = kinds(
+        content_type="application/x-bittorrent",
+        content_length=200 * MB,
+        disposition='attachment; filename="setup.exe"',
+        path="/get",
+        limit_bytes=50 * MB,
+    )
+    assert found == {"bittorrent", "executable", "large-transfer"}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "path", "query"),
+    [
+        ("text/html; charset=utf-8", "/", ""),
+        ("application/json", "/api/v1/items", "page=2"),
+        ("image/png", "/logo.png", ""),
+        ("application/pdf", "/report.pdf", ""),
+        ("application/octet-stream", "/blob", ""),
+        (None, "/news/2026/11/23/story", "ref=home"),
+    ],
+)
+def test_ordinary_pages_are_empty(content_type: str | None, path: str, query: str) -> None:
+    """Ordinary pages, images and documents show no content kind."""
+    assert kinds(content_type=content_type, path=path, query=query, content_length=1000) == set()
+
+
+@pytest.mark.parametrize(
+    ("reason", "headers", "expected"),
+    [
+        ("OK", {"icy-name": "Radio 1", "content-type": "audio/mpeg"}, True),
+        ("OK", {"Icy-MetaInt": "16000"}, True),
+        ("ICY 200 OK", {}, True),
+        ("OK", {"content-type": "text/html"}, False),
+    ],
+)
+def test_icy_responses(reason: str, headers: dict[str, str], expected: bool) -> None:
+    """SHOUTcast/Icecast answers are recognised by their status line or icy-* headers."""
+    assert is_icy_response(reason, headers) is expected
