@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+import urllib.parse
+from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ _SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 _SECRET_FIELDS = frozenset({"cookie", "set-cookie", "authorization", "proxy-authorization"})
+_URL_FIELDS = frozenset({"url", "path"})
+_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@]*@")
 
 
 def redact_query(query: str) -> str:
@@ -39,7 +42,7 @@ def redact_query(query: str) -> str:
     parts = []
     for item in query.split("&"):
         name, eq, _value = item.partition("=")
-        if eq and _SECRET_NAME.search(name):
+        if eq and _SECRET_NAME.search(urllib.parse.unquote_plus(name)):
             parts.append(f"{name}={REDACTED}")
         else:
             parts.append(item)
@@ -74,13 +77,30 @@ class _Fanout:
     info = warning = error = msg
 
 
+def _is_secret_field(name: str) -> bool:
+    """`Cookie`, `set_cookie`, `Proxy-Authorization`: header names however a caller spells them."""
+    return name.lower().replace("_", "-") in _SECRET_FIELDS
+
+
+def scrub_url(text: str) -> str:
+    """A URL or path as given, minus userinfo and with secret-looking query values redacted."""
+    text = _USERINFO.sub(r"\1", text)
+    base, mark, query = text.partition("?")
+    return base + mark + redact_query(query) if mark else text
+
+
 def _drop_secrets(
     _logger: Any, _name: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Last line of defence: a caller passing a header dict must not leak credentials."""
+    """Last line of defence: a caller passing headers or a raw URL must not leak credentials."""
     for name in list(event):
-        if name.lower() in _SECRET_FIELDS:
+        value = event[name]
+        if _is_secret_field(name):
             event[name] = REDACTED
+        elif name in _URL_FIELDS and isinstance(value, str):
+            event[name] = scrub_url(value)
+        elif isinstance(value, Mapping):
+            event[name] = {k: REDACTED if _is_secret_field(str(k)) else v for k, v in value.items()}
     return event
 
 
