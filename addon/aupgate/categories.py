@@ -22,6 +22,7 @@ import difflib
 import gzip
 import ipaddress
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,14 +187,24 @@ LineResult = Entry | Rejected
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
-    """Yield (line number, text) for each line; text is None for a line that is not UTF-8."""
+    """Yield (line number, text) for each line; text is None for a line that is not UTF-8.
+
+    Raises:
+        CategoryError: the file cannot be read at all (missing, or a broken gzip stream); a list
+            that stops half-way must stop the load rather than silently shrink a category.
+    """
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                yield number, raw.decode("utf-8")
-            except UnicodeDecodeError:
-                yield number, None
+    number = 0
+    try:
+        with opener(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                try:
+                    yield number, raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    yield number, None
+    except (OSError, EOFError, zlib.error) as e:
+        where = number + 1 if number else None
+        raise CategoryError([Problem(str(path), where, "", f"cannot read: {e}")]) from e
 
 
 def read_plain(path: Path, kind: Literal["any", "domains", "urls"] = "any") -> Iterator[LineResult]:
@@ -822,19 +833,16 @@ def _load_source(spec: SourceSpec, builder: _Builder, problems: list[Problem]) -
     """Feed one source into the builder, counting entries, rejections and repeats."""
     seen: set[Entry] = set()
     entries = rejected = duplicates = 0
-    try:
-        for file, result in read_entries(spec.path, spec.format):
-            if isinstance(result, Rejected):
-                rejected += 1
-                problems.append(_rejection(file, result))
-            elif result in seen:
-                duplicates += 1
-            else:
-                seen.add(result)
-                entries += 1
-                builder.add(result, spec.category)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise CategoryError([Problem(str(spec.path), None, "", f"cannot read: {e}")]) from e
+    for file, result in read_entries(spec.path, spec.format):
+        if isinstance(result, Rejected):
+            rejected += 1
+            problems.append(_rejection(file, result))
+        elif result in seen:
+            duplicates += 1
+        else:
+            seen.add(result)
+            entries += 1
+            builder.add(result, spec.category)
     return SourceReport(str(spec.path), spec.category, entries, rejected, duplicates)
 
 
