@@ -195,7 +195,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     at = _parse_time(args.at)
     loaded = _load(args, at.date())
     if args.batch is not None:
-        return _explain_batch(loaded, args.batch, sys.stdout)
+        return _explain_batch(loaded, args.batch, sys.stdout, at)
     request = {
         "url": args.url,
         "agency": args.agency,
@@ -241,9 +241,9 @@ def _explain_one(loaded: _Loaded, request: dict[str, Any], at: datetime) -> tupl
     return policy, decide(policy, loaded.index, facts, when)
 
 
-def _explain_batch(loaded: _Loaded, path: Path, out: TextIO) -> int:
+def _explain_batch(loaded: _Loaded, path: Path, out: TextIO, now: datetime) -> int:
+    """One JSON object per line; lines without `at` are decided at `now` (`--at` or the clock)."""
     failures = 0
-    now = datetime.now(UTC)
     for number, line in _numbered_lines(path):
         try:
             request = json.loads(line)
