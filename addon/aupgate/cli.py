@@ -221,6 +221,9 @@ def _explain_one(loaded: _Loaded, request: dict[str, Any], at: datetime) -> tupl
         raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
     if not isinstance(request.get("url"), str):
         raise ValueError("'url' is required and must be text")
+    for key, value in request.items():
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"'{key}' must be text")
     client = ipaddress.ip_address(request["client"]) if request.get("client") else None
     device = request.get("device")
     if device is not None and device not in DEVICES:
@@ -234,7 +237,12 @@ def _explain_one(loaded: _Loaded, request: dict[str, Any], at: datetime) -> tupl
         raise ValueError(
             f"no agency given and the client is in no agency's networks (known: {known})"
         )
-    when = _parse_time(request["at"]) if request.get("at") else at
+    when = at
+    if request.get("at"):
+        try:
+            when = datetime.fromisoformat(request["at"])
+        except ValueError as exc:
+            raise ValueError(f"'at': '{request['at']}' is not an ISO-8601 time") from exc
     facts = Facts(
         url=parse_url(request["url"]), user=request.get("user"), client=client, device=device
     )
