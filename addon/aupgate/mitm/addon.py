@@ -755,6 +755,8 @@ class Aupgate:
         record.enforced = "blocked"
         flow.metadata["aupgate_answered"] = True
         replace_streaming(flow, render(page, req.headers.get("accept")))
+        # audited now: the `response` hook comes only when the upstream stops sending
+        self._audit_request(flow)
 
     def _counter(self, flow: http.HTTPFlow, record: _Record,
                  limit: int) -> Callable[[bytes], bytes]:
@@ -787,6 +789,10 @@ class Aupgate:
                 flow.kill()  # type: ignore[no-untyped-call]
             logger.warning("aupgate: transfer cut at %d bytes (limit %d): %s", counted, limit,
                            flow.request.host)
+            try:  # audited now: the flow may linger until the upstream stops
+                self._audit_request(flow)
+            except Exception:  # the transfer is stopped already; only the record is lost
+                logger.exception("aupgate: could not audit a cut transfer")
             return b""
 
         return stream
