@@ -355,7 +355,7 @@ def render_table(rows: list[dict[str, Any]]) -> str:
             how = "enforced by " + ", ".join(row["enforced_by"])
             if row["proxy_limits"]:
                 how += f"; limits: {row['proxy_limits']}"
-        wrapped = textwrap.wrap(how, width=60) or [""]
+        wrapped = textwrap.wrap(how, width=60, break_on_hyphens=False) or [""]  # keep rule ids
         out.append(f"{row['clause']:<26} {row['title'][:40]:<40} {wrapped[0]}")
         out.extend(f"{'':<67} {more}" for more in wrapped[1:])
     return "\n".join(out)
