@@ -1,0 +1,88 @@
+"""HTTPS through a real `aupgate run`: interception, never-decrypt pass-through, SNI blocking,
+domain fronting, HTTP/2."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import Certs, Proxy, Upstreams, curl
+
+pytestmark = pytest.mark.e2e
+
+
+def test_intercepted_site_passes(proxy: Proxy) -> None:
+    r = curl(proxy, "https://www.example.org/secure")
+    assert r.status == 200, r
+    assert r.body == "upstream www.example.org GET /secure\n"
+    assert proxy.events("decision", phase="connect", host="www.example.org")
+    assert proxy.events("decision", phase="request", host="www.example.org", path="/secure")
+
+
+def test_blocked_https_site_shows_page(proxy: Proxy, upstreams: Upstreams) -> None:
+    """The client trusts the agency CA, so the block page is served over TLS."""
+    r = curl(proxy, "https://www.bet365.com/odds", "-H", "Accept: text/html")
+    assert r.status == 403, r
+    assert "Clause 1: Gambling" in r.body
+    assert upstreams.seen("www.bet365.com", "/odds") == 0
+
+
+def test_http2_request_is_decided(proxy: Proxy) -> None:
+    r = curl(proxy, "https://www.bet365.com/h2", "--http2")
+    assert r.status == 403 and r.http_version == "2", r
+    ok = curl(proxy, "https://www.example.org/h2", "--http2")
+    assert ok.status == 200 and ok.http_version == "2", ok
+
+
+def test_never_decrypt_site_is_passed_through(proxy: Proxy, certs: Certs) -> None:
+    """Banking is never decrypted: the client sees the bank's own certificate."""
+    r = curl(proxy, "https://www.bankofamerica.com/account", cacert=certs.ca_pem)
+    assert r.status == 200, r
+    assert r.body == "upstream www.bankofamerica.com GET /account\n"
+    [tls] = proxy.events("decision", phase="tls", host="www.bankofamerica.com")
+    assert tls["enforced"] == "passthrough"
+    # no decrypted request was seen: only host-level decisions exist for it
+    assert not proxy.events("decision", phase="request", host="www.bankofamerica.com")
+
+
+def test_never_decrypt_block_is_refused_at_connect(proxy: Proxy, upstreams: Upstreams) -> None:
+    r = curl(proxy, "https://www.teamviewer.com/")
+    assert r.exit != 0 and "403" in r.stderr, r
+    [event] = proxy.events("decision", phase="connect", host="www.teamviewer.com")
+    assert event["enforced"] == "refused" and event["rule"] == "no-remote-access"
+    assert upstreams.seen("www.teamviewer.com", "/") == 0
+
+
+def test_sni_only_block_of_never_decrypt_category(
+    proxy: Proxy, certs: Certs, upstreams: Upstreams
+) -> None:
+    """CONNECT names an allowed host, the SNI a blocked never-decrypt one: stopped at SNI,
+    without decrypting and without contacting the upstream."""
+    before = upstreams.https.seen.total()
+    r = curl(proxy, "https://www.teamviewer.com/session", "--connect-to",
+             "www.teamviewer.com:443:www.bankofamerica.com:443", cacert=certs.ca_pem)
+    assert r.exit != 0 and r.status == 0, r
+    [event] = proxy.events("decision", phase="tls", sni="www.teamviewer.com")
+    assert event["enforced"] == "refused" and event["rule"] == "no-remote-access"
+    assert upstreams.https.seen.total() == before
+
+
+def test_domain_fronting_by_sni_is_refused(proxy: Proxy, upstreams: Upstreams) -> None:
+    """CONNECT to an allowed host, SNI and Host of a gambling site: the strictest name wins."""
+    r = curl(proxy, "https://www.bet365.com/front", "--connect-to",
+             "www.bet365.com:443:www.example.org:443")
+    assert r.status == 403, r
+    assert upstreams.seen("www.bet365.com", "/front") == 0
+    mismatch = proxy.events("domain_mismatch")
+    assert any(set(e["names"]) >= {"www.example.org", "www.bet365.com"} for e in mismatch)
+
+
+def test_domain_fronting_by_host_header_is_refused(proxy: Proxy, upstreams: Upstreams) -> None:
+    """CONNECT and SNI allowed, Host header a gambling site (classic CDN fronting)."""
+    r = curl(proxy, "https://www.example.org/fronted", "-H", "Host: www.bet365.com")
+    assert r.status == 403, r
+    assert upstreams.seen("www.bet365.com", "/fronted") == 0
+
+
+def test_https_response_side_block(proxy: Proxy) -> None:
+    r = curl(proxy, "https://www.example.org/download")
+    assert r.status == 403 and "Software" in r.body, r
