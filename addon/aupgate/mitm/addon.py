@@ -465,7 +465,10 @@ class Aupgate:
         if isinstance(record, _Record):
             record.enforced = "error"
             record.audited = True  # the engine_error event is this request's record
-        page = self._page("error", flow.id, flow.request.host, "", None, None)
+        page = self._page("error", flow.id, flow.request.host, "", None, None,
+                          reason="An internal error stopped this request before anything was "
+                                 "sent to the site. Quote the request id to your IT service "
+                                 "desk if it persists.")
         rendered = render(page, flow.request.headers.get("accept"))
         if flow.response is not None and flow.response.stream:
             if flow.killable:
