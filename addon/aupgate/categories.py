@@ -689,7 +689,9 @@ class _Chain:
 
     __slots__ = ("domain_result", "url_nodes")
 
-    def __init__(self, domain_result: Classification, url_nodes: tuple[tuple[str, _UrlNode], ...]):
+    def __init__(
+        self, domain_result: Classification, url_nodes: tuple[tuple[str, _UrlNode], ...]
+    ) -> None:
         self.domain_result = domain_result  # the answer when no URL entry matches the path
         self.url_nodes = url_nodes  # hosts on the chain with URL entries, most specific first
 
