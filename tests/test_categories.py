@@ -97,6 +97,15 @@ def test_domain_entries_match_on_label_boundaries(host: str, matched: str | None
     assert index(("bet365.com", "gambling")).classify(host).matched == matched
 
 
+def test_parents_of_entries_are_not_entries() -> None:
+    """example.com is looked at on the way to a.b.example.com, but it is not on the list."""
+    idx = index(("a.b.example.com", "games"))
+    assert idx.classify("b.example.com").matched is None
+    assert idx.classify("example.com").matched is None
+    assert idx.classify("x.a.b.example.com").matched == "a.b.example.com"
+    assert len(idx) == 1
+
+
 def test_no_match_is_empty() -> None:
     assert index(("bet365.com", "gambling")).classify("example.org") == Classification((), (), None)
 

@@ -621,7 +621,7 @@ class CategoryIndex:
     def __len__(self) -> int:
         """The number of distinct entries (a host with a domain and URL entries counts each)."""
         return sum(
-            1 if isinstance(n, tuple) else (n.domain is not None) + len(n.paths)
+            bool(n) if isinstance(n, tuple) else (n.domain is not None) + len(n.paths)
             for n in self._nodes.values()
         )
 
@@ -632,27 +632,38 @@ class CategoryIndex:
     def classify(self, host: str, path: str = "/") -> Classification:
         """Classify a request by its normalised host and path.
 
-        Walks the host's suffixes from the full host up (`a.b.example.com`, `b.example.com`,
-        `example.com`, `com`), so label boundaries come for free and the first entry found is the
-        most specific domain entry. Most requests match nothing and cost one lookup per label.
+        Looks up the host's suffixes (`com`, `example.com`, `b.example.com`...), so label
+        boundaries come for free and the longest suffix that is an entry is the most specific
+        domain entry. What follows from that host is worked out once and remembered; only URL
+        prefixes depend on the path.
 
         Args:
             host: the canonical host (lower case, no trailing dot), as `normalise_host` gives.
             path: the request path, starting with "/"; append `?query` to let URL entries with a
                 query part match.
         """
+        # From the top label down: every parent of an entry is a key (with an empty tuple when it
+        # is no entry itself), so the first suffix that is not a key ends the search. A host
+        # matching nothing usually costs two lookups, however many labels it has.
         nodes = self._nodes
-        suffix = host
-        node = nodes.get(suffix)
-        while node is None:
-            dot = suffix.find(".")
+        node: _Node | None = None
+        first = ""
+        dot = host.rfind(".")
+        while True:
+            suffix = host[dot + 1 :]
+            found = nodes.get(suffix)
+            if found is None:
+                break
+            if found:
+                node, first = found, suffix
             if dot < 0:
-                return _NO_MATCH
-            suffix = suffix[dot + 1 :]
-            node = nodes.get(suffix)
-        chain = self._chains.get(suffix)
+                break
+            dot = host.rfind(".", 0, dot)
+        if node is None:
+            return _NO_MATCH
+        chain = self._chains.get(first)
         if chain is None:
-            chain = self._chain(suffix, node)
+            chain = self._chain(first, node)
         if not chain.url_nodes:
             return chain.domain_result
         return _with_urls(chain, path)
@@ -669,7 +680,7 @@ class CategoryIndex:
                 url_nodes.append((suffix, node))
                 domain = node.domain
             else:
-                domain = node
+                domain = node or None  # () marks a parent of entries, not an entry
             if domain is not None:
                 matched.append(domain)
                 if domain_win is None:
@@ -758,6 +769,8 @@ class _Builder:
             ordered = sorted(paths)
             categories = tuple(paths[p] for p in ordered)
             nodes[host] = _UrlNode(self._domains.get(host), tuple(ordered), categories)
+        for entry in list(nodes):
+            _add_parents(nodes, entry)
         return CategoryIndex(nodes, self._count())
 
     def _count(self) -> dict[str, int]:
@@ -770,6 +783,20 @@ class _Builder:
                 for c in categories:
                     counts[c] += 1
         return counts
+
+
+def _add_parents(nodes: dict[str, _Node], host: str) -> None:
+    """Mark every parent of an entry with (), so `classify` can stop at the first unknown suffix.
+
+    A key already present had its parents marked when it was added (or will have, if an entry).
+    """
+    dot = host.find(".")
+    while dot >= 0:
+        host = host[dot + 1 :]
+        if host in nodes:
+            return
+        nodes[host] = ()
+        dot = host.find(".")
 
 
 # --- loading -------------------------------------------------------------------------------------
