@@ -1,0 +1,189 @@
+"""The shipped deploy/ files, checked by the tools that will read them on a gateway.
+
+systemd-analyze verifies the units, HAProxy parses its configuration, nginx serves the PAC file
+and wpad.dat with the snippet as shipped, logrotate really rotates a file with the shipped
+stanza, and the permissions script sets the documented owners and modes in a staging root.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from deploy_support import DEPLOY, free_port, require, wait_for_port
+
+from aupgate.pac import PAC_CONTENT_TYPE
+
+
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    """Both units and the target parse, with the venv path pointing at this environment."""
+    analyze = require("systemd-analyze")
+    venv = str(Path(sys.executable).parent.parent)
+    for name in ("aupgate.service", "aupgate@.service", "aupgate-workers.target"):
+        text = (DEPLOY / "systemd" / name).read_text()
+        (tmp_path / name).write_text(text.replace("/opt/aupgate/venv", venv))
+    done = subprocess.run(
+        [analyze, "verify", "--man=no", "aupgate.service", "aupgate@8081.service",
+         "aupgate-workers.target"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    problems = [
+        line
+        for line in done.stderr.splitlines()
+        if "aupgate" in line and "user" not in line.lower()  # the aupgate user is made on install
+    ]
+    assert done.returncode == 0 and not problems, done.stderr
+
+
+@pytest.mark.parametrize("unit", ["aupgate.service", "aupgate@.service"])
+def test_units_are_hardened(unit: str) -> None:
+    """The hardening the deployment guide promises is in each unit."""
+    text = (DEPLOY / "systemd" / unit).read_text()
+    for line in [
+        "User=aupgate",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/log/aupgate",
+        "CapabilityBoundingSet=\n",
+        "PrivateTmp=yes",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "SystemCallFilter=@system-service",
+        "Restart=always",
+    ]:
+        assert line in text, f"{unit} lacks {line!r}"
+
+
+def test_haproxy_config_parses() -> None:
+    """`haproxy -c` accepts the shipped configuration (the scale-out test runs it)."""
+    haproxy = require("haproxy")
+    done = subprocess.run(
+        [haproxy, "-c", "-f", str(DEPLOY / "haproxy" / "haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_nginx_serves_pac_and_wpad(tmp_path: Path) -> None:
+    """The nginx snippet serves proxy.pac and wpad.dat as application/x-ns-proxy-autoconfig."""
+    nginx = require("nginx")
+    www = tmp_path / "www"
+    www.mkdir()
+    body = b'function FindProxyForURL(url, host) { return "DIRECT"; }\n'
+    (www / "proxy.pac").write_bytes(body)
+    (www / "wpad.dat").write_bytes(body)
+    (www / "secret.txt").write_bytes(b"not served")
+    port = free_port()
+    snippet = (DEPLOY / "nginx" / "aupgate-pac.conf").read_text()
+    for old, new in [
+        ("    listen 80;\n", f"    listen 127.0.0.1:{port};\n"),
+        ("    listen [::]:80;\n", ""),
+        ("root /var/www/aupgate-pac;", f"root {www};"),
+        ("/var/log/nginx/aupgate-pac.access.log", str(tmp_path / "access.log")),
+    ]:
+        assert old in snippet, f"deploy/nginx/aupgate-pac.conf no longer contains {old!r}"
+        snippet = snippet.replace(old, new)
+    (tmp_path / "snippet.conf").write_text(snippet)
+    (tmp_path / "nginx.conf").write_text(
+        ""
+        # Workers as the test's own user: pytest's temporary folders are private to it.
+        + ("user root;\n" if os.geteuid() == 0 else "")
+        + f"daemon off;\npid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\n"
+        "events {}\nhttp {\n"
+        f"  client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy;\n"
+        f"  fastcgi_temp_path {tmp_path}/fcgi; uwsgi_temp_path {tmp_path}/uwsgi;\n"
+        f"  scgi_temp_path {tmp_path}/scgi;\n"
+        f"  include {tmp_path / 'snippet.conf'};\n}}\n"
+    )
+    process = subprocess.Popen(
+        [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process=process, log=tmp_path / "error.log")
+        for name in ("proxy.pac", "wpad.dat"):
+            url = f"http://127.0.0.1:{port}/{name}"
+            request = urllib.request.Request(url, headers={"Host": "wpad.lab.example"})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                assert response.headers["Content-Type"] == PAC_CONTENT_TYPE
+                assert "max-age=300" in response.headers["Cache-Control"]
+                assert response.read() == body
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/secret.txt", timeout=5)
+        assert refused.value.code == 404
+        refused.value.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_logrotate_copytruncate(tmp_path: Path) -> None:
+    """The shipped stanza rotates an audit file in place: the copy holds the lines, the live
+    file is emptied but keeps its inode (the writer's descriptor stays valid)."""
+    logrotate = require("logrotate")
+    logs = tmp_path / "log"
+    logs.mkdir()
+    live = logs / "audit-8081.jsonl"
+    live.write_text('{"event": "decision"}\n')
+    inode = live.stat().st_ino
+    text = (DEPLOY / "logrotate" / "aupgate").read_text()
+    assert "su aupgate adm" in text and "copytruncate" in text
+    text = text.replace("/var/log/aupgate", str(logs)).replace("su aupgate adm", "su root root")
+    (tmp_path / "aupgate").write_text(text)
+    done = subprocess.run(
+        [logrotate, "-f", "-s", str(tmp_path / "state"), str(tmp_path / "aupgate")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rotated = [p for p in logs.iterdir() if p.name.startswith("audit-8081.jsonl-")]
+    assert len(rotated) == 1 and rotated[0].read_text() == '{"event": "decision"}\n'
+    assert live.stat().st_ino == inode and live.stat().st_size == 0
+
+
+def test_permissions_script(tmp_path: Path) -> None:
+    """permissions.sh gives the CA key, policies and logs the documented owners and modes."""
+    if os.geteuid() != 0:
+        pytest.fail("permissions.sh changes owners: run the deployment tests as root (CI does)")
+    root = tmp_path / "root"
+    confdir = root / "etc" / "aupgate" / "mitmproxy"
+    confdir.mkdir(parents=True)
+    (confdir / "mitmproxy-ca.pem").write_text("key and cert")
+    (confdir / "mitmproxy-ca.p12").write_text("key again")
+    (confdir / "mitmproxy-ca-cert.pem").write_text("cert")
+    policies = root / "etc" / "aupgate" / "policies"
+    policies.mkdir()
+    (policies / "lab.yaml").write_text("agency: lab\n")
+    logs = root / "var" / "log" / "aupgate"
+    logs.mkdir(parents=True)
+    (logs / "audit-8081.jsonl").write_text("{}\n")
+    env = {
+        **os.environ,
+        "DESTDIR": str(root),
+        "AUPGATE_USER": "nobody",
+        "AUPGATE_GROUP": "nogroup",
+    }
+    done = subprocess.run(
+        ["bash", str(DEPLOY / "permissions.sh")], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+    def mode(path: Path) -> tuple[str, str, int]:
+        info = path.stat()
+        return (path.owner(), path.group(), stat.S_IMODE(info.st_mode))
+
+    assert mode(confdir / "mitmproxy-ca.pem") == ("root", "nogroup", 0o640)
+    assert mode(confdir / "mitmproxy-ca-cert.pem") == ("root", "nogroup", 0o644)
+    assert not (confdir / "mitmproxy-ca.p12").exists()
+    assert mode(confdir) == ("root", "nogroup", 0o750)
+    assert mode(policies / "lab.yaml") == ("root", "nogroup", 0o640)
+    assert mode(logs) == ("nobody", "adm", 0o2750)
+    assert mode(logs / "audit-8081.jsonl") == ("nobody", "adm", 0o640)
