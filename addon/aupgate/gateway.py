@@ -111,8 +111,10 @@ class Gateway:
         self.categories = categories
         self._today = today
         self._lock = threading.Lock()
+        self._sources_key: Fingerprint = ()
+        self._sources_files: list[Path] = []
         policy_files = _policy_files(policy_dir)
-        category_files = _category_files(categories)
+        category_files = self._category_files()
         self._policy_seen = fingerprint(policy_files)
         self._category_seen = fingerprint(category_files)
         policies = load_policy_dir(policy_dir, today=today())  # raises PolicyError
@@ -121,6 +123,14 @@ class Gateway:
         self._snapshot = Snapshot(
             policies, index, content_digest(policy_files), content_digest(category_files)
         )
+
+    def _category_files(self) -> list[Path]:
+        """The category files to watch; sources.yaml is re-read only when it changed itself."""
+        key = fingerprint([self.categories])
+        if self._sources_key != key:
+            self._sources_key = key
+            self._sources_files = _category_files(self.categories)
+        return self._sources_files
 
     @property
     def current(self) -> Snapshot:
@@ -132,7 +142,7 @@ class Gateway:
         changed: list[Part] = []
         if fingerprint(_policy_files(self.policy_dir)) != self._policy_seen:
             changed.append("policies")
-        if fingerprint(_category_files(self.categories)) != self._category_seen:
+        if fingerprint(self._category_files()) != self._category_seen:
             changed.append("categories")
         return changed
 
@@ -160,7 +170,7 @@ class Gateway:
             old = self._snapshot
             self._snapshot = Snapshot(policies, old.index, digest, old.categories_digest)
             return ReloadOutcome(part, True, digest, policies.warnings)
-        files = _category_files(self.categories)
+        files = self._category_files()
         seen = fingerprint(files)
         digest = content_digest(files)
         self._category_seen = seen

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import logging
 import os
@@ -36,7 +37,7 @@ from mitmproxy.addonmanager import Loader
 from mitmproxy.proxy import server_hooks
 
 from ..audit import AuditLog, redact_query, redact_url
-from ..content import detect_content, is_icy_response
+from ..content import detect_content
 from ..engine import Decision, Facts, decide, decide_content
 from ..errors import AupgateError, Problem
 from ..gateway import Gateway, ReloadOutcome, Snapshot
@@ -173,6 +174,7 @@ class Aupgate:
         self.fault: opts.Fault | None = None
         self.passes = Passes(15 * 60)
         self._tunnels: dict[str, Tunnel] = {}
+        self._clients: dict[str, tuple[Snapshot, IPAddress | None, Policy | None]] = {}
         self._watcher: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ options and lifecycle
@@ -259,6 +261,7 @@ class Aupgate:
         for warning in snap.policies.warnings:
             logger.warning("aupgate: %s", warning)
         self.gateway = gateway
+        _freeze_heap()
         logger.info("aupgate: %d agencies (%s), %d category entries, loaded in %.2fs",
                     len(snap.policies.policies), ", ".join(sorted(snap.policies.policies)),
                     len(snap.index), time.perf_counter() - started)
@@ -292,6 +295,7 @@ class Aupgate:
                 if parts:
                     for outcome in await asyncio.to_thread(gateway.reload, parts):
                         self._report_reload(outcome)
+                    _freeze_heap()
             except Exception as exc:  # the watcher must survive anything
                 logger.exception("aupgate: reload check failed")
                 self.audit.event("policy_reload_failed", part="unknown", error=repr(exc))
@@ -324,12 +328,22 @@ class Aupgate:
 
     def _identify(self, snap: Snapshot, client: connection.Client,
                   metadata: dict[str, Any]) -> Identity:
-        address = client_address(client.peername)
+        """Client address -> agency (or the default agency); the proxy login names the user.
+
+        The address and its agency are worked out once per connection and snapshot: a keep-alive
+        connection carries many requests, and a reload gives a new snapshot.
+        """
+        cached = self._clients.get(client.id)
+        if cached is not None and cached[0] is snap:
+            address, policy = cached[1], cached[2]
+        else:
+            address = client_address(client.peername)
+            policy = snap.policies.agency_for(address)
+            if policy is None and ctx.options.aupgate_default_agency:
+                policy = snap.policies.policies.get(ctx.options.aupgate_default_agency)
+            self._clients[client.id] = (snap, address, policy)
         auth = metadata.get("proxyauth")
         user = str(auth[0]) if isinstance(auth, tuple) and auth and auth[0] else None
-        policy = snap.policies.agency_for(address)
-        if policy is None and ctx.options.aupgate_default_agency:
-            policy = snap.policies.policies.get(ctx.options.aupgate_default_agency)
         return Identity(address, user, policy)
 
     def _decide(self, snap: Snapshot, ident: Identity, url: Url, point: str = "decide") -> Decision:
@@ -599,6 +613,7 @@ class Aupgate:
 
     def client_disconnected(self, client: connection.Client) -> None:
         self._tunnels.pop(client.id, None)
+        self._clients.pop(client.id, None)
 
     # ------------------------------------------------------------------ HTTP requests
 
@@ -611,40 +626,41 @@ class Aupgate:
         tunnel = self._tunnels.get(flow.client_conn.id)
         # identified per request: a reload may have moved the client to another policy
         ident = self._identify(snap, flow.client_conn, flow.metadata)
-        accept = req.headers.get("accept")
-        shown_url = redact_url(req.scheme, req.host, _shown_port(req), req.path.split("?")[0],
-                               _query(req.path))
         if tunnel is not None and tunnel.refuse:
-            page = self._page("error", flow.id, req.host, shown_url, None, ident.policy)
-            self._answer(flow, make_response(render(page, accept)),
-                         _Record(ident, None, "error"))
+            page = self._page("error", flow.id, req.host, _shown_url(req), None, ident.policy)
+            self._respond(flow, page, _Record(ident, None, "error"))
             return
         if ident.policy is None:
-            page = self._refused_page(flow.id, req.host, shown_url, ident)
-            self._answer(flow, make_response(render(page, accept)),
-                         _Record(ident, None, "refused"))
+            page = self._refused_page(flow.id, req.host, _shown_url(req), ident)
+            self._respond(flow, page, _Record(ident, None, "refused"))
             return
         path, _, query = req.path.partition("?")
         if path.startswith(RESERVED_PREFIX):
             flow.metadata[META] = _Record(ident, None, "continue", phase="continue")
             if path != CONTINUE_PATH or req.method != "POST":
-                page = self._page("error", flow.id, req.host, shown_url, None, ident.policy,
+                page = self._page("error", flow.id, req.host, _shown_url(req), None,
+                                  ident.policy,
                                   reason="This address is reserved by the agency gateway.")
-                self._answer(flow, make_response(render(page, accept)), None)
+                self._respond(flow, page, None)
             return  # the body is read; `request` answers, nothing is forwarded
-        names = [req.host, authority_host(req.host_header or ""),
-                 flow.client_conn.sni if req.scheme == "https" else None]
+        host_header = authority_host(req.host_header or "")
+        sni = flow.client_conn.sni if req.scheme == "https" else None
+        # other names are decided only when they differ (the usual case is one name)
+        names = [req.host,
+                 host_header if host_header.lower() != req.host.lower() else None,
+                 sni if sni and sni.lower() != req.host.lower() else None]
         decision, decisions = self._decide_names(snap, ident, req.scheme, req.port, path or "/",
                                                  query, names)
         self._fronting(flow.id, ident, decisions, "request")
         record = _Record(ident, decision, "passed")
         flow.metadata[META] = record
-        self._enforce(flow, decision, record, shown_url, accept)
+        if decision.action in ("warn", "block"):
+            self._enforce(flow, decision, record)
 
-    def _enforce(self, flow: http.HTTPFlow, decision: Decision, record: _Record,
-                 shown_url: str, accept: str | None) -> None:
-        """Answer a block or warn decision; allow and log pass."""
+    def _enforce(self, flow: http.HTTPFlow, decision: Decision, record: _Record) -> None:
+        """Answer a block decision, or a warn decision without a live pass."""
         ident = record.identity
+        shown_url = _shown_url(flow.request)
         host = decision.host
         if decision.action == "warn":
             if self.passes.has_pass(client=ident.client_text, user=ident.user, host=host,
@@ -659,12 +675,17 @@ class Aupgate:
             page = self._page("warn", flow.id, flow.request.host, shown_url, decision,
                               ident.policy, token=token)
             record.enforced = "warned"
-            self._answer(flow, make_response(render(page, accept)), record)
+            self._respond(flow, page, record)
         elif decision.action == "block":
             page = self._page("block", flow.id, flow.request.host, shown_url, decision,
                               ident.policy)
             record.enforced = "blocked"
-            self._answer(flow, make_response(render(page, accept)), record)
+            self._respond(flow, page, record)
+
+    def _respond(self, flow: http.HTTPFlow, page: Page, record: _Record | None) -> None:
+        """Answer with a page in the format the client's Accept header prefers."""
+        rendered = render(page, flow.request.headers.get("accept"))
+        self._answer(flow, make_response(rendered), record)
 
     def _answer(self, flow: http.HTTPFlow, response: http.Response,
                 record: _Record | None) -> None:
@@ -680,7 +701,6 @@ class Aupgate:
         if not isinstance(record, _Record) or record.phase != "continue" or flow.response:
             return
         req = flow.request
-        accept = req.headers.get("accept")
         form = urllib.parse.parse_qs((req.get_content(strict=False) or b"").decode(
             "utf-8", "replace"), keep_blank_values=True)
         token = (form.get("token") or [""])[0]
@@ -689,7 +709,7 @@ class Aupgate:
         if len(reason) < 4:
             page = self._page("warn", flow.id, req.host, "", None, ident.policy,
                               reason="A work reason of at least a few words is required.")
-            self._answer(flow, make_response(render(page, accept)), record)
+            self._respond(flow, page, record)
             return
         ticket = self.passes.redeem(token, client=ident.client_text, user=ident.user,
                                     host=req.host, now=time.monotonic())
@@ -697,7 +717,7 @@ class Aupgate:
             page = self._page("error", flow.id, req.host, "", None, ident.policy,
                               reason="This continue form has expired or was issued to another "
                                      "computer or user. Open the site again.")
-            self._answer(flow, make_response(render(page, accept)), record)
+            self._respond(flow, page, record)
             return
         record.extra = {"rule_continued": ticket.rule, "clauses_continued": list(ticket.clauses),
                         "work_reason": reason, "continued_host": ticket.host,
@@ -717,17 +737,18 @@ class Aupgate:
         resp = flow.response
         req = flow.request
         path, _, query = req.path.partition("?")
-        length_text = resp.headers.get("content-length")
+        wanted = _response_headers(resp.headers.fields)
+        length_text = wanted.get("content-length")
         length = int(length_text) if length_text and length_text.isdigit() else None
         if req.method == "HEAD" or resp.status_code in (204, 304):
             length = None  # no body follows, whatever the length says
         limit = policy.transfer_limit_bytes
         kinds = detect_content(
-            content_type=resp.headers.get("content-type"), content_length=length,
-            disposition=resp.headers.get("content-disposition"), path=path, query=query,
+            content_type=wanted.get("content-type"), content_length=length,
+            disposition=wanted.get("content-disposition"), path=path, query=query,
             limit_bytes=limit)
-        if is_icy_response(resp.reason, dict(resp.headers)):
-            kinds = kinds | {"audio-stream"}
+        if "icy" in wanted or resp.reason.upper().startswith("ICY"):
+            kinds = kinds | {"audio-stream"}  # SHOUTcast/Icecast: icy-* headers or ICY status
         snap = self._snapshot()
         fault = self.fault
         if fault is not None and fault.point == "responseheaders" and fault.host in (
@@ -751,9 +772,7 @@ class Aupgate:
         """Replace an arriving response with the block page (content rules have no warn pass:
         a work reason cannot vouch for what a response turns out to be)."""
         req = flow.request
-        shown_url = redact_url(req.scheme, req.host, _shown_port(req), req.path.split("?")[0],
-                               _query(req.path))
-        page = self._page("block", flow.id, req.host, shown_url, decision,
+        page = self._page("block", flow.id, req.host, _shown_url(req), decision,
                           record.identity.policy)
         record.enforced = "blocked"
         flow.metadata["aupgate_answered"] = True
@@ -824,6 +843,34 @@ class Aupgate:
 # --------------------------------------------------------------------------- helpers
 
 
+def _freeze_heap() -> None:
+    """Move the loaded policies and category index out of the garbage collector's sight.
+
+    The shipped index is millions of long-lived objects; without this every full collection
+    (triggered by the per-request allocations) walks all of them and stalls traffic. Objects
+    allocated before a reload stay frozen (an old index is freed by reference counting, not by
+    the cycle collector), which costs nothing for acyclic data like the index.
+    """
+    gc.freeze()
+
+
+_WANTED = {b"content-length": "content-length", b"content-type": "content-type",
+           b"content-disposition": "content-disposition"}
+
+
+def _response_headers(fields: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The few response headers content rules read, in one pass (`icy` if any icy-* header)."""
+    out: dict[str, str] = {}
+    for raw_name, raw_value in fields:
+        name = raw_name.lower()
+        key = _WANTED.get(name)
+        if key is not None:
+            out.setdefault(key, raw_value.decode("latin-1"))
+        elif name.startswith(b"icy-"):
+            out["icy"] = "1"
+    return out
+
+
 def _url_text(scheme: str, host: str, port: int, path: str, query: str) -> str:
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
     default = {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(scheme)
@@ -831,12 +878,11 @@ def _url_text(scheme: str, host: str, port: int, path: str, query: str) -> str:
     return f"{scheme}://{shown}{port_text}{path}" + (f"?{query}" if query else "")
 
 
-def _shown_port(req: http.Request) -> int | None:
-    return None if req.port == {"http": 80, "https": 443}.get(req.scheme) else req.port
-
-
-def _query(path: str) -> str:
-    return path.partition("?")[2]
+def _shown_url(req: http.Request) -> str:
+    """The request's URL as pages and the audit show it: no userinfo, no secret values."""
+    port = None if req.port == {"http": 80, "https": 443}.get(req.scheme) else req.port
+    path, _, query = req.path.partition("?")
+    return redact_url(req.scheme, req.host, port, path, query)
 
 
 def _safe_path(path: str) -> str:

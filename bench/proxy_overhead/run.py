@@ -1,0 +1,252 @@
+"""Proxy overhead: bare mitmdump against `aupgate run`, same upstream, same load, side by side.
+
+The question is what enforcement costs on top of mitmproxy itself, so everything else is held
+equal: one local upstream (nginx from Debian if installed, else a small asyncio server), the same
+URL, the same mitmproxy options (`connection_strategy=lazy`, no flow printing), and the same load
+generator (wrk, keep-alive, absolute-form requests so the proxy sees ordinary proxy traffic).
+aupgate runs with the shipped policies and category index, a default agency, and its audit log
+on (one JSON line per request to a file), as in production.
+
+Runs alternate bare / aupgate for `--rounds` rounds of `--seconds` each after a warm-up, and report
+the median round. Loopback only.
+
+Usage: .venv/bin/python bench/proxy_overhead/run.py [--seconds 10] [--rounds 3]
+       [--connections 10] [--threads 2] [--agency modot] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+BODY = b"<!doctype html><title>ok</title>" + b"x" * 1000  # a ~1 KiB page
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with status {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not listen on {port} within {timeout}s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --------------------------------------------------------------------------- upstream
+
+
+def start_upstream(work: Path) -> tuple[subprocess.Popen[bytes], int, str]:
+    port = free_port()
+    (work / "www").mkdir()
+    (work / "www" / "index.html").write_bytes(BODY)
+    for path in (work, work / "www", work / "www" / "index.html"):  # nginx workers drop root
+        path.chmod(0o755)
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                      else None)
+    if nginx:
+        conf = work / "nginx.conf"
+        conf.write_text(f"""
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  keepalive_requests 100000;
+  client_body_temp_path {work}/tmp; proxy_temp_path {work}/tmp; fastcgi_temp_path {work}/tmp;
+  uwsgi_temp_path {work}/tmp; scgi_temp_path {work}/tmp;
+  server {{ listen 127.0.0.1:{port}; root {work}/www; }}
+}}
+""")
+        process = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        kind = "nginx"
+    else:
+        process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("upstream.py")),
+                                    str(port), str(work / "www" / "index.html")])
+        kind = "python asyncio"
+    wait_port(port, process, "upstream")
+    return process, port, kind
+
+
+# --------------------------------------------------------------------------- proxies
+
+COMMON = ["--set", "connection_strategy=lazy", "--set", "flow_detail=0", "-q"]
+
+
+def start_bare(work: Path, port: int) -> subprocess.Popen[bytes]:
+    argv = [str(BIN / "mitmdump"), "--listen-host", "127.0.0.1", "-p", str(port),
+            "--set", f"confdir={work / 'conf-bare'}", *COMMON]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_aupgate(work: Path, port: int, agency: str) -> subprocess.Popen[bytes]:
+    argv = [str(BIN / "aupgate"), "run", "--listen-host", "127.0.0.1", "--listen-port",
+            str(port), "--policy-dir", str(ROOT / "policies"),
+            "--categories", str(ROOT / "categories" / "sources.yaml"),
+            "--audit-log", str(work / "audit.jsonl"), "--default-agency", agency,
+            "--set", f"confdir={work / 'conf-aupgate'}", "--set", "aupgate_reload_seconds=0",
+            "--set", "flow_detail=0", "--quiet"]  # aupgate run sets connection_strategy=lazy
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+# --------------------------------------------------------------------------- load
+
+
+@dataclass
+class Round:
+    proxy: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise ValueError(text)
+    return float(match.group(1)) * _UNIT[match.group(2)]
+
+
+def run_wrk(proxy_port: int, upstream_port: int, seconds: int, connections: int,
+            threads: int, script: Path, name: str) -> Round:
+    """wrk against the proxy with absolute-form requests for the upstream (keep-alive)."""
+    target = f"http://127.0.0.1:{upstream_port}/index.html"
+    script.write_text(
+        f'wrk.headers["Host"] = "127.0.0.1:{upstream_port}"\n'
+        f'request = function() return wrk.format("GET", "{target}") end\n')
+    out = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+         "-s", str(script), f"http://127.0.0.1:{proxy_port}"],
+        capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors_match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                              r"timeout (\d+)", out)
+    errors = int(errors_match.group(1)) if errors_match else 0
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    return Round(name, rps, p50, p99, errors)
+
+
+def check(proxy_port: int, upstream_port: int, name: str) -> None:
+    """One request through the proxy must return the page: a benchmark of errors is no use."""
+    done = subprocess.run(
+        ["curl", "-sS", "--proxy", f"http://127.0.0.1:{proxy_port}", "-o", "/dev/null",
+         "-w", "%{http_code}", f"http://127.0.0.1:{upstream_port}/index.html"],
+        capture_output=True, text=True, timeout=30, check=False)
+    if done.stdout != "200":
+        raise SystemExit(f"{name}: a request through the proxy got {done.stdout or 'nothing'} "
+                         f"{done.stderr.strip()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--agency", default="modot",
+                        help="default agency (the loopback client is in no agency network)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    if not shutil.which("wrk"):
+        print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
+        return 2
+
+    with tempfile.TemporaryDirectory(prefix="aupgate-bench-") as tmp:
+        work = Path(tmp)
+        (work / "tmp").mkdir()
+        upstream, upstream_port, kind = start_upstream(work)
+        bare_port, aup_port = free_port(), free_port()
+        bare = start_bare(work, bare_port)
+        aup = start_aupgate(work, aup_port, args.agency)
+        try:
+            wait_port(bare_port, bare, "mitmdump")
+            wait_port(aup_port, aup, "aupgate run")
+            for port, name in ((bare_port, "mitmdump"), (aup_port, "aupgate")):
+                check(port, upstream_port, name)
+            script = work / "req.lua"
+            for port, name in ((bare_port, "mitmdump"), (aup_port, "aupgate")):
+                run_wrk(port, upstream_port, args.warmup, args.connections, args.threads,
+                        script, name)
+            rounds: dict[str, list[Round]] = {"mitmdump": [], "aupgate": []}
+            for _ in range(args.rounds):
+                for port, name in ((bare_port, "mitmdump"), (aup_port, "aupgate")):
+                    rounds[name].append(run_wrk(port, upstream_port, args.seconds,
+                                                args.connections, args.threads, script, name))
+            audit_lines = sum(1 for _ in (work / "audit.jsonl").open())
+        finally:
+            for process in (aup, bare, upstream):
+                stop(process)
+
+    def median(name: str) -> Round:
+        ordered = sorted(rounds[name], key=lambda r: r.requests_per_s)
+        return ordered[len(ordered) // 2]
+
+    bare_r, aup_r = median("mitmdump"), median("aupgate")
+    ratio = aup_r.requests_per_s / bare_r.requests_per_s
+    print(f"upstream: {kind}; wrk -t{args.threads} -c{args.connections} -d{args.seconds}s "
+          f"keep-alive, {args.rounds} rounds (median shown); cpus: {os.cpu_count()}")
+    print(f"{'proxy':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   "
+          "all rounds req/s")
+    for r, name in ((bare_r, "mitmdump"), (aup_r, "aupgate")):
+        every = ", ".join(f"{x.requests_per_s:.0f}" for x in rounds[name])
+        print(f"{r.proxy:<10} {r.requests_per_s:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
+              f"{r.errors:>7}   {every}")
+    print(f"throughput ratio aupgate/mitmdump: {ratio:.3f} (target >= 0.95)")
+    print(f"p99 difference: {aup_r.p99_ms - bare_r.p99_ms:+.2f} ms (target <= +1 ms)")
+    print(f"audit lines written by aupgate: {audit_lines}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "upstream": kind, "seconds": args.seconds, "rounds": args.rounds,
+            "connections": args.connections, "threads": args.threads,
+            "mitmdump": [asdict(r) for r in rounds["mitmdump"]],
+            "aupgate": [asdict(r) for r in rounds["aupgate"]],
+            "ratio": ratio, "p99_diff_ms": aup_r.p99_ms - bare_r.p99_ms,
+        }, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
