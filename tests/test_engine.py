@@ -7,16 +7,22 @@ Decisions are made under `tests/fixtures/core/policies/alpha.yaml` with the tiny
 from __future__ import annotations
 
 import ipaddress
-from datetime import date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from aupgate.categories import CategoryIndex, load_index
+from aupgate.content import CONTENT_KINDS
 from aupgate.engine import Decision, Facts, decide, decide_content, host_suffixes
 from aupgate.normalise import parse_url
-from aupgate.policy import Policy, PolicySet, load_policy_dir
+from aupgate.policy import Match, Policy, PolicySet, Rule, Site, load_policy_dir
+from aupgate.schedule import WINDOWS
 
 CORE = Path(__file__).parent / "fixtures" / "core"
 TODAY = date(2026, 11, 23)
@@ -520,3 +526,362 @@ def test_other_agency_decides_in_its_own_zone(policies: PolicySet, index: Catego
     assert policies.agency_for(ipaddress.ip_address("10.30.1.1")) is beta
     assert policies.agency_for(ipaddress.ip_address(LAB)) is policies.policies["alpha"]
     assert policies.agency_for(ipaddress.ip_address("192.0.2.1")) is None
+
+
+# --------------------------------------------------------------------------- properties
+
+ZONES = ["UTC", "America/Chicago", "America/New_York", "Europe/Berlin", "Asia/Kolkata"]
+PROPERTY_URLS = [
+    *URLS,
+    "https://google.com/mail/u/0",
+    "https://google.com/mail/inbox",
+    "https://google.com/search",
+    "https://m.portal.example/radio/1",
+    "https://portal.example/radio",
+    "https://www.news.example/a",
+    "https://www.netlog.com/p/x",
+    "https://dropbox.com/setup.exe",
+    "https://mybank.example/",
+]
+USERS = [None, "jdoe", "JDoe", "mlee", "asmith", "auditor", "bob"]
+CLIENTS = [None, HQ, LAB, GUEST, "fd00:20::9", "192.0.2.1"]
+DEVICES = [None, "state", "personal"]
+
+requests = st.builds(
+    facts,
+    st.sampled_from(PROPERTY_URLS),
+    user=st.sampled_from(USERS),
+    client=st.sampled_from(CLIENTS),
+    device=st.sampled_from(DEVICES),
+)
+instants = st.datetimes(
+    min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    request=requests,
+    instant=instants,
+    zone=st.sampled_from(ZONES),
+    naive=st.booleans(),
+)
+def test_decide_is_deterministic_and_reports_the_window(
+    alpha: Policy, index: CategoryIndex, request: Facts, instant: datetime, zone: str, naive: bool
+) -> None:
+    """decide() is the same every time and in any zone; its window is window_at(now)."""
+    now = instant.astimezone(ZoneInfo(zone))
+    if naive:  # the same instant as an agency-local wall time
+        now = instant.astimezone(CHICAGO).replace(tzinfo=None)
+    first = decide(alpha, index, request, now)
+    assert decide(alpha, index, request, now) == first
+    assert first.window == alpha.schedule.window_at(now)
+    uncached = replace(alpha.schedule, _by_minute={})
+    assert first.window == uncached.window_at(instant.astimezone(CHICAGO).replace(tzinfo=None))
+    in_utc = decide(alpha, index, request, instant)
+    assert (in_utc.action, in_utc.rule, in_utc.window, in_utc.grant) == (
+        first.action,
+        first.rule,
+        first.window,
+        first.grant,
+    )
+
+
+CATEGORY_CHOICES = ["gambling", "social-networking", "advertising", "webmail", "uncategorized"]
+DOMAIN_CHOICES = [
+    "netlog.com",
+    "ads.netlog.com",
+    "news.example",
+    "www.news.example",
+    "badnews.example",
+    "google.com",
+]
+URL_CHOICES = [
+    ("google.com", "/mail"),
+    ("google.com", "/mail/u"),
+    ("portal.example", "/radio"),
+    ("m.portal.example", "/radio"),
+    ("xportal.example", "/radio"),
+    ("netlog.com", "/p"),
+]
+
+
+def subsets(
+    values: list[Any], min_size: int = 0, max_size: int | None = None
+) -> st.SearchStrategy[frozenset[Any]]:
+    return st.frozensets(st.sampled_from(values), min_size=min_size, max_size=max_size)
+
+
+def optional(values: list[Any]) -> st.SearchStrategy[frozenset[Any] | None]:
+    """Mostly absent, so that random rules match random requests often enough to tell."""
+    return st.one_of(st.none(), st.none(), st.none(), subsets(values, min_size=1))
+
+
+# Small sites (a policy's site conditions are short), so that a broad site built from one often
+# covers it, or misses it by a single entry.
+sites = st.builds(
+    Site,
+    categories=subsets(CATEGORY_CHOICES, min_size=1, max_size=2),
+    domains=subsets(DOMAIN_CHOICES, max_size=2),
+    urls=subsets(URL_CHOICES, max_size=2).map(lambda urls: tuple(sorted(urls))),
+) | st.builds(
+    Site,
+    domains=subsets(DOMAIN_CHOICES, max_size=2),
+    urls=subsets(URL_CHOICES, min_size=1, max_size=2).map(lambda urls: tuple(sorted(urls))),
+)
+
+matches = st.builds(
+    Match,
+    site=st.none() | sites,
+    windows=optional(list(WINDOWS)),
+    devices=optional(["state", "personal"]),
+    groups=optional(["communications", "gis-team"]),
+    users=optional(["jdoe", "mlee", "bob"]),
+    networks=optional(["hq-wired", "hq-lab", "guest-wifi"]),
+    content=optional(list(CONTENT_KINDS)),
+)
+
+
+@st.composite
+def wider(draw: st.DrawFn, match: Match) -> Match:
+    """A match made from `match` by dropping or widening conditions: usually one that covers it."""
+
+    def widen(value: frozenset[str] | None, choices: list[str]) -> frozenset[str] | None:
+        how = draw(st.sampled_from(["keep", "drop", "add"]))
+        if value is None or how == "keep":
+            return value
+        return None if how == "drop" else value | draw(subsets(choices))
+
+    site = match.site
+    if site is not None:
+        how = draw(st.sampled_from(["keep", "drop", "add", "reshape"]))
+        if how == "drop":
+            site = None
+        elif how == "add":
+            site = Site(
+                site.categories | draw(subsets(CATEGORY_CHOICES)),
+                site.domains | draw(subsets(DOMAIN_CHOICES)),
+                tuple(sorted({*site.urls, *draw(subsets(URL_CHOICES))})),
+            )
+        elif how == "reshape":  # other domains and URL prefixes: parents, children or unrelated
+            site = Site(
+                site.categories | draw(subsets(CATEGORY_CHOICES)),
+                draw(subsets(DOMAIN_CHOICES)),
+                tuple(sorted(draw(subsets(URL_CHOICES)))),
+            )
+    return Match(
+        site=site,
+        windows=widen(match.windows, list(WINDOWS)),
+        devices=widen(match.devices, ["state", "personal"]),
+        groups=widen(match.groups, ["communications", "gis-team"]),
+        users=widen(match.users, ["jdoe", "mlee", "bob"]),
+        networks=widen(match.networks, ["hq-wired", "hq-lab", "guest-wifi"]),
+        content=widen(match.content, list(CONTENT_KINDS)),
+    )
+
+
+@st.composite
+def match_pairs(draw: st.DrawFn) -> tuple[Match, Match]:
+    narrow = draw(matches)
+    broad = draw(st.one_of(matches, wider(narrow)))
+    return broad, narrow
+
+
+def only_rule(policy: Policy, match: Match) -> Policy:
+    """`policy` with its lists and grants removed and `match` as its one rule."""
+    rule = Rule("the-rule", ("9.A",), match, "block", "Property test.")
+    return replace(policy, rules=(rule,), allow=None, deny=None, grants=())
+
+
+WHO: list[dict[str, str]] = [
+    {},
+    {"user": "jdoe", "client": HQ},
+    {"user": "MLee", "client": LAB},
+    {"user": "bob", "client": GUEST},
+    {"client": GUEST, "device": "state"},
+    {"user": "asmith", "device": "personal"},
+]
+GRID = [facts(url, **who) for url in PROPERTY_URLS for who in WHO]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    pair=match_pairs(),
+    now=st.sampled_from([BEFORE, WORK, BREAK, LUNCH, AFTER, WEEKEND, HOLIDAY]),
+    kinds=subsets(list(CONTENT_KINDS), min_size=1),
+)
+def test_covers_is_sound(
+    alpha: Policy,
+    index: CategoryIndex,
+    pair: tuple[Match, Match],
+    now: datetime,
+    kinds: frozenset[str],
+) -> None:
+    """If rule A covers rule B, every request B matches (at request or response time) A matches."""
+    broad, narrow = pair
+    assert broad.covers(broad) and narrow.covers(narrow)
+    if not broad.covers(narrow):
+        event("not covered")
+        return
+    event("covered")
+    narrow_policy, broad_policy = only_rule(alpha, narrow), only_rule(alpha, broad)
+    for request in GRID:
+        if decide(narrow_policy, index, request, now).rule == "the-rule":
+            event("narrow rule matched a request")
+            assert decide(broad_policy, index, request, now).rule == "the-rule", request
+        if decide_content(narrow_policy, index, request, kinds, now) is not None:
+            event("narrow rule matched a response")
+            assert decide_content(broad_policy, index, request, kinds, now) is not None, request
+
+
+def parent(host: str) -> str:
+    return host.partition(".")[2] or host
+
+
+@st.composite
+def nearby_site(draw: st.DrawFn, narrow: Site) -> Site:
+    """A site made from `narrow` with each domain and URL prefix moved a little, or kept.
+
+    The moves are to a parent or child host, a shorter or longer path, a whole domain, or a
+    string suffix that is not on a label boundary; some widen the site, some do not.
+    """
+    categories = narrow.categories | draw(subsets(CATEGORY_CHOICES))
+    domains: set[str] = set()
+    for domain in sorted(narrow.domains):
+        domains |= draw(
+            st.sampled_from([{domain}, {parent(domain)}, {f"www.{domain}"}, {domain[1:]}, set()])
+        )
+    urls: set[tuple[str, str]] = set()
+    for host, path in narrow.urls:
+        as_url = [
+            (host, path),
+            (parent(host), path),
+            (f"m.{host}", path),
+            (host, path[:-1] or "/"),
+            (host, f"{path}/u"),
+            (f"m.{host}", path[:-1] or "/"),
+            (host[1:], path),  # a suffix that is not on a label boundary
+        ]
+        as_domain = [host, parent(host), f"m.{host}"]
+        moved = draw(st.sampled_from([*as_url, *as_domain, None]))
+        if isinstance(moved, tuple):
+            urls.add(moved)
+        elif moved is not None:
+            domains.add(moved)
+    return Site(frozenset(categories), frozenset(domains), tuple(sorted(urls)))
+
+
+@st.composite
+def site_pairs(draw: st.DrawFn) -> tuple[Site, Site]:
+    narrow = draw(sites)
+    nearby = nearby_site(narrow)
+    return draw(st.one_of(nearby, nearby, nearby, sites)), narrow
+
+
+HOSTS = ["portal.example", "google.com", "netlog.com", "news.example", "example.org"]
+PATHS = ["/", "/radio", "/radio/1", "/mail", "/mail/u/0", "/mail/x", "/p/x"]
+
+
+@st.composite
+def held_request(draw: st.DrawFn, site: Site) -> tuple[tuple[str, ...], str, str]:
+    """Categories, host and path of a request that `site` holds for, by any of its conditions."""
+    categories = set(draw(subsets(CATEGORY_CHOICES)))
+    host, path = draw(st.sampled_from(HOSTS)), draw(st.sampled_from(PATHS))
+    ways = [
+        w for w, given in (("c", site.categories), ("d", site.domains), ("u", site.urls)) if given
+    ]
+    way = draw(st.sampled_from(ways))
+    if way == "c":
+        categories.add(draw(st.sampled_from(sorted(site.categories))))
+    elif way == "d":
+        domain = draw(st.sampled_from(sorted(site.domains)))
+        host = draw(st.sampled_from([domain, f"www.{domain}", f"a.b.{domain}"]))
+    else:
+        url_host, prefix = draw(st.sampled_from(site.urls))
+        host = draw(st.sampled_from([url_host, f"m.{url_host}"]))
+        path = prefix + draw(st.sampled_from(["", "/", "/x", "x"]))
+    return tuple(sorted(categories or {"uncategorized"})), host, path
+
+
+@settings(max_examples=300, deadline=None)
+@given(pair=site_pairs(), data=st.data())
+def test_site_covers_is_sound(pair: tuple[Site, Site], data: st.DataObject) -> None:
+    """If site A covers site B, A holds for every host, path and categories B holds for."""
+    broad, narrow = pair
+    categories, host, path = data.draw(held_request(narrow))
+    suffixes = host_suffixes(host)
+    assert narrow.holds(categories, suffixes, path)
+    if broad.covers(narrow):
+        event("covered")
+        assert broad.holds(categories, suffixes, path), (categories, host, path)
+
+
+def site(*entries: str) -> Site:
+    """`Site` from `cat:NAME`, `DOMAIN` and `HOST/PATH` entries."""
+    categories = frozenset(e[4:] for e in entries if e.startswith("cat:"))
+    domains = frozenset(e for e in entries if "/" not in e and not e.startswith("cat:"))
+    urls = tuple(
+        sorted((e.split("/", 1)[0], "/" + e.split("/", 1)[1]) for e in entries if "/" in e)
+    )
+    return Site(categories, domains, urls)
+
+
+@pytest.mark.parametrize(
+    ("broad", "narrow", "covers"),
+    [
+        (site("cat:gambling", "cat:games"), site("cat:gambling"), True),
+        (site("cat:gambling"), site("cat:gambling", "cat:games"), False),
+        (site("news.example"), site("www.news.example"), True),
+        (site("www.news.example"), site("news.example"), False),
+        (site("news.example"), site("badnews.example"), False),  # not a label boundary
+        (site("news.example"), site("news.example/radio"), True),
+        (site("news.example"), site("m.news.example/radio"), True),
+        (site("google.com/mail"), site("google.com/mail/u"), True),
+        (site("google.com/mail/u"), site("google.com/mail"), False),
+        (site("portal.example/radio"), site("m.portal.example/radio"), True),
+        (site("m.portal.example/radio"), site("portal.example/radio"), False),
+        (site("portal.example/radio"), site("xportal.example/radio"), False),
+        (site("portal.example/radio"), site("portal.example/radio", "news.example"), False),
+        (site("portal.example/radio", "news.example"), site("news.example"), True),
+        (site("cat:gambling"), site("bet365.com"), False),  # a domain is not known to be gambling
+        (site("bet365.com"), site("cat:gambling"), False),
+    ],
+)
+def test_site_covers(broad: Site, narrow: Site, covers: bool) -> None:
+    """A site covers another when every category, domain and URL prefix of it is inside."""
+    assert broad.covers(narrow) is covers
+
+
+ANY_SITE = site("cat:gambling")
+
+
+@pytest.mark.parametrize(
+    ("broad", "narrow", "covers"),
+    [
+        (Match(site=ANY_SITE), Match(site=ANY_SITE, windows=frozenset({"lunch"})), True),
+        (Match(site=ANY_SITE, windows=frozenset({"lunch"})), Match(site=ANY_SITE), False),
+        (
+            Match(windows=frozenset({"lunch", "break"})),
+            Match(site=ANY_SITE, windows=frozenset({"lunch"})),
+            True,
+        ),
+        (
+            Match(windows=frozenset({"lunch"})),
+            Match(windows=frozenset({"lunch", "break"})),
+            False,
+        ),
+        (Match(devices=frozenset({"state"})), Match(devices=frozenset({"personal"})), False),
+        (Match(users=frozenset({"jdoe", "bob"})), Match(users=frozenset({"jdoe"})), True),
+        (Match(groups=frozenset({"gis-team"})), Match(users=frozenset({"mlee"})), False),
+        (Match(site=ANY_SITE), Match(site=ANY_SITE, content=frozenset({"executable"})), False),
+        (
+            Match(content=frozenset({"executable", "bittorrent"})),
+            Match(site=ANY_SITE, content=frozenset({"executable"})),
+            True,
+        ),
+        (Match(content=frozenset({"executable"})), Match(site=ANY_SITE), False),
+    ],
+)
+def test_match_covers(broad: Match, narrow: Match, covers: bool) -> None:
+    """A match covers another when each condition is absent or wider; content rules stay apart."""
+    assert broad.covers(narrow) is covers
