@@ -95,7 +95,7 @@ def decide(policy: Policy, index: CategoryIndex, facts: Facts, now: datetime) ->
     response headers arrive.
     """
     url = facts.url
-    classification = index.classify(url.host, url.path)
+    classification = index.classify(url.host, url.target)
     kinds = detect_content(
         content_type=None,
         content_length=None,
@@ -118,7 +118,7 @@ def decide_content(
     """
     if not kinds:
         return None
-    classification = index.classify(facts.url.host, facts.url.path)
+    classification = index.classify(facts.url.host, facts.url.target)
     return _decide(policy, classification, facts, now, kinds, content_only=True)
 
 
@@ -140,7 +140,7 @@ def _decide(
     suffixes = host_suffixes(url.host)
     categories = classification.categories or (UNCATEGORIZED,)
     never_decrypt = policy.never_decrypt is not None and policy.never_decrypt.holds(
-        classification.all_categories, suffixes, url.path
+        classification.all_categories, suffixes, url.target
     )
     intercept = "never" if never_decrypt else "auto"
 
@@ -165,9 +165,9 @@ def _decide(
             intercept=intercept,
         )
 
-    if policy.deny is not None and policy.deny.site.holds((), suffixes, url.path):
+    if policy.deny is not None and policy.deny.site.holds((), suffixes, url.target):
         return None if content_only else verdict(policy.deny.verdict, "deny-list", "deny-list")
-    if policy.allow is not None and policy.allow.site.holds((), suffixes, url.path):
+    if policy.allow is not None and policy.allow.site.holds((), suffixes, url.target):
         return None if content_only else verdict(policy.allow.verdict, "allow-list", "allow-list")
 
     network_name = network.name if network else None
@@ -175,7 +175,16 @@ def _decide(
         if content_only and rule.match.content is None:
             continue
         if _holds(
-            rule, categories, suffixes, url.path, window, device, groups, user, network_name, kinds
+            rule,
+            categories,
+            suffixes,
+            url.target,
+            window,
+            device,
+            groups,
+            user,
+            network_name,
+            kinds,
         ):
             grant = policy.grant_for(rule.id, user, groups, policy.schedule.local(now).date())
             if grant is not None:

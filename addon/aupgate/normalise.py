@@ -109,6 +109,12 @@ class Url:
         """Host and path joined, the key URL-prefix category entries are matched against."""
         return self.host + self.path
 
+    @property
+    def target(self) -> str:
+        """Path and query: what URL-prefix entries and rules match, since some lists name a
+        query (`index.php?showforum=11`) and a prefix ending in the path still matches."""
+        return f"{self.path}?{self.query}" if self.query else self.path
+
     def __str__(self) -> str:
         """Canonical URL text for audit records; `parse_url` reads it back to an equal Url."""
         host = f"[{self.host}]" if ":" in self.host else self.host
