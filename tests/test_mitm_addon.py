@@ -1,0 +1,178 @@
+"""The addon in-process (mitmproxy's taddons): every hook fails closed, and the TLS decisions."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mitmproxy import connection, tls
+from mitmproxy.proxy import server_hooks
+
+with warnings.catch_warnings():
+    # taddons loads every default addon; proxyauth's ldap3 trips a pyasn1 DeprecationWarning
+    # at import, which filterwarnings=error would turn into a collection error.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from mitmproxy.test import taddons, tflow
+
+from aupgate.mitm import options as opts
+from aupgate.mitm.addon import Aupgate, authority_host, client_address, strictest
+
+FIXTURES = Path(__file__).parent / "e2e" / "fixtures"
+
+
+@pytest.fixture
+def test_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(opts.TEST_MODE_ENV, "1")
+
+
+@pytest.fixture
+def audit_path(tmp_path: Path) -> Path:
+    return tmp_path / "audit.jsonl"
+
+
+def configured(tctx: Any, addon: Aupgate, audit_path: Path, **extra: Any) -> None:
+    tctx.configure(addon, aupgate_policy_dir=str(FIXTURES / "policies"),
+                   aupgate_categories=str(FIXTURES / "categories" / "sources.yaml"),
+                   aupgate_audit_log=str(audit_path),
+                   aupgate_fixed_time="2026-11-24T10:30:00-06:00", **extra)
+
+
+def events(path: Path, name: str) -> list[dict[str, Any]]:
+    return [e for e in map(json.loads, path.read_text().splitlines()) if e["event"] == name]
+
+
+def flow_for(host: str, path: str = "/", scheme: str = "http") -> Any:
+    flow = tflow.tflow()
+    flow.request.scheme = scheme
+    flow.request.host = host
+    flow.request.port = 443 if scheme == "https" else 80
+    flow.request.path = path
+    flow.request.headers["Host"] = host
+    flow.client_conn.peername = ("127.0.0.1", 50000)
+    return flow
+
+
+@pytest.fixture
+def addon() -> Iterator[Aupgate]:
+    yield Aupgate()
+
+
+async def test_allowed_and_blocked(addon: Aupgate, audit_path: Path) -> None:
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path)
+        ok = flow_for("www.example.org")
+        addon.requestheaders(ok)
+        assert ok.response is None
+        blocked = flow_for("www.bet365.com")
+        addon.requestheaders(blocked)
+        assert blocked.response is not None and blocked.response.status_code == 403
+
+
+@pytest.mark.parametrize("point", ["decide", "audit", "responseheaders"])
+async def test_every_http_hook_fails_closed(addon: Aupgate, audit_path: Path, test_mode: None,
+                                            point: str) -> None:
+    """An exception anywhere ends in an error page and an engine_error event, never a pass."""
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path, aupgate_fault=f"{point}@www.example.org")
+        flow = flow_for("www.example.org")
+        addon.requestheaders(flow)
+        if flow.response is None:
+            flow.response = tflow.tresp()
+            addon.responseheaders(flow)
+            addon.response(flow)
+        assert flow.response.status_code == 502
+        assert b"could not decide" in (flow.response.raw_content or b"") or flow.response.stream
+        [event] = events(audit_path, "engine_error")
+        assert "injected fault" in event["error"]
+
+
+async def test_connect_fails_closed(addon: Aupgate, audit_path: Path, test_mode: None) -> None:
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path, aupgate_fault="connect")
+        flow = flow_for("www.example.org", scheme="https")
+        flow.request.method = "CONNECT"
+        addon.http_connect(flow)
+        assert flow.response is not None and flow.response.status_code == 502
+        assert events(audit_path, "engine_error")
+
+
+class FakeHello:
+    def __init__(self, sni: str) -> None:
+        self.sni = sni
+
+
+def hello_data(sni: str, client: connection.Client) -> Any:
+    data = tls.ClientHelloData.__new__(tls.ClientHelloData)
+    data.context = type("Ctx", (), {"client": client,
+                                    "server": connection.Server(address=("x", 443))})()
+    data.client_hello = FakeHello(sni)  # type: ignore[assignment]
+    data.ignore_connection = False
+    data.establish_server_tls_first = False
+    return data
+
+
+async def test_clienthello_fails_closed(addon: Aupgate, audit_path: Path,
+                                        test_mode: None) -> None:
+    """An error at the ClientHello passes nothing: the upstream connection is failed."""
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path, aupgate_fault="clienthello")
+        client = tflow.tclient_conn()
+        data = hello_data("www.example.org", client)
+        addon.tls_clienthello(data)
+        assert data.ignore_connection
+        server = server_hooks.ServerConnectionHookData(
+            server=connection.Server(address=("www.example.org", 443)), client=client)
+        addon.server_connect(server)
+        assert server.server.error
+        assert events(audit_path, "engine_error")
+
+
+async def test_sni_of_never_decrypt_block_is_refused(addon: Aupgate, audit_path: Path) -> None:
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path)
+        client = tflow.tclient_conn()
+        client.peername = ("127.0.0.1", 40000)
+        data = hello_data("www.teamviewer.com", client)
+        addon.tls_clienthello(data)
+        assert data.ignore_connection
+        server = server_hooks.ServerConnectionHookData(
+            server=connection.Server(address=("www.teamviewer.com", 443)), client=client)
+        addon.server_connect(server)
+        assert server.server.error and "no-remote-access" in server.server.error
+
+
+async def test_resolve_override_keeps_the_name(addon: Aupgate, audit_path: Path) -> None:
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path, aupgate_resolve=["*:443:127.0.0.1:8443"])
+        server = server_hooks.ServerConnectionHookData(
+            server=connection.Server(address=("www.example.org", 443)),
+            client=tflow.tclient_conn())
+        server.server.sni = "www.example.org"
+        addon.server_connect(server)
+        assert server.server.address == ("127.0.0.1", 8443)
+        assert server.server.sni == "www.example.org"
+
+
+async def test_fault_option_refused_outside_test_mode(addon: Aupgate, audit_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from mitmproxy import exceptions
+
+    monkeypatch.delenv(opts.TEST_MODE_ENV, raising=False)
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path)
+        with pytest.raises(exceptions.OptionsError, match="AUPGATE_TEST_MODE"):
+            tctx.configure(addon, aupgate_fault="decide")
+
+
+def test_helpers() -> None:
+    assert str(client_address(("::ffff:10.0.0.1", 1, 0, 0))) == "10.0.0.1"
+    assert str(client_address(("fe80::1%eth0", 1))) == "fe80::1"
+    assert client_address(None) is None
+    assert authority_host("[::1]:8080") == "::1"
+    assert authority_host("a.test:80") == "a.test"
+    assert authority_host("a.test") == "a.test"
+    assert strictest.__doc__
