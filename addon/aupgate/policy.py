@@ -920,7 +920,9 @@ def _read_match(
     site = _read_site(reader, m, field) if {"categories", "domains", "urls"} & m.keys() else None
     window_names = (*WINDOWS, ANY, *set_names)
     windows = reader.choices(m, "windows", field, window_names, "window")
-    resolved: frozenset[str] | None = None
+    # Without a usable schedule the names stay unresolved: never "any window", which would make
+    # this rule look as if it covered the rules after it.
+    resolved = windows
     if windows is not None and schedule is not None:
         resolved = schedule.resolve(windows)
         if windows and not (resolved & possible):
@@ -939,7 +941,7 @@ def _read_match(
     content = reader.choices(m, "content", field, CONTENT_KINDS, "content kind")
     return Match(
         site,
-        resolved if windows is not None else None,
+        resolved,
         devices,
         group_names,
         users,
