@@ -747,6 +747,34 @@ def test_rules_not_covered(tmp_path: Path, match: str) -> None:
     assert policy is not None
 
 
+@pytest.mark.parametrize(
+    "schedule_fix",
+    [
+        ("timezone: America/Chicago\n", "timezone: America/Chicagoo  # <-\n"),
+        ('  work_hours: "08:00-17:00"\n', '  work_hours: "8 to 5"  # <-\n'),
+    ],
+)
+def test_broken_schedule_adds_no_false_errors_to_rules(
+    tmp_path: Path, schedule_fix: tuple[str, str]
+) -> None:
+    """With a bad zone or work hours, window sets stay known and narrow rules cover nothing."""
+    exception = """\
+  - id: gambling-at-lunch
+    clauses: [gambling]
+    match:
+      categories: [gambling]
+      windows: [lunch, personal-time]
+    action: log
+    reason: Lunch.
+"""
+    old, new = schedule_fix
+    text = policy_text(rules=SECTIONS["rules"].replace("rules:\n", "rules:\n" + exception))
+    text = text.replace(old, new)
+    _, problems, path = load(tmp_path, text)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{path}:{marked_line(text)}: ")
+
+
 def test_unknown_clause_cited_by_rule(tmp_path: Path) -> None:
     """Citing an unknown clause is an error at the rule's `clauses`; the real one is uncited."""
     text = policy_text(
