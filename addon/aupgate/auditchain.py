@@ -15,9 +15,10 @@ they take lines and return problems; `auditverify` reads files and prints.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,20 @@ SCHEMA_VERSION = 1
 ChainReason = Literal["new-file", "rotated", "truncated", "damaged-tail", "resumed-unreadable"]
 
 _TAIL_BLOCK = 64 * 1024
+
+
+def _fast_loads() -> Callable[[bytes], Any]:
+    """orjson's loads when installed (about 3x json's on audit lines), else the standard one."""
+    try:
+        module = importlib.import_module("orjson")
+    except ImportError:
+        return json.loads
+    loader: Callable[[bytes], Any] = module.loads
+    return loader
+
+
+loads = _fast_loads()
+"""Parse one JSON line (bytes); raises ValueError on bad JSON, whichever parser it is."""
 
 
 def format_time(moment: datetime) -> str:
@@ -134,7 +149,7 @@ def walk(name: str, lines: Iterable[bytes], *, anchors: frozenset[str] = frozens
         if not raw.endswith(b"\n"):
             return result(Break(name, number, "last line is incomplete (no newline): torn write"))
         try:
-            record = json.loads(raw)
+            record = loads(raw)
         except ValueError:
             return result(Break(name, number, "line is not JSON: damaged or partly written"))
         if not isinstance(record, dict):

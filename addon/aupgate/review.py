@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import heapq
-import importlib
 import ipaddress
-import json
 import os
 import re
 import sys
@@ -28,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from .auditchain import format_time
+from .auditchain import format_time, loads
 
 Record = dict[str, Any]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -41,19 +39,6 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 class ReviewError(Exception):
     """Bad arguments or unreadable input: the command prints it and exits 2."""
-
-
-def _fast_loads() -> Callable[[bytes], Any]:
-    """orjson's loads when installed (about 3x json's), else the standard library's."""
-    try:
-        module = importlib.import_module("orjson")
-    except ImportError:
-        return json.loads
-    loader: Callable[[bytes], Any] = module.loads
-    return loader
-
-
-loads = _fast_loads()
 
 
 # --------------------------------------------------------------------------- reading
@@ -246,6 +231,10 @@ def follow(
             time.sleep(poll)  # renamed away, the new file not made yet
             continue
         if (st.st_dev, st.st_ino) != ident:
+            rest = pending + handle.read()  # what was written to the old file after our EOF
+            *lines, _torn = rest.split(b"\n")
+            for line in lines:
+                yield line + b"\n"
             handle.close()
             handle, pending = None, b""
             continue
