@@ -303,6 +303,39 @@ def test_report_says_when_a_list_is_approximate(tmp_path: Path) -> None:
     assert "Approximate: too many distinct entries" in render_html(summary.to_json([], NOW))
 
 
+def test_top_counter_merge_keeps_the_bound() -> None:
+    """Two workers' summaries merged: at most `cap` keys, undercount within the summed bound."""
+    rng = random.Random(7)
+    stream = [f"heavy{i % 3}" for i in range(900)] + [
+        f"t{rng.randrange(3000)}" for _ in range(3000)
+    ]
+    rng.shuffle(stream)
+    left, right = TopCounter(cap=40), TopCounter(cap=40)
+    for index, key in enumerate(stream):
+        (left if index % 2 else right).add(key)
+    left.merge(right)
+    assert len(left.counts) <= 40
+    assert left.total == len(stream)
+    for key, estimate in left.top(3):
+        assert key.startswith("heavy")
+        assert 300 - left.error <= estimate <= 300
+
+
+def test_jobs_give_the_same_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Byte ranges summarised by worker processes and merged equal one streaming pass."""
+    from aupgate import report as report_module
+
+    records = sample() * 20
+    plain = write(tmp_path / "audit.jsonl", records)
+    packed = write(tmp_path / "audit.jsonl.1.gz", sample())
+    monkeypatch.setattr(report_module, "_CHUNK", 1000)  # cut even this small file
+    assert len(report_module._parts([plain], [plain.stat().st_size], 3)) == 6
+    one = model(str(plain), str(packed), "--by-user", "--uncategorized")
+    three = model(str(plain), str(packed), "--by-user", "--uncategorized", "--jobs", "3")
+    assert three == one
+    assert one["decisions"]["total"] == 11 * 21
+
+
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

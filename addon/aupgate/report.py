@@ -17,17 +17,21 @@ import csv
 import html
 import io
 import json
+import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .review import ReviewError, loads, open_lines, parse_when, time_key
+from .auditchain import loads
+from .review import ReviewError, open_lines, parse_when, time_key
 
 ACTIONS = ("block", "warn", "log", "allow")
 FORMATS = ("table", "csv", "json", "html")
@@ -69,6 +73,18 @@ class TopCounter:
         else:
             self.error += 1
             self.counts = {k: c - 1 for k, c in counts.items() if c > 1}
+
+    def merge(self, other: TopCounter) -> None:
+        """Add another summary (the mergeable Misra-Gries rule): error bounds add up."""
+        counts = self.counts
+        for key, count in other.counts.items():
+            counts[key] = counts.get(key, 0) + count
+        self.total += other.total
+        self.error += other.error
+        if len(counts) > self.cap:
+            cut = sorted(counts.values(), reverse=True)[self.cap]
+            self.counts = {k: c - cut for k, c in counts.items() if c > cut}
+            self.error += cut
 
     def top(self, n: int) -> list[tuple[str, int]]:
         """The n largest counts, largest first (ties by key, for stable output)."""
@@ -139,42 +155,115 @@ class Summary:
 
     # ----------------------------------------------------------------- feeding
 
-    def feed_lines(self, lines: Iterable[bytes]) -> None:
-        """Count every line of one file; the hot loop of the whole command."""
+    def feed_lines(self, lines: Iterable[bytes], tick: Callable[[], None] | None = None) -> None:
+        """Count every line of one file: the hot loop of the command, so written flat.
+
+        Lines with our envelope have their time read by slicing, before parsing, so lines
+        outside the period cost no JSON parse. `tick` is called every 16,384 lines (progress).
+        """
         since, until = self.options.since, self.options.until
+        load = loads
+        by_action = self.by_action
+        by_day = self.by_day
+        categories = self.categories
+        blocks = self.blocks_by_hour
+        local = self._local
+        users = self.users
+        uncategorized = self.uncategorized
+        first, last = self.first, self.last
+        count = decisions = outside = unparsed = warn_shown = 0
         for raw in lines:
-            self.lines += 1
-            if (since or until) and raw.startswith(_ENVELOPE):
+            count += 1
+            if tick is not None and count & 0x3FFF == 0:
+                tick()
+            if raw.startswith(_ENVELOPE):
                 key = raw[_TIME_AT].decode("ascii", "replace")
                 if (since and key < since) or (until and key >= until):
-                    self.outside += 1
+                    outside += 1
                     continue
-            try:
-                record = loads(raw)
-            except ValueError:
-                if raw.strip():
-                    self.unparsed += 1
-                continue
-            if type(record) is dict:
-                self.feed(raw, record)
+                try:
+                    record = load(raw)
+                except ValueError:
+                    unparsed += 1
+                    continue
             else:
-                self.unparsed += 1
+                try:
+                    record = load(raw)
+                except ValueError:
+                    unparsed += bool(raw.strip())
+                    continue
+                if type(record) is not dict:
+                    unparsed += 1
+                    continue
+                key = time_key(raw, record)
+                if (since and key < since) or (until and key >= until):
+                    outside += 1
+                    continue
+            if type(record) is not dict:
+                unparsed += 1
+                continue
+            if first is None or key < first:
+                first = key
+            if last is None or key > last:
+                last = key
+            get = record.get
+            if get("event") != "decision":
+                self._other(key, record)
+                continue
+            phase = get("phase")
+            action = get("action")
+            if phase == "continue":
+                self._continued(record)
+                continue
+            if phase == "connect" and (action == "allow" or action == "log"):
+                continue  # a tunnel opened: the requests inside it are decided and counted
+            label = action if type(action) is str else str(get("enforced") or "none")
+            decisions += 1
+            by_action[label] = by_action.get(label, 0) + 1
+            if label == "warn" and get("enforced") == "warned":
+                warn_shown += 1
+            place = local.get(key[:16])
+            if place is None:
+                place = self._localise(key)
+            if label == "block":
+                blocks[place[1]] += 1
+            day = by_day.get(place[0])
+            if day is None:
+                day = by_day.setdefault(place[0] if len(by_day) < _MAX_DAYS else _OTHER, {})
+            day[label] = day.get(label, 0) + 1
+            host = get("host")
+            if type(host) is not str:
+                host = "-"
+            user = get("user") if users is not None else None
+            if type(user) is not str:
+                user = None
+            elif users is not None:
+                users.add(user)
+            cats = get("categories")
+            if cats is None:
+                cats = ("uncategorized",)  # a writer that leaves the field out
+            for category in cats:  # none when nothing was decided (refused, error)
+                entry = categories.get(category)
+                if entry is None:
+                    entry = self._category(category)
+                table = entry.by_action
+                table[label] = table.get(label, 0) + 1
+                entry.hosts.add(host)
+                if user is not None and entry.users is not None:
+                    entry.users.add(user)
+                if uncategorized is not None and category == "uncategorized":
+                    uncategorized.add(host)
+        self.first, self.last = first, last
+        self.lines += count
+        self.decisions += decisions
+        self.outside += outside
+        self.unparsed += unparsed
+        self.warn_shown += warn_shown
 
-    def feed(self, raw: bytes, record: dict[str, Any]) -> None:
-        key = time_key(raw, record)
-        options = self.options
-        if (options.since and key < options.since) or (options.until and key >= options.until):
-            self.outside += 1
-            return
-        if self.first is None or key < self.first:
-            self.first = key
-        if self.last is None or key > self.last:
-            self.last = key
+    def _other(self, key: str, record: dict[str, Any]) -> None:
         event = record.get("event")
-        if event == "decision":
-            self._decision(key, record)
-        elif event in self.policy_counts:
-            self._policy(key, event, record)
+        if event in self.policy_counts:
+            self._policy(key, str(event), record)
         elif event == "engine_error":
             self.health["engine_errors"] += 1
         elif event == "domain_mismatch":
@@ -184,51 +273,21 @@ class Summary:
             lost = record.get("lost")
             self.health["lost"] += lost if isinstance(lost, int) else 0
 
-    def _decision(self, key: str, record: dict[str, Any]) -> None:
-        phase = record.get("phase")
-        action = record.get("action")
-        if phase == "continue":
-            self.continued += 1
-            _bump(self.continued_rules, str(record.get("rule_continued") or "-"))
-            reason = record.get("work_reason")
-            if isinstance(reason, str) and reason.strip():
-                self.reasons.add(" ".join(reason.lower().split()))
-            return
-        if phase == "connect" and action in ("allow", "log"):
-            return  # a tunnel opened: the requests inside it are decided and counted themselves
-        label = action if isinstance(action, str) else str(record.get("enforced") or "none")
-        self.decisions += 1
-        _bump(self.by_action, label)
-        if action == "warn" and record.get("enforced") == "warned":
-            self.warn_shown += 1
-        date, hour = self._localise(key)
-        if action == "block":
-            self.blocks_by_hour[hour] += 1
-        day = self.by_day.get(date)
-        if day is None:
-            day = self.by_day.setdefault(date if len(self.by_day) < _MAX_DAYS else _OTHER, {})
-        _bump(day, label)
-        host = record.get("host")
-        host = host if isinstance(host, str) else "-"
-        user = record.get("user") if self.users is not None else None
-        if isinstance(user, str):
-            assert self.users is not None
-            self.users.add(user)
-        categories = record.get("categories")
-        if categories is None:
-            categories = ("uncategorized",)  # a writer that leaves the field out
-        for category in categories:  # none when nothing was decided (refused, error)
-            entry = self.categories.get(category)
-            if entry is None:
-                if len(self.categories) >= _MAX_CATEGORIES:
-                    category = _OTHER
-                entry = self.categories.setdefault(category, self._new_category())
-            _bump(entry.by_action, label)
-            entry.hosts.add(host)
-            if isinstance(user, str) and entry.users is not None:
-                entry.users.add(user)
-            if category == "uncategorized" and self.uncategorized is not None:
-                self.uncategorized.add(host)
+    def _continued(self, record: dict[str, Any]) -> None:
+        """A warn continuation: counted by rule, and its stated reason (normalised) kept."""
+        self.continued += 1
+        _bump(self.continued_rules, str(record.get("rule_continued") or "-"))
+        reason = record.get("work_reason")
+        if isinstance(reason, str) and reason.strip():
+            self.reasons.add(" ".join(reason.lower().split()))
+
+    def _category(self, name: str) -> _Category:
+        entry = self.categories.get(name)
+        if entry is not None:
+            return entry
+        if len(self.categories) >= _MAX_CATEGORIES:
+            name = _OTHER
+        return self.categories.setdefault(name, self._new_category())
 
     def _new_category(self) -> _Category:
         cap = self.options.cap
@@ -246,7 +305,7 @@ class Summary:
             except ValueError:
                 return "-", 0
             found = (moment.date().isoformat(), moment.hour)
-            if len(self._local) > 100_000:
+            if len(self._local) > 20_000:
                 self._local.clear()
             self._local[minute] = found
         return found
@@ -268,6 +327,48 @@ class Summary:
                 "first_error": errors[0] if errors else record.get("error"),
             }
         )
+
+    def merge(self, other: Summary) -> None:
+        """Fold in the summary of another part of the logs (a worker's byte range)."""
+        self.lines += other.lines
+        self.unparsed += other.unparsed
+        self.outside += other.outside
+        self.decisions += other.decisions
+        self.warn_shown += other.warn_shown
+        self.continued += other.continued
+        for mine, theirs in (
+            (self.by_action, other.by_action),
+            (self.continued_rules, other.continued_rules),
+            (self.policy_counts, other.policy_counts),
+            (self.health, other.health),
+        ):
+            for key, count in theirs.items():
+                mine[key] = mine.get(key, 0) + count
+        for day, counts in other.by_day.items():
+            table = self.by_day.setdefault(day, {})
+            for key, count in counts.items():
+                table[key] = table.get(key, 0) + count
+        self.blocks_by_hour = [
+            a + b for a, b in zip(self.blocks_by_hour, other.blocks_by_hour, strict=True)
+        ]
+        for name, entry in other.categories.items():
+            target = self._category(name)
+            for key, count in entry.by_action.items():
+                target.by_action[key] = target.by_action.get(key, 0) + count
+            target.hosts.merge(entry.hosts)
+            if target.users is not None and entry.users is not None:
+                target.users.merge(entry.users)
+        self.reasons.merge(other.reasons)
+        if self.users is not None and other.users is not None:
+            self.users.merge(other.users)
+        if self.uncategorized is not None and other.uncategorized is not None:
+            self.uncategorized.merge(other.uncategorized)
+        events = sorted(self.policy_events + other.policy_events, key=lambda e: str(e["time"]))
+        self.policy_events = events[-_MAX_POLICY_EVENTS:]
+        stamps = [t for t in (self.first, other.first) if t is not None]
+        self.first = min(stamps) if stamps else None
+        stamps = [t for t in (self.last, other.last) if t is not None]
+        self.last = max(stamps) if stamps else None
 
     # ----------------------------------------------------------------- the model
 
@@ -326,7 +427,7 @@ class Summary:
                 "loads": self.policy_counts["policy_loaded"],
                 "reloads": self.policy_counts["policy_reloaded"],
                 "reload_failures": self.policy_counts["policy_reload_failed"],
-                "events": list(self.policy_events),
+                "events": sorted(self.policy_events, key=lambda e: str(e["time"])),
             },
             "health": dict(self.health),
         }
@@ -370,6 +471,9 @@ class _Progress:
         )
         self.stream.flush()
 
+    def update_from(self, handle: Any) -> None:
+        self.update(handle.tell())
+
     def finish_file(self, size: int) -> None:
         self.done += size
 
@@ -379,17 +483,61 @@ class _Progress:
             self.stream.flush()
 
 
-def _tracked(handle: BinaryIO, raw: BinaryIO, progress: _Progress) -> Iterator[bytes]:
-    """The lines of `handle`, reporting `raw`'s position (compressed bytes for .gz) now and then."""
-    for count, line in enumerate(handle, start=1):
-        yield line
-        if count & 0x3FFF == 0:
-            progress.update(raw.tell())
+_CHUNK = 64 * 1024 * 1024
 
 
-def summarise(paths: Sequence[Path], options: Options, *, progress: TextIO) -> Summary:
-    """Read every file once, in the order given (a summary does not need time order)."""
+def _parts(paths: Sequence[Path], sizes: Sequence[int], jobs: int) -> list[tuple[Path, int, int]]:
+    """(file, start, end) pieces: plain files cut at line starts, about two per worker each."""
+    parts: list[tuple[Path, int, int]] = []
+    for path, size in zip(paths, sizes, strict=True):
+        with path.open("rb") as handle:
+            gz = handle.read(2) == b"\x1f\x8b"
+            pieces = 1 if gz or jobs == 1 else max(1, min(jobs * 2, size // _CHUNK))
+            start = 0
+            for index in range(1, pieces + 1):
+                end = size
+                if index < pieces:
+                    handle.seek(size * index // pieces)
+                    handle.readline()  # to the start of the next whole line
+                    end = handle.tell()
+                if end > start:
+                    parts.append((path, start, end))
+                start = end
+    return parts
+
+
+def _summarise_part(path: Path, start: int, end: int, options: Options) -> Summary:
+    """A worker's job: one byte range of a plain file (or a whole .gz file), in blocks."""
     summary = Summary(options)
+    if start == 0 and end == path.stat().st_size:
+        with open_lines(path) as handle:
+            summary.feed_lines(handle)
+        return summary
+    with path.open("rb") as handle:
+        handle.seek(start)
+        remaining, tail = end - start, b""
+        while remaining > 0:
+            block = handle.read(min(8 * 1024 * 1024, remaining))
+            if not block:
+                break
+            remaining -= len(block)
+            lines = (tail + block).split(b"\n")
+            tail = lines.pop()
+            summary.feed_lines(lines)
+        if tail:
+            summary.feed_lines([tail])
+    return summary
+
+
+def summarise(
+    paths: Sequence[Path], options: Options, *, progress: TextIO, jobs: int = 1
+) -> Summary:
+    """Read every file once (a summary needs no time order), in `jobs` processes.
+
+    With one job the lines stream through this process; with more, plain files are cut into
+    byte ranges at line boundaries, summarised by worker processes, and the bounded summaries
+    merged. Each worker holds one summary, so memory is about `jobs` times one summary.
+    """
     sizes = []
     for path in paths:
         try:
@@ -398,16 +546,31 @@ def summarise(paths: Sequence[Path], options: Options, *, progress: TextIO) -> S
             raise ReviewError(f"{path}: {exc.strerror or exc}") from exc
     bar = _Progress(sum(sizes), progress)
     try:
-        for path, size in zip(paths, sizes, strict=True):
-            with open_lines(path) as handle:
-                raw = getattr(handle, "fileobj", None) or handle
-                summary.feed_lines(_tracked(handle, raw, bar))
-            bar.finish_file(size)
+        if jobs <= 1:
+            summary = Summary(options)
+            for path, size in zip(paths, sizes, strict=True):
+                with open_lines(path) as handle:
+                    raw = getattr(handle, "fileobj", None) or handle
+                    tick = partial(bar.update_from, raw) if bar.enabled else None
+                    summary.feed_lines(handle, tick)
+                bar.finish_file(size)
+            return summary
+        summary = Summary(options)
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {
+                pool.submit(_summarise_part, path, start, end, options): end - start
+                for path, start, end in _parts(paths, sizes, jobs)
+            }
+            for future in as_completed(futures):
+                summary.merge(future.result())
+                bar.finish_file(futures[future])
+                bar.update(0)
+        return summary
     except (OSError, EOFError) as exc:
         raise ReviewError(str(exc)) from exc
     finally:
         bar.close()
-    return summary
 
 
 # --------------------------------------------------------------------------- table
@@ -842,6 +1005,12 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     report.add_argument("--top", type=int, default=10, help="entries per top list (default: 10)")
     report.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes for plain files (default: 1); memory grows with each",
+    )
+    report.add_argument(
         "--tz", help="IANA time zone for hours and days, e.g. America/Chicago (default: local)"
     )
     report.set_defaults(func=cmd_report)
@@ -884,7 +1053,9 @@ def run_report(args: argparse.Namespace, out: TextIO, progress: TextIO, *, now: 
     for path in args.files:
         if not path.exists():
             raise ReviewError(f"{path}: no such file")
-    summary = summarise(args.files, options, progress=progress)
+    if args.jobs < 1:
+        raise ReviewError("--jobs must be at least 1")
+    summary = summarise(args.files, options, progress=progress, jobs=args.jobs)
     model = summary.to_json([str(p) for p in args.files], now)
     if args.format == "json":
         text = json.dumps(model, indent=2) + "\n"
