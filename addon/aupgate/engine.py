@@ -16,7 +16,7 @@ from typing import Any, Literal
 from .categories import UNCATEGORIZED, CategoryIndex, Classification
 from .content import detect_content
 from .normalise import Url
-from .policy import Action, Policy, Rule, Verdict
+from .policy import Action, Grant, Network, Policy, Rule, Verdict
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Step = Literal["deny-list", "allow-list", "rule", "grant", "default"]
@@ -122,6 +122,77 @@ def decide_content(
     return _decide(policy, classification, facts, now, kinds, content_only=True)
 
 
+_MEMO_LIMIT = 65536
+
+
+@dataclass(slots=True)
+class _RuleTable:
+    """What a policy's rules need per request, precomputed once per policy.
+
+    Rules mostly test a handful of small facts (categories, window, device, groups, network,
+    content kinds); only domain and URL conditions look at the host itself. So each request is
+    reduced to those facts plus one bitmask saying which rules' domain/URL conditions hold, and the
+    first matching rule for that key is remembered: the walk over the rules happens once per
+    distinct key, not once per request.
+    """
+
+    domain_bits: dict[str, int]
+    url_bits: dict[str, tuple[tuple[str, int], ...]]
+    uses_users: bool
+    grants_by_rule: dict[str, tuple[Grant, ...]]
+    selections: dict[tuple[Any, ...], int]
+    networks: dict[IPAddress | None, Network | None]
+
+
+def _rule_table(policy: Policy) -> _RuleTable:
+    table = policy.memo.get("rules")
+    if table is None:
+        domain_bits: dict[str, int] = {}
+        urls: dict[str, list[tuple[str, int]]] = {}
+        for i, rule in enumerate(policy.rules):
+            site = rule.match.site
+            if site is None:
+                continue
+            for domain in site.domains:
+                domain_bits[domain] = domain_bits.get(domain, 0) | (1 << i)
+            for host, prefix in site.urls:
+                urls.setdefault(host, []).append((prefix, 1 << i))
+        grants: dict[str, list[Grant]] = {}
+        for grant in policy.grants:
+            for rule_id in grant.rules:
+                grants.setdefault(rule_id, []).append(grant)
+        table = policy.memo["rules"] = _RuleTable(
+            domain_bits=domain_bits,
+            url_bits={host: tuple(entries) for host, entries in urls.items()},
+            uses_users=any(rule.match.users is not None for rule in policy.rules),
+            grants_by_rule={rule_id: tuple(found) for rule_id, found in grants.items()},
+            selections={},
+            networks={},
+        )
+    return table
+
+
+def _site_mask(table: _RuleTable, suffixes: tuple[str, ...], target: str) -> int:
+    """Bit i set when rule i's `domains` or `urls` condition holds for this host and target."""
+    mask = 0
+    if table.domain_bits or table.url_bits:
+        for suffix in suffixes:
+            mask |= table.domain_bits.get(suffix, 0)
+            for prefix, bit in table.url_bits.get(suffix, ()):
+                if target.startswith(prefix):
+                    mask |= bit
+    return mask
+
+
+def _network(policy: Policy, table: _RuleTable, client: IPAddress | None) -> Network | None:
+    if client in table.networks:
+        return table.networks[client]
+    if len(table.networks) >= _MEMO_LIMIT:
+        table.networks.clear()
+    found = table.networks[client] = policy.network_for(client)
+    return found
+
+
 def _decide(
     policy: Policy,
     classification: Classification,
@@ -132,17 +203,19 @@ def _decide(
     content_only: bool,
 ) -> Decision | None:
     url = facts.url
+    target = url.target
+    table = _rule_table(policy)
     window = policy.schedule.window_at(now)
-    network = policy.network_for(facts.client)
+    network = _network(policy, table, facts.client)
+    network_name = network.name if network else None
     device = facts.device or (network.device if network else None)
     user = facts.user.lower() if facts.user else None
     groups = policy.groups_of(user)
     suffixes = host_suffixes(url.host)
     categories = classification.categories or (UNCATEGORIZED,)
     never_decrypt = policy.never_decrypt is not None and policy.never_decrypt.holds(
-        classification.all_categories, suffixes, url.target
+        classification.all_categories, suffixes, target
     )
-    intercept = "never" if never_decrypt else "auto"
 
     def verdict(v: Verdict, step: Step, rule: str, grant: str | None = None) -> Decision:
         return Decision(
@@ -160,58 +233,95 @@ def _decide(
             url=str(url),
             user=user,
             device=device,
-            network=network.name if network else None,
+            network=network_name,
             grant=grant,
-            intercept=intercept,
+            intercept="never" if never_decrypt else "auto",
         )
 
-    if policy.deny is not None and policy.deny.site.holds((), suffixes, url.target):
+    if policy.deny is not None and policy.deny.site.holds((), suffixes, target):
         return None if content_only else verdict(policy.deny.verdict, "deny-list", "deny-list")
-    if policy.allow is not None and policy.allow.site.holds((), suffixes, url.target):
+    if policy.allow is not None and policy.allow.site.holds((), suffixes, target):
         return None if content_only else verdict(policy.allow.verdict, "allow-list", "allow-list")
 
-    network_name = network.name if network else None
-    for rule in policy.rules:
-        if content_only and rule.match.content is None:
-            continue
-        if _holds(
-            rule,
+    site_mask = _site_mask(table, suffixes, target)
+    key = (
+        content_only,
+        categories,
+        window,
+        device,
+        user if table.uses_users else None,
+        groups,
+        network_name,
+        kinds,
+        site_mask,
+    )
+    chosen = table.selections.get(key)
+    if chosen is None:
+        chosen = _first_rule(
+            policy,
+            content_only,
             categories,
-            suffixes,
-            url.target,
             window,
             device,
-            groups,
             user,
+            groups,
             network_name,
             kinds,
-        ):
-            grant = policy.grant_for(rule.id, user, groups, policy.schedule.local(now).date())
-            if grant is not None:
-                relaxed = Verdict(
-                    grant.action,
-                    rule.clauses,
-                    f"{grant.reason} (exception approved by {grant.approved_by}, "
-                    f"until {grant.expires.isoformat()})",
-                )
-                return verdict(relaxed, "grant", rule.id, grant.id)
-            return verdict(Verdict(rule.action, rule.clauses, rule.reason), "rule", rule.id)
-    return None if content_only else verdict(policy.default, "default", "default")
+            site_mask,
+        )
+        if len(table.selections) >= _MEMO_LIMIT:
+            table.selections.clear()
+        table.selections[key] = chosen
+    if chosen < 0:
+        return None if content_only else verdict(policy.default, "default", "default")
+
+    rule = policy.rules[chosen]
+    for grant in table.grants_by_rule.get(rule.id, ()):
+        if grant.applies(rule.id, user, groups, policy.schedule.local(now).date()):
+            relaxed = Verdict(
+                grant.action,
+                rule.clauses,
+                f"{grant.reason} (exception approved by {grant.approved_by}, "
+                f"until {grant.expires.isoformat()})",
+            )
+            return verdict(relaxed, "grant", rule.id, grant.id)
+    return verdict(Verdict(rule.action, rule.clauses, rule.reason), "rule", rule.id)
+
+
+def _first_rule(
+    policy: Policy,
+    content_only: bool,
+    categories: tuple[str, ...],
+    window: str,
+    device: str | None,
+    user: str | None,
+    groups: frozenset[str],
+    network: str | None,
+    kinds: frozenset[str],
+    site_mask: int,
+) -> int:
+    """Index of the first rule whose conditions hold, or -1 (the walk the memo saves)."""
+    for i, rule in enumerate(policy.rules):
+        if content_only and rule.match.content is None:
+            continue
+        if _holds(rule, i, categories, window, device, groups, user, network, kinds, site_mask):
+            return i
+    return -1
 
 
 def _holds(
     rule: Rule,
+    index: int,
     categories: tuple[str, ...],
-    suffixes: tuple[str, ...],
-    path: str,
     window: str,
     device: str | None,
     groups: frozenset[str],
     user: str | None,
     network: str | None,
     kinds: frozenset[str],
+    site_mask: int,
 ) -> bool:
-    """Whether every condition of a rule holds; cheapest conditions first."""
+    """Whether every condition of rule number `index` holds."""
     m = rule.match
     if m.content is not None and m.content.isdisjoint(kinds):
         return False
@@ -225,4 +335,8 @@ def _holds(
         return False
     if m.networks is not None and network not in m.networks:
         return False
-    return m.site is None or m.site.holds(categories, suffixes, path)
+    if m.site is None:
+        return True
+    if m.site.categories and not m.site.categories.isdisjoint(categories):
+        return True
+    return bool(site_mask >> index & 1)

@@ -244,6 +244,9 @@ class Policy:
     source: str = ""
     digest: str = ""
     _user_groups: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
+    # Derived lookup tables and memoised rule selections, filled by the engine on first use: a
+    # policy is immutable, so anything computed from it stays true for its lifetime.
+    memo: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def groups_of(self, user: str | None) -> frozenset[str]:
         """The groups a (case-folded) user belongs to."""

@@ -87,7 +87,7 @@ class Schedule:
     window_sets: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Windows change at most once a minute, and a proxy asks for the same minute thousands of
     # times; converting time zones for each request would dominate the decision cost.
-    _by_minute: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
+    _by_minute: dict[int, str] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def local(self, now: datetime) -> datetime:
         """`now` in the agency's zone; a naive time is taken to be agency-local already."""
