@@ -27,8 +27,6 @@ from aupgate.audit import REDACTED, AuditLog, redact_query, redact_url, scrub_ur
 from aupgate.auditverify import verify_files
 from aupgate.normalise import parse_url
 
-jsonschema = pytest.importorskip("jsonschema")
-
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "audit-log.md"
 E2E = ROOT / "tests" / "e2e" / "fixtures"
@@ -43,6 +41,8 @@ def load_schema() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def validator() -> Any:
+    """A Draft 2020-12 validator; tests that need it skip where `jsonschema` is not installed."""
+    jsonschema = pytest.importorskip("jsonschema")
     schema = load_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
