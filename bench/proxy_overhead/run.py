@@ -91,11 +91,12 @@ http {{
   server {{ listen 127.0.0.1:{port}; root {work}/www; }}
 }}
 """)
-        process = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)],
+        process = subprocess.Popen([*LOAD_CPU, nginx, "-c", str(conf), "-p", str(work)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         kind = "nginx"
     else:
-        process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("upstream.py")),
+        process = subprocess.Popen([*LOAD_CPU, sys.executable,
+                                    str(Path(__file__).with_name("upstream.py")),
                                     str(port), str(work / "www" / "index.html")])
         kind = "python asyncio"
     wait_port(port, process, "upstream")
@@ -104,23 +105,30 @@ http {{
 
 # --------------------------------------------------------------------------- proxies
 
+PROXY_CPU: list[str] = []  # e.g. ["taskset", "-c", "1"]: proxies on one core ...
+LOAD_CPU: list[str] = []  # ... and wrk + the upstream on the other, so they do not compete
+
 COMMON = ["--set", "connection_strategy=lazy", "--set", "flow_detail=0", "-q"]
 
 
 def start_bare(work: Path, port: int) -> subprocess.Popen[bytes]:
     argv = [str(BIN / "mitmdump"), "--listen-host", "127.0.0.1", "-p", str(port),
             "--set", f"confdir={work / 'conf-bare'}", *COMMON]
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([*PROXY_CPU, *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
-def start_aupgate(work: Path, port: int, agency: str) -> subprocess.Popen[bytes]:
+def start_aupgate(work: Path, port: int, agency: str, *, audit: bool = True,
+                  name: str = "aupgate") -> subprocess.Popen[bytes]:
     argv = [str(BIN / "aupgate"), "run", "--listen-host", "127.0.0.1", "--listen-port",
             str(port), "--policy-dir", str(ROOT / "policies"),
             "--categories", str(ROOT / "categories" / "sources.yaml"),
-            "--audit-log", str(work / "audit.jsonl"), "--default-agency", agency,
-            "--set", f"confdir={work / 'conf-aupgate'}", "--set", "aupgate_reload_seconds=0",
+            *(["--audit-log", str(work / f"{name}.jsonl")] if audit else []),
+            "--default-agency", agency,
+            "--set", f"confdir={work / ('conf-' + name)}", "--set", "aupgate_reload_seconds=0",
             "--set", "flow_detail=0", "--quiet"]  # aupgate run sets connection_strategy=lazy
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([*PROXY_CPU, *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
 # --------------------------------------------------------------------------- load
@@ -153,8 +161,8 @@ def run_wrk(proxy_port: int, upstream_port: int, seconds: int, connections: int,
         f'wrk.headers["Host"] = "127.0.0.1:{upstream_port}"\n'
         f'request = function() return wrk.format("GET", "{target}") end\n')
     out = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
-         "-s", str(script), f"http://127.0.0.1:{proxy_port}"],
+        [*LOAD_CPU, "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+         "--latency", "-s", str(script), f"http://127.0.0.1:{proxy_port}"],
         capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -189,7 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agency", default="modot",
                         help="default agency (the loopback client is in no agency network)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--also-without-audit", action="store_true",
+                        help="add a third proxy: aupgate with no audit log (shows its share)")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not pin proxies to CPU 1 and wrk + upstream to CPU 0")
     args = parser.parse_args(argv)
+    pinned = not args.no_pin and bool(shutil.which("taskset")) and (os.cpu_count() or 1) >= 2
+    if pinned:
+        PROXY_CPU[:] = ["taskset", "-c", "1"]
+        LOAD_CPU[:] = ["taskset", "-c", "0"]
     if not shutil.which("wrk"):
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
         return 2
@@ -198,27 +214,34 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         (work / "tmp").mkdir()
         upstream, upstream_port, kind = start_upstream(work)
-        bare_port, aup_port = free_port(), free_port()
-        bare = start_bare(work, bare_port)
-        aup = start_aupgate(work, aup_port, args.agency)
+        proxies: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
+        port = free_port()
+        proxies["mitmdump"] = (port, start_bare(work, port))
+        port = free_port()
+        proxies["aupgate"] = (port, start_aupgate(work, port, args.agency))
+        if args.also_without_audit:
+            port = free_port()
+            proxies["no-audit"] = (port, start_aupgate(work, port, args.agency, audit=False,
+                                                       name="no-audit"))
         try:
-            wait_port(bare_port, bare, "mitmdump")
-            wait_port(aup_port, aup, "aupgate run")
-            for port, name in ((bare_port, "mitmdump"), (aup_port, "aupgate")):
+            for name, (port, process) in proxies.items():
+                wait_port(port, process, name)
                 check(port, upstream_port, name)
             script = work / "req.lua"
-            for port, name in ((bare_port, "mitmdump"), (aup_port, "aupgate")):
+            for name, (port, _process) in proxies.items():
                 run_wrk(port, upstream_port, args.warmup, args.connections, args.threads,
                         script, name)
-            rounds: dict[str, list[Round]] = {"mitmdump": [], "aupgate": []}
+            rounds: dict[str, list[Round]] = {name: [] for name in proxies}
             for _ in range(args.rounds):
-                for port, name in ((bare_port, "mitmdump"), (aup_port, "aupgate")):
+                for name, (port, _process) in proxies.items():
                     rounds[name].append(run_wrk(port, upstream_port, args.seconds,
                                                 args.connections, args.threads, script, name))
-            audit_lines = sum(1 for _ in (work / "audit.jsonl").open())
+            with (work / "aupgate.jsonl").open() as handle:
+                audit_lines = sum(1 for _ in handle)
         finally:
-            for process in (aup, bare, upstream):
+            for _port, process in proxies.values():
                 stop(process)
+            stop(upstream)
 
     def median(name: str) -> Round:
         ordered = sorted(rounds[name], key=lambda r: r.requests_per_s)
@@ -227,22 +250,26 @@ def main(argv: list[str] | None = None) -> int:
     bare_r, aup_r = median("mitmdump"), median("aupgate")
     ratio = aup_r.requests_per_s / bare_r.requests_per_s
     print(f"upstream: {kind}; wrk -t{args.threads} -c{args.connections} -d{args.seconds}s "
-          f"keep-alive, {args.rounds} rounds (median shown); cpus: {os.cpu_count()}")
+          f"keep-alive, {args.rounds} rounds (median shown); cpus: {os.cpu_count()}; "
+          f"{'proxies pinned to cpu 1, load to cpu 0' if pinned else 'not pinned'}")
     print(f"{'proxy':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   "
           "all rounds req/s")
-    for r, name in ((bare_r, "mitmdump"), (aup_r, "aupgate")):
+    for name in rounds:
+        r = median(name)
         every = ", ".join(f"{x.requests_per_s:.0f}" for x in rounds[name])
         print(f"{r.proxy:<10} {r.requests_per_s:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
               f"{r.errors:>7}   {every}")
     print(f"throughput ratio aupgate/mitmdump: {ratio:.3f} (target >= 0.95)")
+    if "no-audit" in rounds:
+        print(f"throughput ratio aupgate without audit/mitmdump: "
+              f"{median('no-audit').requests_per_s / bare_r.requests_per_s:.3f}")
     print(f"p99 difference: {aup_r.p99_ms - bare_r.p99_ms:+.2f} ms (target <= +1 ms)")
     print(f"audit lines written by aupgate: {audit_lines}")
     if args.json:
         args.json.write_text(json.dumps({
             "upstream": kind, "seconds": args.seconds, "rounds": args.rounds,
             "connections": args.connections, "threads": args.threads,
-            "mitmdump": [asdict(r) for r in rounds["mitmdump"]],
-            "aupgate": [asdict(r) for r in rounds["aupgate"]],
+            **{name: [asdict(r) for r in every] for name, every in rounds.items()},
             "ratio": ratio, "p99_diff_ms": aup_r.p99_ms - bare_r.p99_ms,
         }, indent=2))
     return 0
