@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .categories import UNCATEGORIZED, CategoryIndex, Classification
 from .content import detect_content
@@ -32,9 +32,12 @@ class Facts:
     device: str | None = None  # stated device class; otherwise the client's network says
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The outcome and everything needed to explain it, audit it and show it on a page."""
+class Decision(NamedTuple):
+    """The outcome and everything needed to explain it, audit it and show it on a page.
+
+    A NamedTuple rather than a frozen dataclass: one is built per request, and building a
+    17-field frozen dataclass costs several times more than the rest of a memoised decision.
+    """
 
     action: Action
     agency: str
@@ -95,16 +98,17 @@ def decide(policy: Policy, index: CategoryIndex, facts: Facts, now: datetime) ->
     response headers arrive.
     """
     url = facts.url
-    classification = index.classify(url.host, url.target)
-    kinds = detect_content(
-        content_type=None,
-        content_length=None,
-        disposition=None,
-        path=url.path,
-        query=url.query,
-        limit_bytes=None,
-    )
-    decision = _decide(policy, classification, facts, now, kinds, content_only=False)
+    kinds = _NO_KINDS
+    if "." in url.path[url.path.rfind("/") :] or "info_hash=" in url.query:
+        kinds = detect_content(
+            content_type=None,
+            content_length=None,
+            disposition=None,
+            path=url.path,
+            query=url.query,
+            limit_bytes=None,
+        )
+    decision = _decide(policy, index, facts, now, kinds, content_only=False)
     assert decision is not None  # the default always answers when content_only is False
     return decision
 
@@ -118,11 +122,11 @@ def decide_content(
     """
     if not kinds:
         return None
-    classification = index.classify(facts.url.host, facts.url.target)
-    return _decide(policy, classification, facts, now, kinds, content_only=True)
+    return _decide(policy, index, facts, now, kinds, content_only=True)
 
 
 _MEMO_LIMIT = 65536
+_NO_KINDS: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -142,6 +146,18 @@ class _RuleTable:
     grants_by_rule: dict[str, tuple[Grant, ...]]
     selections: dict[tuple[Any, ...], int]
     networks: dict[IPAddress | None, Network | None]
+    sites: dict[tuple[str, str], _SiteFacts]
+    sites_index: CategoryIndex | None = None  # the index `sites` was computed with
+
+
+class _SiteFacts(NamedTuple):
+    """Everything a policy derives from the host and path alone (cached per host and target)."""
+
+    classification: Classification
+    categories: tuple[str, ...]
+    listed: Step | None  # "deny-list", "allow-list" or None
+    never_decrypt: bool
+    site_mask: int
 
 
 def _rule_table(policy: Policy) -> _RuleTable:
@@ -168,8 +184,45 @@ def _rule_table(policy: Policy) -> _RuleTable:
             grants_by_rule={rule_id: tuple(found) for rule_id, found in grants.items()},
             selections={},
             networks={},
+            sites={},
         )
     return table
+
+
+def _site_facts(
+    policy: Policy, table: _RuleTable, index: CategoryIndex, host: str, target: str
+) -> _SiteFacts:
+    """Classification and list/rule site matches for one host and target, computed once.
+
+    A page load asks about the same host dozens of times; everything here depends only on the
+    host, the path and query, and the (immutable) policy and index.
+    """
+    if table.sites_index is not index:  # a reloaded index: earlier classifications are stale
+        table.sites.clear()
+        table.sites_index = index
+    key = (host, target)
+    facts = table.sites.get(key)
+    if facts is not None:
+        return facts
+    classification = index.classify(host, target)
+    suffixes = host_suffixes(host)
+    listed: Step | None = None
+    if policy.deny is not None and policy.deny.site.holds((), suffixes, target):
+        listed = "deny-list"
+    elif policy.allow is not None and policy.allow.site.holds((), suffixes, target):
+        listed = "allow-list"
+    facts = _SiteFacts(
+        classification=classification,
+        categories=classification.categories or (UNCATEGORIZED,),
+        listed=listed,
+        never_decrypt=policy.never_decrypt is not None
+        and policy.never_decrypt.holds(classification.all_categories, suffixes, target),
+        site_mask=_site_mask(table, suffixes, target),
+    )
+    if len(table.sites) >= _MEMO_LIMIT:
+        table.sites.clear()
+    table.sites[key] = facts
+    return facts
 
 
 def _site_mask(table: _RuleTable, suffixes: tuple[str, ...], target: str) -> int:
@@ -195,7 +248,7 @@ def _network(policy: Policy, table: _RuleTable, client: IPAddress | None) -> Net
 
 def _decide(
     policy: Policy,
-    classification: Classification,
+    index: CategoryIndex,
     facts: Facts,
     now: datetime,
     kinds: frozenset[str],
@@ -203,19 +256,15 @@ def _decide(
     content_only: bool,
 ) -> Decision | None:
     url = facts.url
-    target = url.target
     table = _rule_table(policy)
+    site = _site_facts(policy, table, index, url.host, url.target)
     window = policy.schedule.window_at(now)
     network = _network(policy, table, facts.client)
     network_name = network.name if network else None
     device = facts.device or (network.device if network else None)
     user = facts.user.lower() if facts.user else None
     groups = policy.groups_of(user)
-    suffixes = host_suffixes(url.host)
-    categories = classification.categories or (UNCATEGORIZED,)
-    never_decrypt = policy.never_decrypt is not None and policy.never_decrypt.holds(
-        classification.all_categories, suffixes, target
-    )
+    categories = site.categories
 
     def verdict(v: Verdict, step: Step, rule: str, grant: str | None = None) -> Decision:
         return Decision(
@@ -227,23 +276,24 @@ def _decide(
             step=step,
             window=window,
             categories=categories,
-            all_categories=classification.all_categories,
-            matched=classification.matched,
+            all_categories=site.classification.all_categories,
+            matched=site.classification.matched,
             host=url.host,
             url=str(url),
             user=user,
             device=device,
             network=network_name,
             grant=grant,
-            intercept="never" if never_decrypt else "auto",
+            intercept="never" if site.never_decrypt else "auto",
         )
 
-    if policy.deny is not None and policy.deny.site.holds((), suffixes, target):
-        return None if content_only else verdict(policy.deny.verdict, "deny-list", "deny-list")
-    if policy.allow is not None and policy.allow.site.holds((), suffixes, target):
-        return None if content_only else verdict(policy.allow.verdict, "allow-list", "allow-list")
+    if site.listed is not None:
+        if content_only:
+            return None
+        listed = policy.deny if site.listed == "deny-list" else policy.allow
+        assert listed is not None
+        return verdict(listed.verdict, site.listed, site.listed)
 
-    site_mask = _site_mask(table, suffixes, target)
     key = (
         content_only,
         categories,
@@ -253,7 +303,7 @@ def _decide(
         groups,
         network_name,
         kinds,
-        site_mask,
+        site.site_mask,
     )
     chosen = table.selections.get(key)
     if chosen is None:
@@ -267,7 +317,7 @@ def _decide(
             groups,
             network_name,
             kinds,
-            site_mask,
+            site.site_mask,
         )
         if len(table.selections) >= _MEMO_LIMIT:
             table.selections.clear()

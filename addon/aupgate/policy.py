@@ -91,6 +91,8 @@ class Site:
             return True
         if self.domains and not self.domains.isdisjoint(suffixes):
             return True
+        if not self.urls:
+            return False
         return any(host in suffixes and path.startswith(prefix) for host, prefix in self.urls)
 
     def covers(self, other: Site) -> bool:
