@@ -895,12 +895,12 @@ def test_file_that_is_not_a_mapping(tmp_path: Path, text: str, where: str, kind:
 
 
 def test_missing_required_keys(tmp_path: Path) -> None:
-    """Each missing required top-level key is named."""
+    """Each missing required top-level key is named, at the first line of the file."""
     text = policy_text(default="")
     _, problems, path = load(tmp_path, text)
     general = text.splitlines().index("  general:") + 1
     assert problems == [
-        f"{path}: missing required key 'default'",
+        f"{path}:1: missing required key 'default'",
         f"{path}:{general}: clauses.general: "
         "no rule cites this clause: cite it or say why it is not_enforceable",
     ]

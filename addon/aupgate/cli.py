@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aupgate", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    check = sub.add_parser("check", help="validate policies and categories; exit 1 on any problem")
+    check = sub.add_parser(
+        "check", help="validate policies and category sources; exit 1 on any policy problem"
+    )
     _common(check)
     check.add_argument("--at", help="check grant expiry as of this date or time (default: now)")
     check.add_argument(

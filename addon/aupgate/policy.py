@@ -353,7 +353,9 @@ class _Reader:
                 self.problem(value, name, _join(field, name), f"unknown key{hint}")
         for name in required:
             if name not in value:
-                self.problem(parent, key, field, f"missing required key '{name}'")
+                # A top-level key is missing from the file itself: point at its first line.
+                where = parent if line_of(parent, key) is not None else value
+                self.problem(where, key, field, f"missing required key '{name}'")
         return value
 
     def string(self, parent: Mapping[str, Any], key: str, field: str) -> str | None:
