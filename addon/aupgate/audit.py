@@ -74,9 +74,15 @@ class _Fanout:
 
     def msg(self, message: str) -> None:
         line = message + "\n"
+        failure: Exception | None = None
         for sink in self._sinks:
-            sink.write(line)
-            sink.flush()
+            try:
+                sink.write(line)
+                sink.flush()
+            except Exception as exc:  # the other sinks (journald) still get the line
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     info = warning = error = msg
 
