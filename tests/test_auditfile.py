@@ -240,3 +240,15 @@ def test_audit_log_writes_envelope_first_and_chains(tmp_path: Path) -> None:
     assert first.startswith('{"schema_version": 1, "time": "')
     assert list(json.loads(first))[:3] == ["schema_version", "time", "event"]
     assert_chain_intact(path)
+
+
+@pytest.mark.skipif(not DEV_FULL.exists(), reason="needs /dev/full")
+def test_stdout_still_gets_the_line_when_the_file_fails_closed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """fail-closed refuses the request, but journald still sees the decision."""
+    audit = AuditLog.open(DEV_FULL, stdout=True, on_failure="fail-closed")
+    with pytest.raises(AuditUnavailableError):
+        audit.event("decision", request_id="r1")
+    audit.close()
+    assert json.loads(capsys.readouterr().out)["request_id"] == "r1"
