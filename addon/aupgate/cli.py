@@ -18,12 +18,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from .auditverify import add_audit_parser
 from .categories import CategoryIndex, load_index
 from .engine import Decision, Facts, decide
 from .errors import CategoryError, PolicyError, UrlError
+from .mitm.run import add_run_parser
 from .normalise import parse_url
+from .pac import add_pac_parser
 from .paths import default_categories, default_policy_dir
 from .policy import DEVICES, Policy, PolicySet, load_policy_dir
+from .report import add_report_parser
+from .review import add_review_parser
 
 
 class UsageError(Exception):
@@ -88,20 +93,15 @@ def _parser() -> argparse.ArgumentParser:
     clauses.add_argument("--json", action="store_true", help="print JSON instead of a table")
     clauses.set_defaults(func=cmd_clauses)
 
-    # The adapter and the PAC generator register their own subcommands. Until both exist in a
-    # checkout being built up, the core commands keep working. (Made unconditional once they land.)
-    try:
-        from .mitm.run import add_run_parser
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        add_run_parser(sub)
-    try:
-        from .pac import add_pac_parser
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        add_pac_parser(sub)
+    # Subcommands with a module of their own register themselves; this file stays the index.
+    for register in (
+        add_run_parser,
+        add_pac_parser,
+        add_review_parser,
+        add_report_parser,
+        add_audit_parser,
+    ):
+        register(sub)
     return parser
 
 
