@@ -19,10 +19,14 @@ from aupgate.categories import (
     Classification,
     Entry,
     EntryError,
+    Hit,
+    ListIndex,
     LoadReport,
+    classification_of,
     load_index,
     parse_entry,
     read_entries,
+    read_numbered,
 )
 from aupgate.errors import CategoryError
 
@@ -393,6 +397,76 @@ def test_ut1_reader(tmp_path: Path, gz: bool) -> None:
     assert idx.classify("bingo.example").matched == "bingo.example"
 
 
+def test_adblock_reader(tmp_path: Path) -> None:
+    """`||domain^` rules and bare domains load; rules naming no whole site are skipped and counted,
+    malformed ones are reported like any other unusable line."""
+    lst = tmp_path / "easylist.txt"
+    lst.write_text(
+        "[Adblock Plus 2.0]\n"
+        "! Title: test list\n"
+        "||ads.example^\n"
+        "||Tracker.Example^$important\n"
+        "||cdn.example/banners/\n"
+        "plain.example\n"
+        "# a DNS-list comment\n"
+        "||social.example^$third-party\n"
+        "@@||good.example^\n"
+        "example.org##.ad-banner\n"
+        "##.sponsored\n"
+        "example.com#@#.ad\n"
+        "||ads*.example^\n"
+        "/banner[0-9]+/\n"
+        "-ad-banner.\n"
+        "|https://exact.example/\n"
+        "||bad..example^\n"
+        "||ads.example^\n",
+        encoding="utf-8",
+    )
+    idx, report = load_one(tmp_path, "easylist.txt", "adblock", "advertising")
+    assert warnings_of(report) == [
+        f"{lst}:17: warning: cannot use '||bad..example^': "
+        "invalid host 'bad..example': empty label",
+    ]
+    (source,) = report.sources
+    assert (source.entries, source.rejected, source.duplicates, source.skipped) == (4, 1, 1, 9)
+    assert "9 rules naming no site skipped" in report.summary()
+    assert idx.classify("x.ads.example").matched == "ads.example"
+    assert idx.classify("tracker.example").matched == "tracker.example"
+    assert idx.classify("cdn.example", "/banners/1.png").matched == "cdn.example/banners/"
+    assert idx.classify("cdn.example", "/").matched is None
+    assert idx.classify("plain.example").matched == "plain.example"
+    for host in ("social.example", "good.example", "example.org", "exact.example"):
+        assert idx.classify(host).matched is None
+
+
+def test_adblock_skip_reasons(tmp_path: Path) -> None:
+    """Each kind of skipped rule says why, for the import manifest."""
+    lst = tmp_path / "list.txt"
+    lst.write_text(
+        "@@||a.example^\nx.example##.ad\n||b.example^$script\n||c*.example^\n/re/\n"
+        "|http://d.example/\n&ad_box_\n",
+        encoding="utf-8",
+    )
+    reasons = [getattr(result, "reason", None) for _, _, result in read_numbered(lst, "adblock")]
+    assert reasons == [
+        "exception rule (@@), names no site to categorise",
+        "cosmetic rule (hides page elements), names no site",
+        "options narrow the rule to some requests ($script)",
+        "wildcard or separator inside the rule, not a whole site",
+        "regular-expression rule, names no single site",
+        "start-anchored rule (|...), matches one exact URL form",
+        "generic URL pattern, names no site",
+    ]
+
+
+def test_readers_number_every_result(tmp_path: Path) -> None:
+    """Provenance needs the line of every entry, not only of rejected ones."""
+    lst = tmp_path / "hosts"
+    lst.write_text("# c\n0.0.0.0 a.example b.example\n\n0.0.0.0 c.example\n", encoding="utf-8")
+    numbered = [(n, str(r)) for _, n, r in read_numbered(lst, "hosts")]
+    assert numbered == [(2, "a.example"), (2, "b.example"), (4, "c.example")]
+
+
 def test_read_entries_names_the_file_of_each_result(tmp_path: Path) -> None:
     ut1_folder(tmp_path / "f", gz=True)
     files = {path.name for path, _ in read_entries(tmp_path / "f", "ut1")}
@@ -446,7 +520,8 @@ def test_sources_yaml_errors_name_file_line_and_field(tmp_path: Path) -> None:
     keys = "category, format, licence, path, snapshot, source"
     assert source_errors(sources) == [
         f"{s}:4: sources[0].category: unknown category 'gamling' (did you mean 'gambling'?)",
-        f"{s}:9: sources[1].format: unknown format 'csv' (expected one of: ut1, plain, hosts)",
+        f"{s}:9: sources[1].format: "
+        "unknown format 'csv' (expected one of: ut1, plain, hosts, adblock)",
         f"{s}:14: sources[2].path: no such file: missing.txt",
         f"{s}:20: sources[3].path: no domains or urls file (optionally .gz) in empty",
         f"{s}:28: sources[4].category: 'uncategorized' means 'on no list'; a list cannot carry it",
@@ -653,4 +728,21 @@ def test_index_agrees_with_naive_reference(
 ) -> None:
     idx = CategoryIndex.from_entries(pairs)
     for host, path in queries + queries:  # twice: remembered results must not change answers
-        assert idx.classify(host, path) == naive_classify(pairs, host, path)
+        expected = naive_classify(pairs, host, path)
+        assert idx.classify(host, path) == expected
+        assert classification_of(idx.matches(host, path)) == expected
+
+
+def test_matches_lists_every_matching_entry(nested: CategoryIndex) -> None:
+    """`matches` is what explain and agency overrides start from: all hits, losers included."""
+    hits = set(nested.matches("ads.netlog.com", "/play"))
+    assert hits == {
+        Hit(Entry("ads.netlog.com"), ("advertising",)),
+        Hit(Entry("netlog.com"), ("social-networking", "streaming-media")),
+        Hit(Entry("netlog.com", "/play"), ("games",)),
+    }
+    assert nested.matches("example.org") == []
+
+
+def test_from_entries_builds_a_list_index() -> None:
+    assert isinstance(index(("a.example", "games")), ListIndex)

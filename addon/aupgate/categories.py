@@ -2,9 +2,12 @@
 
 Policies speak in categories ("block gambling", "log webmail at lunch"), and the evidence for a
 category is a third-party or hand-curated list of domains and URL prefixes. This module reads those
-lists (three formats: plain, hosts, UT1 folders), tells the administrator about every line it could
-not use instead of dropping it, and builds a `CategoryIndex` that classifies a host and path in well
-under a microsecond, because it runs for every request the proxy sees.
+lists (four formats: plain, hosts, UT1 folders, adblock), tells the administrator about every line
+it could not use instead of dropping it, and defines `CategoryIndex`, what the engine asks of
+category data for every request. Two indexes answer it: `ListIndex` here, built in memory
+straight from the lists (the reference, and what tests build from a handful of entries), and
+`CompiledIndex` (`compiled.py`), one memory-mapped file that `load_index` compiles once and every
+process then opens in milliseconds.
 
 Matching follows squidGuard, which the UT1 lists are written for: a domain entry covers the host and
 all its subdomains on label boundaries; a URL entry `host/path` covers requests to that host (or a
@@ -23,6 +26,7 @@ import gzip
 import ipaddress
 import re
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,12 +45,19 @@ __all__ = [
     "Classification",
     "Entry",
     "EntryError",
+    "Hit",
+    "ListIndex",
     "LoadReport",
+    "Rejected",
+    "Skipped",
     "SourceReport",
     "SourceSpec",
+    "classification_of",
     "load_index",
+    "load_lists",
     "parse_entry",
     "read_entries",
+    "read_numbered",
     "read_sources",
 ]
 
@@ -74,8 +85,8 @@ CATEGORY_IDS: tuple[str, ...] = (
 UNCATEGORIZED = "uncategorized"
 """The pseudo-category a policy names for requests that match no list; no list may carry it."""
 
-Format = Literal["ut1", "plain", "hosts"]
-FORMATS: tuple[Format, ...] = ("ut1", "plain", "hosts")
+Format = Literal["ut1", "plain", "hosts", "adblock"]
+FORMATS: tuple[Format, ...] = ("ut1", "plain", "hosts", "adblock")
 
 # Names a hosts file maps for the machine's own sake; they say nothing about any site.
 _HOSTS_HOUSEKEEPING = frozenset(
@@ -176,14 +187,27 @@ def _path(host: str, raw: str) -> str:
 
 
 class Rejected(NamedTuple):
-    """A line (or, in a hosts file, one name on a line) that could not be used."""
+    """A line (or, in a hosts file, one name on a line) that could not be used: a warning."""
 
     line: int
     text: str
     reason: str
 
 
-LineResult = Entry | Rejected
+class Skipped(NamedTuple):
+    """A well-formed line that names no whole site (an adblock cosmetic or exception rule).
+
+    Not a mistake in the list, so not a warning per line: skipped lines are counted by reason in
+    the load report and the import manifest, so nobody wonders where 40,000 lines went.
+    """
+
+    line: int
+    text: str
+    reason: str
+
+
+LineResult = Entry | Rejected | Skipped
+Numbered = tuple[int, LineResult]
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
@@ -207,7 +231,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
         raise CategoryError([Problem(str(path), where, "", f"cannot read: {e}")]) from e
 
 
-def read_plain(path: Path, kind: Literal["any", "domains", "urls"] = "any") -> Iterator[LineResult]:
+def read_plain(path: Path, kind: Literal["any", "domains", "urls"] = "any") -> Iterator[Numbered]:
     """Read a plain list: one domain or `host/path` per line, `#` comments, blank lines skipped.
 
     `kind` narrows what a line may be, for UT1's `domains` and `urls` files, where a line of the
@@ -215,7 +239,7 @@ def read_plain(path: Path, kind: Literal["any", "domains", "urls"] = "any") -> I
     """
     for number, text in _lines(path):
         if text is None:
-            yield Rejected(number, "", "not UTF-8")
+            yield number, Rejected(number, "", "not UTF-8")
             continue
         line = _strip_comment(text)
         if not line:
@@ -223,14 +247,14 @@ def read_plain(path: Path, kind: Literal["any", "domains", "urls"] = "any") -> I
         try:
             entry = parse_entry(line)
         except EntryError as e:
-            yield Rejected(number, line, str(e))
+            yield number, Rejected(number, line, str(e))
             continue
         if kind == "domains" and entry.path is not None:
-            yield Rejected(number, line, "a URL in a domains file")
+            yield number, Rejected(number, line, "a URL in a domains file")
         elif kind == "urls" and entry.path is None:
-            yield Rejected(number, line, "no path in a urls file")
+            yield number, Rejected(number, line, "no path in a urls file")
         else:
-            yield entry
+            yield number, entry
 
 
 def _strip_comment(text: str) -> str:
@@ -245,15 +269,16 @@ def _strip_comment(text: str) -> str:
     return line
 
 
-def read_hosts(path: Path) -> Iterator[LineResult]:
+def read_hosts(path: Path) -> Iterator[Numbered]:
     """Read a hosts file: `ADDRESS name [name...]`, where the address is a sinkhole and ignored."""
     for number, text in _lines(path):
         if text is None:
-            yield Rejected(number, "", "not UTF-8")
+            yield number, Rejected(number, "", "not UTF-8")
             continue
         line = text.split("#", 1)[0].strip()
         if line:
-            yield from _hosts_line(number, line)
+            for result in _hosts_line(number, line):
+                yield number, result
 
 
 def _hosts_line(number: int, line: str) -> Iterator[LineResult]:
@@ -274,6 +299,80 @@ def _hosts_line(number: int, line: str) -> Iterator[LineResult]:
             yield Rejected(number, name, str(e))
 
 
+# Adblock syntax that hides page elements or rewrites pages: about how a page looks, not which
+# site it is. `#@#` and friends are their exceptions.
+_COSMETIC = ("##", "#@#", "#?#", "#@?#", "#$#", "#@$#", "#%#", "#@%#", "$$", "$@$")
+# Options that do not narrow a `||domain^` rule to some requests: the whole site is meant.
+_WHOLE_SITE_OPTIONS = frozenset({"important", "all", "document", "doc", "popup"})
+_GENERIC_START = ("-", "_", ".", "&", "?", "=", "/", ":", ",", ";", "%")
+_SKIP_COSMETIC = "cosmetic rule (hides page elements), names no site"
+_SKIP_EXCEPTION = "exception rule (@@), names no site to categorise"
+
+
+def read_adblock(path: Path) -> Iterator[Numbered]:
+    """Read an adblock-syntax list (EasyList, AdGuard DNS): `||domain^` rules and plain domains.
+
+    Only rules that name a whole site become entries: `||host^` (also `||host`, `||host^$important`
+    and the other whole-site options) as a domain entry, `||host/path` as a URL prefix, and bare
+    domain lines. Cosmetic rules, exceptions (`@@`), rules narrowed by options (`$third-party`),
+    wildcard and regular-expression rules, start anchors and generic URL fragments are valid
+    adblock but say nothing a category can use: they are `Skipped`, counted by reason. `!`
+    comments and `[Adblock Plus 2.0]` headers are ignored like `#` comments elsewhere.
+    """
+    for number, text in _lines(path):
+        if text is None:
+            yield number, Rejected(number, "", "not UTF-8")
+            continue
+        line = text.strip()
+        if not line or line[0] == "!" or (line[0] == "[" and line[-1] == "]"):
+            continue
+        if line[0] == "#" and not line.startswith(_COSMETIC):
+            continue  # a hosts-style comment, which DNS-level lists use
+        yield number, _adblock_line(number, line)
+
+
+def _adblock_line(number: int, line: str) -> LineResult:
+    if any(marker in line for marker in _COSMETIC):
+        return Skipped(number, line, _SKIP_COSMETIC)
+    if line.startswith("@@"):
+        return Skipped(number, line, _SKIP_EXCEPTION)
+    if len(line) > 1 and line[0] == "/" and line[-1] == "/":
+        return Skipped(number, line, "regular-expression rule, names no single site")
+    if line.startswith("||"):
+        return _adblock_domain_rule(number, line)
+    if line[0] == "|":
+        return Skipped(number, line, "start-anchored rule (|...), matches one exact URL form")
+    if "*" in line or "^" in line or "$" in line or line.startswith(_GENERIC_START):
+        return Skipped(number, line, "generic URL pattern, names no site")
+    try:
+        return parse_entry(line)
+    except EntryError as e:
+        return Rejected(number, line, str(e))
+
+
+def _adblock_domain_rule(number: int, line: str) -> LineResult:
+    """`||host^[$options]` or `||host/path`: an entry when it covers the whole site or prefix."""
+    body, _, options = line[2:].partition("$")
+    if options:
+        narrowing = sorted(
+            o for o in options.lower().split(",") if o.strip() not in _WHOLE_SITE_OPTIONS
+        )
+        if narrowing:
+            return Skipped(
+                number, line, f"options narrow the rule to some requests (${narrowing[0]})"
+            )
+    if body.endswith("^|"):
+        body = body[:-2]
+    elif body.endswith(("^", "|")):
+        body = body[:-1]
+    if "*" in body or "^" in body or "|" in body:
+        return Skipped(number, line, "wildcard or separator inside the rule, not a whole site")
+    try:
+        return parse_entry(body)
+    except EntryError as e:
+        return Rejected(number, line, str(e))
+
+
 def ut1_files(folder: Path) -> list[tuple[Path, Literal["domains", "urls"]]]:
     """The list files of a UT1 category folder: `domains` and `urls`, each optionally gzipped."""
     found: list[tuple[Path, Literal["domains", "urls"]]] = []
@@ -284,21 +383,34 @@ def ut1_files(folder: Path) -> list[tuple[Path, Literal["domains", "urls"]]]:
     return found
 
 
-def read_ut1(folder: Path) -> Iterator[tuple[Path, LineResult]]:
-    """Read a UT1 category folder; yields (file, result) so problems can name the file."""
-    for path, kind in ut1_files(folder):
-        for result in read_plain(path, kind):
-            yield path, result
+def source_files(path: Path, fmt: Format) -> list[Path]:
+    """The files a source is read from: a UT1 folder's list files, else the file itself."""
+    if fmt == "ut1":
+        return [file for file, _ in ut1_files(path)]
+    return [path]
+
+
+def read_numbered(path: Path, fmt: Format) -> Iterator[tuple[Path, int, LineResult]]:
+    """Read one source of any format, yielding (file, line number, entry or rejection)."""
+    if fmt == "ut1":
+        for file, kind in ut1_files(path):
+            for number, result in read_plain(file, kind):
+                yield file, number, result
+        return
+    if fmt == "hosts":
+        numbered = read_hosts(path)
+    elif fmt == "adblock":
+        numbered = read_adblock(path)
+    else:
+        numbered = read_plain(path)
+    for number, result in numbered:
+        yield path, number, result
 
 
 def read_entries(path: Path, fmt: Format) -> Iterator[tuple[Path, LineResult]]:
     """Read one source of any format, yielding (file, entry or rejection)."""
-    if fmt == "ut1":
-        yield from read_ut1(path)
-        return
-    reader = read_hosts if fmt == "hosts" else read_plain
-    for result in reader(path):
-        yield path, result
+    for file, _number, result in read_numbered(path, fmt):
+        yield file, result
 
 
 # --- sources.yaml --------------------------------------------------------------------------------
@@ -525,6 +637,38 @@ class Classification:
 _NO_MATCH = Classification((), (), None)
 
 
+class Hit(NamedTuple):
+    """One entry that matches a request, with the categories the lists give it."""
+
+    entry: Entry
+    categories: tuple[str, ...]
+
+
+def rank(entry: Entry) -> tuple[bool, int, int]:
+    """How specific an entry is: any URL prefix beats any domain, then more labels, longer path.
+
+    Only entries that match the same request are compared, so their hosts are suffixes of one
+    another and the number of dots orders them.
+    """
+    return (entry.path is not None, entry.host.count("."), len(entry.path or ""))
+
+
+def classification_of(hits: Iterable[Hit]) -> Classification:
+    """The classification a set of matching entries gives, by the rules in docs/categories.md.
+
+    The indexes compute this faster their own way; this is the definition they must agree with,
+    and what agency overrides use once they have changed the set of hits.
+    """
+    by_entry: dict[Entry, set[str]] = {}
+    for entry, categories in hits:
+        by_entry.setdefault(entry, set()).update(categories)
+    if not by_entry:
+        return _NO_MATCH
+    best = max(by_entry, key=rank)
+    union = tuple(sorted({c for categories in by_entry.values() for c in categories}))
+    return Classification(tuple(sorted(by_entry[best])), union, str(best))
+
+
 class _UrlNode:
     """A host that carries URL-prefix entries (and perhaps a domain entry too).
 
@@ -581,10 +725,45 @@ def _common_prefix(a: str, b: str) -> str:
 _Node = tuple[str, ...] | _UrlNode
 
 
-class CategoryIndex:
-    """Domain and URL-prefix entries with their categories; `classify` answers per request.
+class CategoryIndex(ABC):
+    """What the engine asks of category data: `classify` for every request, `matches` to explain.
 
-    Build it with `load_index` (from sources.yaml) or `from_entries` (from memory, for tests).
+    `load_index` gives the compiled, memory-mapped index; `from_entries` builds a `ListIndex` in
+    memory from a few entries (tests, documentation examples). Both answer identically; the
+    property tests hold them to `classification_of`.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def from_entries(cls, pairs: Iterable[tuple[str, str]]) -> CategoryIndex:
+        """An in-memory index of `(entry, category)` pairs; see `ListIndex.from_entries`."""
+        return ListIndex.from_entries(pairs)
+
+    @abstractmethod
+    def classify(self, host: str, path: str = "/") -> Classification:
+        """Classify a request by its normalised host and path (`path?query` lets URL entries
+        with a query part match)."""
+
+    @abstractmethod
+    def matches(self, host: str, path: str = "/") -> list[Hit]:
+        """Every entry that matches the request, in no particular order."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """The number of distinct entries (a host with a domain and URL entries counts each)."""
+
+    @abstractmethod
+    def category_counts(self) -> dict[str, int]:
+        """Distinct entries carrying each category, in CATEGORY_IDS order."""
+
+
+class ListIndex(CategoryIndex):
+    """Domain and URL-prefix entries with their categories, in Python dicts.
+
+    Built straight from the lists (`load_lists`) or from pairs (`from_entries`). Fast to query but
+    seconds to build and about 100 MiB per process for the shipped lists, which is why the proxy
+    uses the compiled index; this one is the reference the compiled index is tested against.
     """
 
     __slots__ = ("_chains", "_counts", "_nodes")
@@ -597,7 +776,7 @@ class CategoryIndex:
         self._chains: dict[str, _Chain] = {}
 
     @classmethod
-    def from_entries(cls, pairs: Iterable[tuple[str, str]]) -> CategoryIndex:
+    def from_entries(cls, pairs: Iterable[tuple[str, str]]) -> ListIndex:
         """Build an index from `(entry, category)` pairs, entries in plain-list syntax.
 
         Raises:
@@ -667,6 +846,26 @@ class CategoryIndex:
         if not chain.url_nodes:
             return chain.domain_result
         return _with_urls(chain, path)
+
+    def matches(self, host: str, path: str = "/") -> list[Hit]:
+        """Every entry on the host's suffixes whose path (if any) is a prefix of `path`."""
+        hits: list[Hit] = []
+        suffix = host
+        while True:
+            node = self._nodes.get(suffix)
+            if isinstance(node, _UrlNode):
+                if node.domain is not None:
+                    hits.append(Hit(Entry(suffix), node.domain))
+                hits.extend(
+                    Hit(Entry(suffix, node.paths[i]), node.categories[i])
+                    for i in node.matches(path)
+                )
+            elif node:
+                hits.append(Hit(Entry(suffix), node))
+            dot = suffix.find(".")
+            if dot < 0:
+                return hits
+            suffix = suffix[dot + 1 :]
 
     def _chain(self, first: str, node: _Node | None) -> _Chain:
         """Walk from the most specific host with entries to the top, once, and remember it."""
@@ -763,7 +962,7 @@ class _Builder:
             self._tuples[key] = interned
         return interned
 
-    def build(self) -> CategoryIndex:
+    def build(self) -> ListIndex:
         nodes: dict[str, _Node] = dict(self._domains)
         for host, paths in self._urls.items():
             ordered = sorted(paths)
@@ -771,7 +970,7 @@ class _Builder:
             nodes[host] = _UrlNode(self._domains.get(host), tuple(ordered), categories)
         for entry in list(nodes):
             _add_parents(nodes, entry)
-        return CategoryIndex(nodes, self._count())
+        return ListIndex(nodes, self._count())
 
     def _count(self) -> dict[str, int]:
         counts = dict.fromkeys(CATEGORY_IDS, 0)
@@ -804,13 +1003,17 @@ def _add_parents(nodes: dict[str, _Node], host: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class SourceReport:
-    """What one source contributed: usable entries, rejected lines and repeated entries."""
+    """What one source contributed: usable entries, rejected lines and repeated entries.
+
+    `skipped` counts well-formed lines that name no site (adblock cosmetic and exception rules).
+    """
 
     path: str
     category: str
     entries: int
     rejected: int
     duplicates: int
+    skipped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -826,9 +1029,11 @@ class LoadReport:
         entries = sum(s.entries for s in self.sources)
         rejected = sum(s.rejected for s in self.sources)
         duplicates = sum(s.duplicates for s in self.sources)
+        skipped = sum(s.skipped for s in self.sources)
         lines = [
             f"{len(self.sources)} category lists: {entries} entries loaded, "
             f"{rejected} lines rejected, {duplicates} duplicates"
+            + (f", {skipped} rules naming no site skipped" if skipped else "")
         ]
         if self.category_counts:
             width = max(len(c) for c in self.category_counts)
@@ -842,6 +1047,15 @@ class LoadReport:
 
 def load_index(sources_file: Path) -> tuple[CategoryIndex, LoadReport]:
     """Read sources.yaml and every list it names into one index.
+
+    Raises:
+        CategoryError: sources.yaml is invalid, or a list cannot be read at all.
+    """
+    return load_lists(sources_file)
+
+
+def load_lists(sources_file: Path) -> tuple[ListIndex, LoadReport]:
+    """Read sources.yaml and every list it names into an in-memory `ListIndex`.
 
     Lines that cannot be used are reported as warnings and the rest is loaded: a list of 200,000
     entries with a few odd lines is still worth using.
@@ -859,22 +1073,25 @@ def load_index(sources_file: Path) -> tuple[CategoryIndex, LoadReport]:
 
 
 def _load_source(spec: SourceSpec, builder: _Builder, problems: list[Problem]) -> SourceReport:
-    """Feed one source into the builder, counting entries, rejections and repeats."""
+    """Feed one source into the builder, counting entries, rejections, skips and repeats."""
     seen: set[Entry] = set()
-    entries = rejected = duplicates = 0
+    entries = rejected = duplicates = skipped = 0
     for file, result in read_entries(spec.path, spec.format):
         if isinstance(result, Rejected):
             rejected += 1
-            problems.append(_rejection(file, result))
+            problems.append(rejection(file, result))
+        elif isinstance(result, Skipped):
+            skipped += 1
         elif result in seen:
             duplicates += 1
         else:
             seen.add(result)
             entries += 1
             builder.add(result, spec.category)
-    return SourceReport(str(spec.path), spec.category, entries, rejected, duplicates)
+    return SourceReport(str(spec.path), spec.category, entries, rejected, duplicates, skipped)
 
 
-def _rejection(file: Path, rejected: Rejected) -> Problem:
+def rejection(file: Path, rejected: Rejected) -> Problem:
+    """The load-report warning for a line that could not be used, naming file and line."""
     text = f"cannot use {rejected.text!r}: " if rejected.text else ""
     return Problem(str(file), rejected.line, "", f"{text}{rejected.reason}", severity="warning")
