@@ -176,3 +176,16 @@ def test_helpers() -> None:
     assert authority_host("a.test:80") == "a.test"
     assert authority_host("a.test") == "a.test"
     assert strictest.__doc__
+
+
+@pytest.mark.parametrize(("mode", "status"), [("fail-closed", 502), ("serve", None)])
+async def test_unwritable_audit_log(addon: Aupgate, mode: str, status: int | None) -> None:
+    """on_audit_failure=fail-closed: no request passes unrecorded; serve: traffic goes on."""
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, aupgate_policy_dir=str(FIXTURES / "policies"),
+                       aupgate_categories=str(FIXTURES / "categories" / "sources.yaml"),
+                       aupgate_audit_log="/dev/null/cannot/audit.jsonl",
+                       aupgate_on_audit_failure=mode)
+        flow = flow_for("www.example.org")
+        addon.requestheaders(flow)
+        assert (flow.response.status_code if flow.response else None) == status

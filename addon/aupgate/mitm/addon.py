@@ -24,6 +24,7 @@ import gc
 import ipaddress
 import logging
 import os
+import signal
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -168,7 +169,7 @@ class Aupgate:
     def __init__(self) -> None:
         self.gateway: Gateway | None = None
         self.audit: AuditLog = AuditLog([])
-        self._audit_key: tuple[str, bool] | None = None
+        self._audit_key: tuple[str, bool, str] | None = None
         self.fixed_time: datetime | None = None
         self.resolve: dict[tuple[str, int], tuple[str, int]] = {}
         self.fault: opts.Fault | None = None
@@ -209,10 +210,12 @@ class Aupgate:
         except ValueError as exc:
             raise _options_error(f"aupgate: {exc}") from exc
 
-        if {"aupgate_audit_log", "aupgate_audit_stdout"} & updated:
+        if {"aupgate_audit_log", "aupgate_audit_stdout", "aupgate_on_audit_failure"} & updated:
             self._open_audit()
-        if {"aupgate_policy_dir", "aupgate_categories", "aupgate_default_agency"} & updated:
+        if {"aupgate_policy_dir", "aupgate_categories"} & updated:
             self._load_gateway()
+        if {"aupgate_policy_dir", "aupgate_categories", "aupgate_default_agency"} & updated:
+            self._check_default_agency()
         if "connection_strategy" in updated and o.connection_strategy != "lazy":
             # Eager connects upstream at CONNECT, before the SNI is decided: a blocked
             # never-decrypt site would be contacted. Lazy is required, not a preference.
@@ -226,12 +229,13 @@ class Aupgate:
 
     def _open_audit(self) -> None:
         o = ctx.options
-        key = (o.aupgate_audit_log, bool(o.aupgate_audit_stdout))
+        key = (o.aupgate_audit_log, bool(o.aupgate_audit_stdout), o.aupgate_on_audit_failure)
         if key == self._audit_key:
             return
         try:
             audit = AuditLog.open(Path(o.aupgate_audit_log) if o.aupgate_audit_log else None,
-                                  stdout=o.aupgate_audit_stdout)
+                                  stdout=o.aupgate_audit_stdout,
+                                  on_failure=o.aupgate_on_audit_failure)
         except OSError as exc:
             raise _options_error(f"aupgate: cannot open the audit log: {exc}") from exc
         old, self.audit, self._audit_key = self.audit, audit, key
@@ -253,11 +257,6 @@ class Aupgate:
                 f"{categories}: {len(problems)} problem(s), first: "
                 f"{problems[0] if problems else exc}") from exc
         snap = gateway.current
-        agency = o.aupgate_default_agency
-        if agency and agency not in snap.policies.policies:
-            known = ", ".join(sorted(snap.policies.policies))
-            raise _options_error(
-                f"aupgate: aupgate_default_agency '{agency}' is not a loaded agency ({known})")
         for warning in snap.policies.warnings:
             logger.warning("aupgate: %s", warning)
         self.gateway = gateway
@@ -270,9 +269,25 @@ class Aupgate:
                          categories_digest=snap.categories_digest,
                          fixed_time=self.fixed_time.isoformat() if self.fixed_time else None)
 
+    def _check_default_agency(self) -> None:
+        agency = ctx.options.aupgate_default_agency
+        if agency and self.gateway is not None:
+            known = self.gateway.current.policies.policies
+            if agency not in known:
+                raise _options_error(f"aupgate: aupgate_default_agency '{agency}' is not a "
+                                     f"loaded agency ({', '.join(sorted(known))})")
+
     def running(self) -> None:
+        loop = asyncio.get_running_loop()
         if self._watcher is None:
-            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+            self._watcher = loop.create_task(self._watch())
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            # logrotate's `postrotate kill -HUP`: reopen the audit file now, not at the next line
+            loop.add_signal_handler(signal.SIGHUP, self._reopen_audit)
+
+    def _reopen_audit(self) -> None:
+        for handle in self.audit.files:
+            handle.request_reopen()
 
     async def done(self) -> None:
         if self._watcher is not None:
@@ -522,6 +537,8 @@ class Aupgate:
     def http_connect(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return  # e.g. proxyauth already answered 407
+        if self._audit_refusing(flow):
+            return
         snap = self._snapshot()
         ident = self._identify(snap, flow.client_conn, flow.metadata)
         host, port = flow.request.host, flow.request.port
@@ -621,6 +638,8 @@ class Aupgate:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
+        if self._audit_refusing(flow):
+            return
         req = flow.request
         snap = self._snapshot()
         tunnel = self._tunnels.get(flow.client_conn.id)
@@ -681,6 +700,26 @@ class Aupgate:
                               ident.policy)
             record.enforced = "blocked"
             self._respond(flow, page, record)
+
+    def _audit_refusing(self, flow: http.HTTPFlow) -> bool:
+        """With on_audit_failure=fail-closed and the audit file unwritable, nothing passes."""
+        if not self.audit.refusing:
+            return False
+        # Every write retries the file: try to record this request, and serve it if that worked.
+        with contextlib.suppress(Exception):
+            self.audit.event("audit_probe", request_id=flow.id, host=flow.request.host)
+        return self._refuse_unrecorded(flow)
+
+    def _refuse_unrecorded(self, flow: http.HTTPFlow) -> bool:
+        if not self.audit.refusing:
+            return False  # the probe got through: the file is back
+        logger.critical("aupgate: audit log unwritable (on_audit_failure=fail-closed): "
+                        "refusing %s", flow.request.host)
+        page = self._page("error", flow.id, flow.request.host, "", None, None,
+                          reason="The gateway cannot record decisions right now, and this "
+                                 "agency allows no unrecorded traffic. Try again shortly.")
+        self._respond(flow, page, None)
+        return True
 
     def _respond(self, flow: http.HTTPFlow, page: Page, record: _Record | None) -> None:
         """Answer with a page in the format the client's Accept header prefers."""

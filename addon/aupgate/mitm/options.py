@@ -41,6 +41,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "Append audit events as JSON lines to this file (made if missing)."),
     OptionSpec("aupgate_audit_stdout", bool, False,
                "Also write audit events as JSON lines to standard output."),
+    OptionSpec("aupgate_on_audit_failure", str, "serve",
+               "When the audit file cannot be written: serve (keep serving, log CRITICAL, count "
+               "lost events) or fail-closed (refuse every request until it can be written).",
+               ("serve", "fail-closed")),
     OptionSpec("aupgate_default_agency", str, "",
                "Agency id for clients in no agency's networks. Empty: such clients are refused."),
     OptionSpec("aupgate_fixed_time", str, "",
