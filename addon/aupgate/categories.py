@@ -1046,12 +1046,20 @@ class LoadReport:
 
 
 def load_index(sources_file: Path) -> tuple[CategoryIndex, LoadReport]:
-    """Read sources.yaml and every list it names into one index.
+    """The index of every list sources.yaml names, and the report of loading them.
+
+    This is the compiled index (`compiled.py`), opened in milliseconds and shared between
+    processes; it is compiled first when missing, and rebuilt when a list, sources.yaml or the
+    list-reading code changed or the file is corrupt (`indexcache.py`). Lines that cannot be used
+    are warnings in the report, as with `load_lists`.
 
     Raises:
-        CategoryError: sources.yaml is invalid, or a list cannot be read at all.
+        CategoryError: sources.yaml is invalid, a list cannot be read at all, or no compiled
+            index can be written.
     """
-    return load_lists(sources_file)
+    from .indexcache import load_compiled  # here: indexcache builds on this module
+
+    return load_compiled(sources_file)
 
 
 def load_lists(sources_file: Path) -> tuple[ListIndex, LoadReport]:

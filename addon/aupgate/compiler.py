@@ -1,0 +1,254 @@
+"""Compiling the lists sources.yaml names into one index file, and the digest that dates it.
+
+The compiler reads the lists with the same readers as `load_lists`, so an entry means the same
+thing compiled or not, and records for every entry the file and line it came from (for
+`aupgate categories lookup`) and the same load report (counts, every rejected line).
+
+`sources_digest` names the exact input: sources.yaml, every list file's bytes, and the code that
+turns lines into entries. An index carries the digest it was compiled from; when the digest of
+the files on disk differs, the index is stale. The code is part of it because a fix to host
+normalisation changes what the same lines mean.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from array import array
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from . import categories, compiled, normalise
+from .categories import (
+    CATEGORY_IDS,
+    Rejected,
+    Skipped,
+    SourceSpec,
+    read_numbered,
+    read_sources,
+    rejection,
+    source_files,
+)
+from .compiled import FORMAT_VERSION, HAS_URLS, host_key, write_index
+
+__all__ = ["CompileStats", "compile_sources", "sources_digest"]
+
+_CHUNK = 1 << 20
+_PROGRESS_EVERY = 1 << 16
+
+ProgressFn = Callable[[int, str], None]
+
+
+@functools.cache
+def _code_fingerprint() -> bytes:
+    """The modules whose code decides what a list line means, and the index format version."""
+    digest = hashlib.sha256(f"aupgate-index-format-{FORMAT_VERSION}\0".encode())
+    for module in (categories, normalise, compiled):
+        file = module.__file__
+        if file is not None:
+            digest.update(Path(file).read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    try:
+        import idna
+
+        digest.update(str(getattr(idna, "__version__", "")).encode())
+    except ImportError:  # pragma: no cover - normalise needs idna anyway
+        pass
+    return digest.digest()
+
+
+def sources_digest(sources_file: Path, specs: list[SourceSpec] | None = None) -> str:
+    """sha256 over the code fingerprint, sources.yaml and every list file, names included.
+
+    Reads every byte (about 10 ms for the shipped lists, tens of ms for millions of entries):
+    the index is trusted only for the exact bytes it was compiled from, not for a timestamp.
+
+    Raises:
+        CategoryError: sources.yaml is invalid (from `read_sources`).
+    """
+    if specs is None:
+        specs = read_sources(sources_file)
+    base = sources_file.parent
+    digest = hashlib.sha256(_code_fingerprint())
+    digest.update(sources_file.read_bytes())
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    for spec in specs:
+        for file in source_files(spec.path, spec.format):
+            digest.update(b"\0" + relative(file, base).encode() + b"\0")
+            try:
+                with file.open("rb") as f:
+                    while n := f.readinto(view):
+                        digest.update(view[:n])
+            except OSError:
+                digest.update(b"\0unreadable\0")
+    return digest.hexdigest()
+
+
+def relative(path: Path, base: Path) -> str:
+    """A list's name relative to the sources folder, so an index survives moving the folder."""
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)
+
+
+class CompileStats(dict[str, Any]):
+    """What a compile produced: entries, keys, rejected lines, seconds (filled by the caller)."""
+
+
+class _Collector:
+    """Entries as trie keys, with category masks, URL flags and provenance in flat arrays.
+
+    Millions of entries: everything per entry is a slot in an `array`, not a Python object, and
+    "seen in this source already" is the number of the last source that gave the key.
+    """
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.masks = array("I")
+        self.flags = bytearray()
+        self.last_source = array("i")
+        self.rec_keys = array("I")
+        self.rec_files = array("H")
+        self.rec_lines = array("I")
+
+    def local(self, key: str) -> int:
+        number = self.ids.get(key)
+        if number is None:
+            number = len(self.ids)
+            self.ids[key] = number
+            self.masks.append(0)
+            self.flags.append(0)
+            self.last_source.append(-1)
+        return number
+
+    def add(
+        self, key: str, url_host: str | None, bit: int, source: int, file: int, line: int
+    ) -> bool:
+        """Add one entry occurrence; False when this source gave the same entry before."""
+        number = self.local(key)
+        self.rec_keys.append(number)
+        self.rec_files.append(file)
+        self.rec_lines.append(line)
+        if url_host is not None:
+            self.flags[self.local(url_host)] |= HAS_URLS
+        if self.last_source[number] == source:
+            return False
+        self.last_source[number] = source
+        self.masks[number] |= bit
+        return True
+
+
+def compile_sources(
+    sources_file: Path,
+    out: BinaryIO,
+    *,
+    digest: str | None = None,
+    progress: ProgressFn | None = None,
+) -> CompileStats:
+    """Read every list sources.yaml names and write the compiled index to `out`.
+
+    Args:
+        sources_file: sources.yaml.
+        out: a seekable binary file (the caller writes to a temporary file and renames it).
+        digest: `sources_digest` taken *before* reading, so that a list changed while compiling
+            leaves an index that is already stale rather than one that is wrongly current.
+        progress: called now and then with (lines read so far, current list).
+
+    Raises:
+        CategoryError: sources.yaml is invalid, or a list cannot be read at all.
+    """
+    specs = read_sources(sources_file)
+    if digest is None:
+        digest = sources_digest(sources_file, specs)
+    base = sources_file.parent
+    collector = _Collector()
+    files: dict[tuple[Path, int], int] = {}  # (list file, source number) -> file number
+    report_sources: list[list[Any]] = []
+    problems: list[list[Any]] = []
+    done = 0
+    for number, spec in enumerate(specs):
+        bit = 1 << CATEGORY_IDS.index(spec.category)
+        entries = rejected = duplicates = skipped = 0
+        label = relative(spec.path, base)
+        for file, line, result in read_numbered(spec.path, spec.format):
+            done += 1
+            if progress is not None and not done % _PROGRESS_EVERY:
+                progress(done, label)
+            if isinstance(result, Rejected):
+                rejected += 1
+                problem = rejection(file, result)
+                problems.append([relative(file, base), problem.line, problem.message])
+                continue
+            if isinstance(result, Skipped):
+                skipped += 1
+                continue
+            file_number = files.setdefault((file, number), len(files))
+            hk = host_key(result.host)
+            if result.path is None:
+                new = collector.add(hk, None, bit, number, file_number, line)
+            else:
+                new = collector.add(hk + result.path, hk, bit, number, file_number, line)
+            if new:
+                entries += 1
+            else:
+                duplicates += 1
+        report_sources.append([label, spec.category, entries, rejected, duplicates, skipped])
+    if progress is not None:
+        progress(done, "writing")
+    counts, total = _counts(collector.masks)
+    classes: dict[tuple[int, int], int] = {}
+    classes_of_keys = array("I")
+    for mask, flags in zip(collector.masks, collector.flags, strict=True):
+        classes_of_keys.append(classes.setdefault((mask, flags), len(classes)))
+    meta: dict[str, Any] = {
+        "digest": digest,
+        "entries": total,
+        "category_counts": counts,
+        "sources": [_spec_meta(spec, base) for spec in specs],
+        "files": [[relative(f, base), source] for f, source in files],
+        "report": {"sources": report_sources, "problems": problems},
+    }
+    keys = list(collector.ids)
+    del collector.ids
+    write_index(
+        out,
+        keys=keys,
+        classes_of_keys=classes_of_keys,
+        classes=list(classes),
+        records=(collector.rec_keys, collector.rec_files, collector.rec_lines),
+        meta=meta,
+    )
+    return CompileStats(
+        entries=total, keys=len(keys), lines=done, rejected=len(problems), digest=digest
+    )
+
+
+def _counts(masks: array[int]) -> tuple[dict[str, int], int]:
+    """Distinct entries per category (CATEGORY_IDS order), and distinct entries in all."""
+    per_mask: dict[int, int] = {}
+    for mask in masks:
+        per_mask[mask] = per_mask.get(mask, 0) + 1
+    counts = dict.fromkeys(CATEGORY_IDS, 0)
+    total = 0
+    for mask, n in per_mask.items():
+        if mask:
+            total += n
+        for i, category in enumerate(CATEGORY_IDS):
+            if mask >> i & 1:
+                counts[category] += n
+    return counts, total
+
+
+def _spec_meta(spec: SourceSpec, base: Path) -> dict[str, Any]:
+    return {
+        "path": relative(spec.path, base),
+        "format": spec.format,
+        "category": spec.category,
+        "source": spec.source,
+        "licence": spec.licence,
+        "snapshot": spec.snapshot,
+        "line": spec.line,
+    }
