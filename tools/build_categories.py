@@ -26,6 +26,7 @@ import yaml
 
 from aupgate.categories import CATEGORY_IDS, load_index
 from aupgate.errors import CategoryError
+from aupgate.ut1 import UT1_MAP
 
 UT1_DIR = "categories-ut1"
 UT1_COMMIT = "804da92a9177149204d9a3d0c4ab5bd1cafe120d"
@@ -43,30 +44,7 @@ UT1_OLD_SNAPSHOT = (
 # The README and catalogue travel with the lists: they explain layout, quirks and overlaps.
 UT1_EXTRA_FILES = ("ATTRIBUTION.txt", "README.md", "global_usage.txt")
 
-# UT1 folder -> aupgate category, in CATEGORY_IDS order. docs/categories.md gives the reasons.
-UT1_MAP: tuple[tuple[str, str], ...] = (
-    ("social_networks", "social-networking"),
-    ("webmail", "webmail"),
-    ("gambling", "gambling"),
-    ("warez", "p2p-file-sharing"),
-    ("radio", "streaming-media"),
-    ("audio-video", "streaming-media"),
-    ("adult", "adult"),
-    ("mixed_adult", "adult"),
-    ("chat", "instant-messaging"),
-    ("filehosting", "file-hosting"),
-    ("download", "software-downloads"),
-    ("dating", "dating"),
-    ("games", "games"),
-    ("shopping", "shopping"),
-    ("publicite", "advertising"),
-    ("remote-control", "remote-access"),
-    ("vpn", "vpn-proxy"),
-    ("redirector", "vpn-proxy"),
-    ("doh", "vpn-proxy"),
-    ("malware", "malware-phishing"),
-    ("phishing", "malware-phishing"),
-)
+# UT1 folder -> aupgate category: aupgate.ut1.UT1_MAP (docs/categories.md gives the reasons).
 # Folders whose domains file comes from the older snapshot (see ut1/ATTRIBUTION.txt).
 UT1_OLD_DOMAINS = frozenset({"malware", "phishing"})
 
