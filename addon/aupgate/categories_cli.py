@@ -1,0 +1,293 @@
+"""`aupgate categories import|compile|lookup`: managing category lists from the command line.
+
+Each command parses, calls the library (`importer`, `indexcache`, the index), prints and returns an
+exit code, like the rest of `aupgate`; problems arrive as `CategoryError` and `cli.main` prints
+them. Progress is drawn on stderr, and only on a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .categories import FORMATS, Classification, Hit, classification_of, rank
+from .compiled import CompiledIndex, Origin
+from .errors import CategoryError, Problem, UrlError
+from .importer import ImportRequest, ListImport, load_mapping, run_import
+from .indexcache import check_index, index_locations, load_compiled, rebuild
+from .normalise import normalise_host, parse_url
+from .paths import default_categories
+from .progress import Progress
+
+__all__ = ["add_categories_parser", "cmd_compile", "cmd_import", "cmd_lookup"]
+
+
+def add_categories_parser(subparsers: Any) -> None:
+    """Add `categories` with its `import`, `compile` and `lookup` subcommands."""
+    parser = subparsers.add_parser("categories", help="import, compile and look up category lists")
+    sub = parser.add_subparsers(dest="categories_command", required=True, metavar="ACTION")
+
+    imp = sub.add_parser(
+        "import",
+        help="add a list (or a UT1 tree) to sources.yaml, with provenance and a report",
+        description="Check a list, copy it unchanged into categories/imported/NAME/, name it in "
+        "sources.yaml, record its provenance and findings in categories/manifest.yaml, and "
+        "recompile the index. Rejected lines, duplicates and conflicts are reported.",
+    )
+    imp.add_argument("source", type=Path, help="list file, UT1 category folder, or UT1 tree")
+    imp.add_argument("--format", required=True, choices=FORMATS, help="the list's format")
+    target = imp.add_mutually_exclusive_group(required=True)
+    target.add_argument("--as", dest="category", metavar="CATEGORY", help="category it feeds")
+    target.add_argument(
+        "--mapping",
+        metavar="ut1|FILE",
+        help="UT1 tree: 'ut1' for the documented mapping, or a YAML file {folder: category}",
+    )
+    imp.add_argument("--name", help="folder under categories/imported/ (default: from SOURCE)")
+    imp.add_argument("--licence", required=True, help="the list's licence, as its authors state it")
+    imp.add_argument("--source", dest="origin", help="where it came from (default: SOURCE)")
+    imp.add_argument("--snapshot", help="version or date of the list (default: the file's date)")
+    imp.add_argument("--replace", action="store_true", help="update an earlier import of NAME")
+    imp.add_argument("--dry-run", action="store_true", help="report only; change nothing")
+    _categories_option(imp)
+    imp.set_defaults(func=cmd_import)
+
+    comp = sub.add_parser(
+        "compile",
+        help="compile the lists into the index file the proxy maps (done on first use anyway)",
+    )
+    comp.add_argument("--output", type=Path, help="index file (default: beside sources.yaml)")
+    comp.add_argument("--check", action="store_true", help="only say whether it is current")
+    comp.add_argument("--force", action="store_true", help="compile even if it is current")
+    _categories_option(comp)
+    comp.set_defaults(func=cmd_compile)
+
+    look = sub.add_parser(
+        "lookup",
+        help="every list entry and line matching a host or URL, and which one won",
+    )
+    look.add_argument("target", help="host name or URL")
+    look.add_argument("--json", action="store_true", help="print one JSON object")
+    _categories_option(look)
+    look.set_defaults(func=cmd_lookup)
+
+
+def _categories_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--categories",
+        type=Path,
+        default=None,
+        help=f"category sources file (default: {default_categories()})",
+    )
+
+
+def _sources(args: argparse.Namespace) -> Path:
+    return Path(args.categories or default_categories())
+
+
+# --------------------------------------------------------------------------- import
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    sources_file = _sources(args)
+    source: Path = args.source
+    request = ImportRequest(
+        source=source,
+        format=args.format,
+        name=args.name or _default_name(source),
+        origin=args.origin or str(source.resolve()),
+        licence=args.licence,
+        snapshot=args.snapshot or _file_date(source),
+        category=args.category,
+        mapping=load_mapping(args.mapping) if args.mapping else None,
+    )
+    bar = Progress(f"reading {source.name}")
+    lists, unmapped = run_import(
+        request,
+        sources_file,
+        today=datetime.now(UTC).date(),
+        replace=args.replace,
+        dry_run=args.dry_run,
+        progress=lambda done, label: bar.update(done, f"reading {label}"),
+    )
+    bar.close()
+    for item in lists:
+        print(render_import(item))
+    if unmapped:
+        print(f"not imported (no category in the mapping): {', '.join(unmapped)}")
+    if args.dry_run:
+        print("dry run: nothing changed")
+        return 0
+    started = time.perf_counter()
+    compiled, _stats = _compile_with_progress(sources_file, None, force=False)
+    print(
+        f"sources.yaml and {sources_file.parent / 'manifest.yaml'} updated; index "
+        f"{compiled.path} compiled in {time.perf_counter() - started:.1f}s "
+        f"({len(compiled):,} entries)"
+    )
+    return 0
+
+
+def _default_name(source: Path) -> str:
+    stem = source.name.removesuffix(".gz")
+    stem = stem.rsplit(".", 1)[0] if "." in stem and not source.is_dir() else stem
+    return re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-._") or "list"
+
+
+def _file_date(source: Path) -> str:
+    """Without --snapshot, the list file's own date is the best evidence of its version."""
+    try:
+        stamp = datetime.fromtimestamp(source.stat().st_mtime, tz=UTC).date()
+    except OSError:
+        return "unknown"
+    return f"file dated {stamp.isoformat()}"
+
+
+def render_import(item: ListImport) -> str:
+    """What an import found in one list, for the administrator at the terminal."""
+    out = [
+        f"{item.source} ({item.format}) -> {item.dest} as {item.category}",
+        f"  {item.lines:,} lines: {item.entries:,} entries, {item.duplicates:,} duplicates, "
+        f"{item.rejected.count:,} rejected, {item.skipped.count:,} skipped",
+    ]
+    for label, tally in (("rejected", item.rejected), ("skipped", item.skipped)):
+        for reason, (count, examples) in sorted(tally.reasons.items(), key=lambda r: -r[1][0]):
+            out.append(f"  {label} {count:,}: {reason} (e.g. {examples[0]})")
+    if item.overlaps:
+        out.append(f"  already {item.category} on other lists: {item.overlaps:,} entries")
+    if item.conflicts:
+        by = ", ".join(f"{c} {n:,}" for c, n in sorted(item.conflicts_by_category.items()))
+        out.append(f"  conflicts: {item.conflicts:,} entries other lists file elsewhere ({by})")
+        out.extend(f"    {example}" for example in item.conflict_examples)
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- compile
+
+
+def _compile_with_progress(
+    sources_file: Path, output: Path | None, *, force: bool
+) -> tuple[CompiledIndex, Any]:
+    bar = Progress("compiling")
+    candidates = [output] if output else index_locations(sources_file)
+    try:
+        index, stats = rebuild(
+            sources_file,
+            candidates,
+            progress=lambda done, label: bar.update(done, f"compiling {label}"),
+            force=force,
+        )
+    finally:
+        bar.close()
+    return index, stats
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    sources_file = _sources(args)
+    if args.check:
+        fresh = check_index(sources_file, args.output)
+        print(f"{fresh.path}: {fresh.state} ({fresh.reason})")
+        return 0 if fresh.state == "current" else 1
+    started = time.perf_counter()
+    index, stats = _compile_with_progress(sources_file, args.output, force=args.force)
+    elapsed = time.perf_counter() - started
+    if stats is None:
+        print(f"{index.path}: current, nothing to do ({len(index):,} entries)")
+        return 0
+    print(
+        f"{index.path}: {len(index):,} entries ({stats['keys']:,} keys) from "
+        f"{len(index.sources)} lists, {stats['lines']:,} lines, {stats['rejected']:,} rejected; "
+        f"{index.size / 2**20:.1f} MiB, compiled in {elapsed:.1f}s"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- lookup
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    host, target = _target(args.target)
+    index, _ = load_compiled(_sources(args))
+    hits = sorted(index.matches(host, target), key=lambda h: rank(h.entry), reverse=True)
+    result = index.classify(host, target)
+    assert result == classification_of(hits)  # the index and the definition agree
+    rows = [(hit, index.origins(hit.entry)) for hit in hits]
+    if args.json:
+        print(json.dumps(lookup_json(host, target, result, rows), indent=2))
+    else:
+        print(render_lookup(host, target, result, rows))
+    return 0
+
+
+def _target(text: str) -> tuple[str, str]:
+    try:
+        if "/" in text or "://" in text:
+            url = parse_url(text if "://" in text else f"http://{text}")
+            return url.host, url.target
+        return normalise_host(text), "/"
+    except UrlError as e:
+        raise CategoryError([Problem("lookup", None, "", str(e))]) from e
+
+
+def render_lookup(
+    host: str, target: str, result: Classification, rows: list[tuple[Hit, list[Origin]]]
+) -> str:
+    """Every matching entry with the list lines behind it; the winner first, marked."""
+    verdict = ", ".join(result.categories) or "uncategorized"
+    lines = [
+        f"{host}{target}: {verdict}" + (f" (matched {result.matched})" if result.matched else "")
+    ]
+    if not rows:
+        lines.append("  on no list")
+    sources: dict[str, int] = {}
+    for hit, origins in rows:
+        mark = "won " if str(hit.entry) == result.matched else "    "
+        lines.append(f"  {mark}{hit.entry!s:<40} {', '.join(hit.categories)}")
+        for origin in origins:
+            number = sources.setdefault(_provenance(origin), len(sources) + 1)
+            where = f"{origin.file}:{origin.line}"
+            lines.append(f"        {where:<60} {origin.source.category} [{number}]")
+    for text, number in sources.items():
+        lines.append(f"  [{number}] {text}")
+    return "\n".join(lines)
+
+
+def _provenance(origin: Origin) -> str:
+    s = origin.source
+    return f"{s.category}: {s.source}; licence {s.licence}; snapshot {s.snapshot}"
+
+
+def lookup_json(
+    host: str, target: str, result: Classification, rows: list[tuple[Hit, list[Origin]]]
+) -> dict[str, Any]:
+    return {
+        "host": host,
+        "path": target,
+        "categories": list(result.categories),
+        "all_categories": list(result.all_categories),
+        "matched": result.matched,
+        "hits": [
+            {
+                "entry": str(hit.entry),
+                "won": str(hit.entry) == result.matched,
+                "categories": list(hit.categories),
+                "lines": [
+                    {
+                        "file": o.file,
+                        "line": o.line,
+                        "category": o.source.category,
+                        "source": o.source.source,
+                        "licence": o.source.licence,
+                        "snapshot": o.source.snapshot,
+                    }
+                    for o in origins
+                ],
+            }
+            for hit, origins in rows
+        ],
+    }
