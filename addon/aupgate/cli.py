@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from .auditverify import add_audit_parser
 from .categories import CategoryIndex, load_index
+from .categories_cli import add_categories_parser
 from .engine import Decision, Facts, decide
 from .errors import CategoryError, PolicyError, UrlError
 from .mitm.run import add_run_parser
@@ -100,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         add_review_parser,
         add_report_parser,
         add_audit_parser,
+        add_categories_parser,
     ):
         register(sub)
     return parser
