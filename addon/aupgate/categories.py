@@ -750,6 +750,10 @@ class CategoryIndex(ABC):
         """Every entry that matches the request, in no particular order."""
 
     @abstractmethod
+    def categories_of(self, entry: Entry) -> tuple[str, ...]:
+        """The categories the lists give exactly this entry; () when it is on no list."""
+
+    @abstractmethod
     def __len__(self) -> int:
         """The number of distinct entries (a host with a domain and URL entries counts each)."""
 
@@ -846,6 +850,15 @@ class ListIndex(CategoryIndex):
         if not chain.url_nodes:
             return chain.domain_result
         return _with_urls(chain, path)
+
+    def categories_of(self, entry: Entry) -> tuple[str, ...]:
+        node = self._nodes.get(entry.host)
+        if not isinstance(node, _UrlNode):
+            return node or () if entry.path is None else ()
+        if entry.path is None:
+            return node.domain or ()
+        i = bisect.bisect_left(node.paths, entry.path)
+        return node.categories[i] if i < len(node.paths) and node.paths[i] == entry.path else ()
 
     def matches(self, host: str, path: str = "/") -> list[Hit]:
         """Every entry on the host's suffixes whose path (if any) is a prefix of `path`."""

@@ -25,6 +25,7 @@ from .engine import Decision, Facts, decide
 from .errors import CategoryError, PolicyError, UrlError
 from .mitm.run import add_run_parser
 from .normalise import parse_url
+from .overrides import describe_effect
 from .pac import add_pac_parser
 from .paths import default_categories, default_policy_dir
 from .policy import DEVICES, Policy, PolicySet, load_policy_dir
@@ -183,6 +184,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"({unenforced} not enforceable at a proxy), {len(policy.grants)} grants "
             f"[{policy.source}]"
         )
+        if policy.overrides is not None:  # the agency's amendments to the shared lists
+            for line in describe_effect(policy.overrides, index):
+                print(f"  categories: {line}")
     print(f"checked in {elapsed:.2f}s: {len(index)} category entries")
     if policies.warnings:
         print(f"{len(policies.warnings)} warning(s)")

@@ -204,7 +204,10 @@ def _site_facts(
     facts = table.sites.get(key)
     if facts is not None:
         return facts
-    classification = index.classify(host, target)
+    if policy.overrides is None:
+        classification = index.classify(host, target)
+    else:  # the agency's own additions, removals and re-categorisations of list entries
+        classification = policy.overrides.classify(index, host, target)
     suffixes = host_suffixes(host)
     listed: Step | None = None
     if policy.deny is not None and policy.deny.site.holds((), suffixes, target):

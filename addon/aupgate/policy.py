@@ -22,6 +22,7 @@ from .categories import CATEGORY_IDS, UNCATEGORIZED
 from .content import CONTENT_KINDS
 from .errors import PolicyError, Problem, UrlError
 from .normalise import normalise_host
+from .overrides import CategoryOverrides, read_overrides
 from .schedule import ANY, DAY_NAMES, WINDOWS, Interval, Schedule, parse_interval
 from .yamlsource import line_of, load_yaml
 
@@ -243,6 +244,7 @@ class Policy:
     never_decrypt: Site | None = None
     transfer_limit_bytes: int | None = None
     pac: PacSettings | None = None
+    overrides: CategoryOverrides | None = None  # the agency's amendments to the shared lists
     source: str = ""
     digest: str = ""
     _user_groups: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
@@ -466,6 +468,7 @@ _TOP_KEYS = (
     "never_decrypt",
     "pac",
     "limits",
+    "categories",
 )
 _REQUIRED_TOP = (
     "agency",
@@ -535,6 +538,8 @@ def _build_policy(reader: _Reader, top: dict[str, Any], path: Path, today: date)
     never_decrypt = _read_never_decrypt(reader, top)
     pac = _read_pac(reader, top)
     limit = _read_limits(reader, top)
+    overrides, override_problems = read_overrides(top, reader.file)
+    reader.problems += override_problems
     _check_clause_map(reader, top, clauses, rules, default, allow, deny)
     _check_lists_disjoint(reader, top, allow, deny)
     if None in (agency, name, contact, document, schedule, default):
@@ -561,6 +566,7 @@ def _build_policy(reader: _Reader, top: dict[str, Any], path: Path, today: date)
         never_decrypt=never_decrypt,
         transfer_limit_bytes=limit,
         pac=pac,
+        overrides=overrides,
         _user_groups={u: frozenset(g) for u, g in user_groups.items()},
     )
 
