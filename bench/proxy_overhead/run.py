@@ -119,10 +119,11 @@ def start_bare(work: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def start_aupgate(work: Path, port: int, agency: str, *, audit: bool = True,
-                  name: str = "aupgate") -> subprocess.Popen[bytes]:
+                  name: str = "aupgate", policies: Path = ROOT / "policies",
+                  categories: Path = ROOT / "categories" / "sources.yaml",
+                  ) -> subprocess.Popen[bytes]:
     argv = [str(BIN / "aupgate"), "run", "--listen-host", "127.0.0.1", "--listen-port",
-            str(port), "--policy-dir", str(ROOT / "policies"),
-            "--categories", str(ROOT / "categories" / "sources.yaml"),
+            str(port), "--policy-dir", str(policies), "--categories", str(categories),
             *(["--audit-log", str(work / f"{name}.jsonl")] if audit else []),
             "--default-agency", agency,
             "--set", f"confdir={work / ('conf-' + name)}", "--set", "aupgate_reload_seconds=0",
@@ -194,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--policy-dir", type=Path, default=ROOT / "policies")
+    parser.add_argument("--categories", type=Path, default=ROOT / "categories" / "sources.yaml")
     parser.add_argument("--agency", default="modot",
                         help="default agency (the loopback client is in no agency network)")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -218,11 +221,15 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         proxies["mitmdump"] = (port, start_bare(work, port))
         port = free_port()
-        proxies["aupgate"] = (port, start_aupgate(work, port, args.agency))
+        proxies["aupgate"] = (port, start_aupgate(work, port, args.agency,
+                                                  policies=args.policy_dir,
+                                                  categories=args.categories))
         if args.also_without_audit:
             port = free_port()
             proxies["no-audit"] = (port, start_aupgate(work, port, args.agency, audit=False,
-                                                       name="no-audit"))
+                                                       name="no-audit",
+                                                       policies=args.policy_dir,
+                                                       categories=args.categories))
         try:
             for name, (port, process) in proxies.items():
                 wait_port(port, process, name)
