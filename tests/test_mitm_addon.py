@@ -19,7 +19,9 @@ with warnings.catch_warnings():
     from mitmproxy.test import taddons, tflow
 
 from aupgate.mitm import options as opts
-from aupgate.mitm.addon import Aupgate, authority_host, client_address, strictest
+from aupgate.mitm.addon import Aupgate
+from aupgate.mitm.flowtext import authority_host, strictest
+from aupgate.mitm.identity import client_address
 
 FIXTURES = Path(__file__).parent / "e2e" / "fixtures"
 

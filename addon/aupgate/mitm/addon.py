@@ -12,7 +12,7 @@ Where each decision is taken (see docs/proxy.md):
 - `responseheaders`: content rules (audio streams, torrents, executables, large transfers), and
   a byte counter for transfers whose size the headers do not state.
 
-mitmproxy forwards a request when a hook raises, so every hook runs inside `_guarded`, which
+mitmproxy forwards a request when a hook raises, so every hook runs inside `guard.guarded`, which
 blocks what the hook was deciding and audits an `engine_error`.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import ipaddress
 import logging
 import os
 import signal
@@ -31,88 +30,39 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
-from mitmproxy import connection, ctx, exceptions, http, tls
+from mitmproxy import connection, ctx, http, tls
 from mitmproxy.addonmanager import Loader
 from mitmproxy.proxy import server_hooks
 
-from ..audit import AuditLog, redact_query, redact_url
+from ..audit import AuditLog
 from ..content import detect_content
 from ..engine import Decision, Facts, decide, decide_content
 from ..errors import AupgateError, Problem
 from ..gateway import Gateway, ReloadOutcome, Snapshot
-from ..normalise import Url, parse_url, registered_domain
+from ..normalise import Url, parse_url
 from ..pages import CONTINUE_PATH, RESERVED_PREFIX, CitedClause, Page, render
 from ..paths import default_categories, default_policy_dir
 from ..policy import Policy
 from . import options as opts
+from .flowtext import (
+    authority_host,
+    registered,
+    response_headers,
+    safe_path,
+    shown_url,
+    strictest,
+    url_text,
+)
+from .guard import InjectedFaultError, guarded, options_error
+from .identity import Identity, IPAddress, client_address
 from .passes import Passes, clean_reason
 from .responses import make_response, redirect, replace_streaming
 
 logger = logging.getLogger(__name__)
 
-SEVERITY = {"allow": 0, "log": 1, "warn": 2, "block": 3}
 META = "aupgate"  # flow.metadata key: the _Record of what we decided
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-class InjectedFaultError(RuntimeError):
-    """Raised on purpose by `aupgate_fault` (test mode only) to prove the gateway fails closed."""
-
-
-# --------------------------------------------------------------------------- small pure helpers
-
-
-def client_address(peername: tuple[Any, ...] | None) -> IPAddress | None:
-    """The client's IP from a peername: `%scope` stripped, IPv4-mapped IPv6 unwrapped."""
-    if not peername:
-        return None
-    try:
-        address = ipaddress.ip_address(str(peername[0]).rsplit("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address):
-        return address.ipv4_mapped or address
-    return address
-
-
-def _options_error(message: str) -> exceptions.OptionsError:
-    """mitmproxy's OptionsError is untyped; one typed place to build it."""
-    return exceptions.OptionsError(message)  # type: ignore[no-untyped-call]
-
-
-def strictest(decisions: Sequence[Decision]) -> Decision:
-    """The most severe decision; on a tie the first (the request's own name) wins."""
-    best = decisions[0]
-    for d in decisions[1:]:
-        if SEVERITY[d.action] > SEVERITY[best.action]:
-            best = d
-    return best
-
-
-def authority_host(authority: str) -> str:
-    """The host part of a Host header or `:authority` (`[::1]:80` -> `::1`)."""
-    if authority.startswith("["):
-        return authority[1:].partition("]")[0]
-    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
-
-
-@dataclass(slots=True)
-class Identity:
-    """Who is asking: the client address, the proxy login, and the agency they fall under."""
-
-    client: IPAddress | None
-    user: str | None
-    policy: Policy | None
-
-    @property
-    def client_text(self) -> str:
-        return str(self.client) if self.client is not None else ""
-
 
 @dataclass(slots=True)
 class Tunnel:
@@ -135,29 +85,6 @@ class _Record:
     bytes_counted: int | None = None
     audited: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _guarded(
-    on_error: Callable[[Aupgate, Any, BaseException], None],
-) -> Callable[[Callable[Concatenate[Aupgate, P], None]], Callable[Concatenate[Aupgate, P], None]]:
-    """Run a hook so that an exception blocks what it was deciding instead of passing it."""
-
-    def wrap(
-        hook: Callable[Concatenate[Aupgate, P], None],
-    ) -> Callable[Concatenate[Aupgate, P], None]:
-        def run(self: Aupgate, /, *args: P.args, **kwargs: P.kwargs) -> None:
-            try:
-                hook(self, *args, **kwargs)
-            except Exception as exc:  # fail closed on anything
-                try:
-                    on_error(self, args[0] if args else None, exc)
-                except Exception:  # pragma: no cover - last resort: never let it propagate
-                    logger.exception("aupgate: failed while failing closed")
-
-        run.__doc__ = hook.__doc__
-        return run
-
-    return wrap
 
 
 # --------------------------------------------------------------------------- the addon
@@ -208,7 +135,7 @@ class Aupgate:
                 opts.check_positive("aupgate_reload_seconds", o.aupgate_reload_seconds,
                                     allow_zero=True)
         except ValueError as exc:
-            raise _options_error(f"aupgate: {exc}") from exc
+            raise options_error(f"aupgate: {exc}") from exc
 
         if {"aupgate_audit_log", "aupgate_audit_stdout", "aupgate_on_audit_failure"} & updated:
             self._open_audit()
@@ -237,7 +164,7 @@ class Aupgate:
                                   stdout=o.aupgate_audit_stdout,
                                   on_failure=o.aupgate_on_audit_failure)
         except OSError as exc:
-            raise _options_error(f"aupgate: cannot open the audit log: {exc}") from exc
+            raise options_error(f"aupgate: cannot open the audit log: {exc}") from exc
         old, self.audit, self._audit_key = self.audit, audit, key
         old.close()
 
@@ -252,7 +179,7 @@ class Aupgate:
             problems: Sequence[Problem] = getattr(exc, "problems", ())
             for problem in problems:
                 logger.error("aupgate: %s", problem)
-            raise _options_error(
+            raise options_error(
                 f"aupgate: cannot load policies from {policy_dir} and categories from "
                 f"{categories}: {len(problems)} problem(s), first: "
                 f"{problems[0] if problems else exc}") from exc
@@ -274,7 +201,7 @@ class Aupgate:
         if agency and self.gateway is not None:
             known = self.gateway.current.policies.policies
             if agency not in known:
-                raise _options_error(f"aupgate: aupgate_default_agency '{agency}' is not a "
+                raise options_error(f"aupgate: aupgate_default_agency '{agency}' is not a "
                                      f"loaded agency ({', '.join(sorted(known))})")
 
     def running(self) -> None:
@@ -378,7 +305,7 @@ class Aupgate:
         for name in names:
             if not name:
                 continue
-            url = parse_url(_url_text(scheme, name, port, path, query))
+            url = parse_url(url_text(scheme, name, port, path, query))
             if url.host in seen:
                 continue
             seen.add(url.host)
@@ -390,7 +317,7 @@ class Aupgate:
         """Audit names that belong to different registered domains (domain fronting)."""
         if len(decisions) < 2:
             return
-        domains = {_registered(d.host) for d in decisions}
+        domains = {registered(d.host) for d in decisions}
         if len(domains) > 1:
             self.audit.event(
                 "domain_mismatch", request_id=request_id, phase=phase,
@@ -463,7 +390,7 @@ class Aupgate:
             method=req.method,
             scheme=req.scheme,
             host=req.host,
-            path=_safe_path(req.path),
+            path=safe_path(req.path),
             http_version=req.http_version,
             categories=list(d.categories) if d else [],
             rule=d.rule if d else None,
@@ -533,7 +460,7 @@ class Aupgate:
 
     # ------------------------------------------------------------------ CONNECT
 
-    @_guarded(_fail_flow)
+    @guarded(_fail_flow)
     def http_connect(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return  # e.g. proxyauth already answered 407
@@ -580,7 +507,7 @@ class Aupgate:
 
     # ------------------------------------------------------------------ TLS ClientHello
 
-    @_guarded(_fail_tls)
+    @guarded(_fail_tls)
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         client = data.context.client
         tunnel = self._tunnels.get(client.id)
@@ -616,7 +543,7 @@ class Aupgate:
             intercept="never", enforced="refused" if tunnel.refuse else "passthrough",
             status=None, bytes=None)
 
-    @_guarded(_fail_server)
+    @guarded(_fail_server)
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         tunnel = self._tunnels.get(data.client.id)
         if tunnel is not None and tunnel.refuse:
@@ -634,7 +561,7 @@ class Aupgate:
 
     # ------------------------------------------------------------------ HTTP requests
 
-    @_guarded(_fail_flow)
+    @guarded(_fail_flow)
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
@@ -646,18 +573,18 @@ class Aupgate:
         # identified per request: a reload may have moved the client to another policy
         ident = self._identify(snap, flow.client_conn, flow.metadata)
         if tunnel is not None and tunnel.refuse:
-            page = self._page("error", flow.id, req.host, _shown_url(req), None, ident.policy)
+            page = self._page("error", flow.id, req.host, shown_url(req), None, ident.policy)
             self._respond(flow, page, _Record(ident, None, "error"))
             return
         if ident.policy is None:
-            page = self._refused_page(flow.id, req.host, _shown_url(req), ident)
+            page = self._refused_page(flow.id, req.host, shown_url(req), ident)
             self._respond(flow, page, _Record(ident, None, "refused"))
             return
         path, _, query = req.path.partition("?")
         if path.startswith(RESERVED_PREFIX):
             flow.metadata[META] = _Record(ident, None, "continue", phase="continue")
             if path != CONTINUE_PATH or req.method != "POST":
-                page = self._page("error", flow.id, req.host, _shown_url(req), None,
+                page = self._page("error", flow.id, req.host, shown_url(req), None,
                                   ident.policy,
                                   reason="This address is reserved by the agency gateway.")
                 self._respond(flow, page, None)
@@ -679,7 +606,7 @@ class Aupgate:
     def _enforce(self, flow: http.HTTPFlow, decision: Decision, record: _Record) -> None:
         """Answer a block decision, or a warn decision without a live pass."""
         ident = record.identity
-        shown_url = _shown_url(flow.request)
+        url = shown_url(flow.request)
         host = decision.host
         if decision.action == "warn":
             if self.passes.has_pass(client=ident.client_text, user=ident.user, host=host,
@@ -691,12 +618,12 @@ class Aupgate:
                 client=ident.client_text, user=ident.user, host=host,
                 url=flow.request.url, agency=ident.policy.agency, rule=decision.rule,
                 clauses=decision.clauses, now=time.monotonic())
-            page = self._page("warn", flow.id, flow.request.host, shown_url, decision,
+            page = self._page("warn", flow.id, flow.request.host, url, decision,
                               ident.policy, token=token)
             record.enforced = "warned"
             self._respond(flow, page, record)
         elif decision.action == "block":
-            page = self._page("block", flow.id, flow.request.host, shown_url, decision,
+            page = self._page("block", flow.id, flow.request.host, url, decision,
                               ident.policy)
             record.enforced = "blocked"
             self._respond(flow, page, record)
@@ -733,7 +660,7 @@ class Aupgate:
         flow.metadata["aupgate_answered"] = True
         flow.response = response
 
-    @_guarded(_fail_flow)
+    @guarded(_fail_flow)
     def request(self, flow: http.HTTPFlow) -> None:
         """The warn form's POST (its body is needed, so it is handled here, never forwarded)."""
         record = flow.metadata.get(META)
@@ -765,7 +692,7 @@ class Aupgate:
 
     # ------------------------------------------------------------------ HTTP responses
 
-    @_guarded(_fail_flow)
+    @guarded(_fail_flow)
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         if flow.metadata.get("aupgate_answered") or flow.response is None or flow.error:
             return
@@ -776,7 +703,7 @@ class Aupgate:
         resp = flow.response
         req = flow.request
         path, _, query = req.path.partition("?")
-        wanted = _response_headers(resp.headers.fields)
+        wanted = response_headers(resp.headers.fields)
         length_text = wanted.get("content-length")
         length = int(length_text) if length_text and length_text.isdigit() else None
         if req.method == "HEAD" or resp.status_code in (204, 304):
@@ -794,7 +721,7 @@ class Aupgate:
                 None, req.host):
             raise InjectedFaultError("injected fault at responseheaders")
         if kinds:
-            url = parse_url(_url_text(req.scheme, req.host, req.port, path or "/", query))
+            url = parse_url(url_text(req.scheme, req.host, req.port, path or "/", query))
             facts = Facts(url=url, user=record.identity.user, client=record.identity.client)
             decision = decide_content(policy, snap.index, facts, kinds, self._now())
             if decision is not None:
@@ -811,7 +738,7 @@ class Aupgate:
         """Replace an arriving response with the block page (content rules have no warn pass:
         a work reason cannot vouch for what a response turns out to be)."""
         req = flow.request
-        page = self._page("block", flow.id, req.host, _shown_url(req), decision,
+        page = self._page("block", flow.id, req.host, shown_url(req), decision,
                           record.identity.policy)
         record.enforced = "blocked"
         flow.metadata["aupgate_answered"] = True
@@ -863,12 +790,12 @@ class Aupgate:
         assert policy is not None
         req = flow.request
         path, _, query = req.path.partition("?")
-        url = parse_url(_url_text(req.scheme, req.host, req.port, path or "/", query))
+        url = parse_url(url_text(req.scheme, req.host, req.port, path or "/", query))
         facts = Facts(url=url, user=record.identity.user, client=record.identity.client)
         return decide_content(policy, self._snapshot().index, facts,
                               frozenset({"large-transfer"}), self._now())
 
-    @_guarded(_fail_audit)
+    @guarded(_fail_audit)
     def response(self, flow: http.HTTPFlow) -> None:
         self._audit_request(flow)
 
@@ -893,44 +820,3 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-_WANTED = {b"content-length": "content-length", b"content-type": "content-type",
-           b"content-disposition": "content-disposition"}
-
-
-def _response_headers(fields: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The few response headers content rules read, in one pass (`icy` if any icy-* header)."""
-    out: dict[str, str] = {}
-    for raw_name, raw_value in fields:
-        name = raw_name.lower()
-        key = _WANTED.get(name)
-        if key is not None:
-            out.setdefault(key, raw_value.decode("latin-1"))
-        elif name.startswith(b"icy-"):
-            out["icy"] = "1"
-    return out
-
-
-def _url_text(scheme: str, host: str, port: int, path: str, query: str) -> str:
-    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    default = {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(scheme)
-    port_text = "" if port == default else f":{port}"
-    return f"{scheme}://{shown}{port_text}{path}" + (f"?{query}" if query else "")
-
-
-def _shown_url(req: http.Request) -> str:
-    """The request's URL as pages and the audit show it: no userinfo, no secret values."""
-    port = None if req.port == {"http": 80, "https": 443}.get(req.scheme) else req.port
-    path, _, query = req.path.partition("?")
-    return redact_url(req.scheme, req.host, port, path, query)
-
-
-def _safe_path(path: str) -> str:
-    base, sep, query = path.partition("?")
-    return base + (f"?{redact_query(query)}" if sep else "")
-
-
-def _registered(host: str) -> str:
-    try:
-        return registered_domain(host)
-    except AupgateError:
-        return host
