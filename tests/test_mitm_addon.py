@@ -191,3 +191,26 @@ async def test_unwritable_audit_log(addon: Aupgate, mode: str, status: int | Non
         flow = flow_for("www.example.org")
         addon.requestheaders(flow)
         assert (flow.response.status_code if flow.response else None) == status
+
+
+@pytest.mark.parametrize(("default", "status"), [("lab", None), ("", 403)])
+async def test_default_agency(addon: Aupgate, audit_path: Path, default: str,
+                              status: int | None) -> None:
+    """A client in no agency network is decided under --default-agency, or refused without it."""
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path, aupgate_default_agency=default)
+        flow = flow_for("www.example.org")
+        flow.client_conn.peername = ("10.9.9.9", 50000)
+        addon.requestheaders(flow)
+        assert (flow.response.status_code if flow.response else None) == status
+        if status:
+            assert b"not on an agency network" in (flow.response.raw_content or b"")
+
+
+async def test_unknown_default_agency_is_refused(addon: Aupgate, audit_path: Path) -> None:
+    from mitmproxy import exceptions
+
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path)
+        with pytest.raises(exceptions.OptionsError, match="not a loaded agency"):
+            tctx.configure(addon, aupgate_default_agency="nope")
