@@ -399,6 +399,8 @@ class Aupgate:
             step=d.step if d else None,
             window=d.window if d else None,
             grant=d.grant if d else None,
+            network=d.network if d else None,
+            device=d.device if d else None,
             enforced=record.enforced,
             status=status,
             bytes=size,
