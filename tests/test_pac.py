@@ -307,3 +307,18 @@ def test_policy_example_renders(tmp_path: Path) -> None:
     policy, problems = load_policy(path, today=_today())
     assert policy is not None, problems
     assert "PROXY gw2.modot.example:8080; PROXY gw1.modot.example:8080" in render_pac(policy)
+
+
+@pytest.mark.parametrize(
+    ("agency", "intranet"),
+    [("modot", "www.modot.org"), ("mo-dnr", "dnr.mo.gov"), ("saint-paul", "www.stpaul.gov")],
+)
+def test_shipped_policies_render(engine: object, agency: str, intranet: str) -> None:
+    """Each shipped policy's pac section gives a file that proxies the web and not its intranet."""
+    path = Path(__file__).parents[1] / "policies" / f"{agency}.yaml"
+    policy, problems = load_policy(path, today=_today())
+    assert policy is not None, problems
+    text = render_pac(policy)
+    assert evaluate(engine, text, f"https://{intranet}/") == "DIRECT"
+    got = evaluate(engine, text, "https://www.bet365.com/")
+    assert got.startswith("PROXY gw") and "DIRECT" not in got
