@@ -64,13 +64,13 @@ logger = logging.getLogger(__name__)
 
 META = "aupgate"  # flow.metadata key: the _Record of what we decided
 
+
 @dataclass(slots=True)
 class Tunnel:
     """What was decided for one client connection's CONNECT and ClientHello."""
 
     identity: Identity
     connect_host: str | None = None
-    passthrough: bool = False
     refuse: str | None = None  # set: fail the upstream connection with this message
 
 
@@ -411,54 +411,55 @@ class Aupgate:
     # ------------------------------------------------------------------ failing closed
 
     def _fail_flow(self, flow: Any, exc: BaseException) -> None:
-        """An HTTP hook raised: answer with the error page (or kill the flow) and audit it."""
+        """An HTTP hook raised: answer with the error page (or kill the flow), then audit it."""
         logger.error("aupgate: engine error, request blocked: %r", exc, exc_info=exc)
-        request_id = getattr(flow, "id", "")
-        host = getattr(getattr(flow, "request", None), "host", None)
-        self.audit.event("engine_error", request_id=request_id, host=host, error=repr(exc),
-                         action="block")
-        if not isinstance(flow, http.HTTPFlow):
-            return
+        if isinstance(flow, http.HTTPFlow):
+            self._block_on_error(flow)
+        with contextlib.suppress(Exception):  # the audit may be what failed
+            self.audit.event("engine_error", request_id=getattr(flow, "id", ""),
+                             host=getattr(getattr(flow, "request", None), "host", None),
+                             error=repr(exc), action="block")
+
+    def _block_on_error(self, flow: http.HTTPFlow) -> None:
         record = flow.metadata.get(META)
         if isinstance(record, _Record):
             record.enforced = "error"
             record.audited = True  # the engine_error event is this request's record
+        if flow.response is not None and flow.response.stream:
+            # the body is already on its way: stopping it is all that is left
+            if flow.killable:
+                flow.kill()  # type: ignore[no-untyped-call]
+            return
         page = self._page("error", flow.id, flow.request.host, "", None, None,
                           reason="An internal error stopped this request before anything was "
                                  "sent to the site. Quote the request id to your IT service "
                                  "desk if it persists.")
         rendered = render(page, flow.request.headers.get("accept"))
-        if flow.response is not None and flow.response.stream:
-            if flow.killable:
-                flow.kill()  # type: ignore[no-untyped-call]  # body already on its way: stopping it is all that is left
-            return
         if flow.response is not None:
             replace_streaming(flow, rendered)
         elif flow.live:
             flow.response = make_response(rendered)
 
     def _fail_tls(self, data: Any, exc: BaseException) -> None:
-        """The ClientHello hook raised: refuse the upstream; intercepting shows the error page."""
+        """The ClientHello hook raised: pass the TLS through and fail its upstream connection."""
         logger.error("aupgate: engine error at ClientHello, connection blocked: %r", exc,
                      exc_info=exc)
         client = data.context.client
-        self.audit.event("engine_error", request_id=client.id, phase="tls",
-                         sni=getattr(data.client_hello, "sni", None), error=repr(exc),
-                         action="block")
         tunnel = self._tunnels.setdefault(client.id, Tunnel(Identity(None, None, None)))
         tunnel.refuse = "aupgate engine error"
         data.ignore_connection = True
+        with contextlib.suppress(Exception):
+            self.audit.event("engine_error", request_id=client.id, phase="tls",
+                             sni=getattr(data.client_hello, "sni", None), error=repr(exc),
+                             action="block")
 
     def _fail_server(self, data: Any, exc: BaseException) -> None:
         logger.error("aupgate: engine error at server_connect, connection refused: %r", exc,
                      exc_info=exc)
-        self.audit.event("engine_error", request_id=data.client.id, phase="server_connect",
-                         error=repr(exc), action="block")
         data.server.error = "aupgate engine error"
-
-    def _fail_audit(self, flow: Any, exc: BaseException) -> None:
-        """Auditing a finished flow raised: the body has not been sent yet, so withhold it."""
-        self._fail_flow(flow, exc)
+        with contextlib.suppress(Exception):
+            self.audit.event("engine_error", request_id=data.client.id, phase="server_connect",
+                             error=repr(exc), action="block")
 
     # ------------------------------------------------------------------ CONNECT
 
@@ -533,7 +534,6 @@ class Aupgate:
         if not never:
             return  # intercept: requestheaders decides with the full URL and shows the page
         data.ignore_connection = True
-        tunnel.passthrough = True
         if decision.action in ("block", "warn"):
             tunnel.refuse = f"blocked by policy: {decision.rule}"
         self.audit.event(
@@ -797,7 +797,7 @@ class Aupgate:
         return decide_content(policy, self._snapshot().index, facts,
                               frozenset({"large-transfer"}), self._now())
 
-    @guarded(_fail_audit)
+    @guarded(_fail_flow)
     def response(self, flow: http.HTTPFlow) -> None:
         self._audit_request(flow)
 
