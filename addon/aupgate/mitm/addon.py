@@ -534,7 +534,9 @@ class Aupgate:
         if not never:
             return  # intercept: requestheaders decides with the full URL and shows the page
         data.ignore_connection = True
-        if decision.action in ("block", "warn"):
+        if decision.action == "block" or (decision.action == "warn" and not self.passes.has_pass(
+                client=ident.client_text, user=ident.user, host=decision.host,
+                now=time.monotonic())):
             tunnel.refuse = f"blocked by policy: {decision.rule}"
         self.audit.event(
             "decision", request_id=client.id, phase="tls", client=ident.client_text,
