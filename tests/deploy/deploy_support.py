@@ -36,7 +36,6 @@ PACKAGES = {
     "nginx": "nginx-light",
     "logrotate": "logrotate",
     "systemd-analyze": "systemd",
-    "ab": "apache2-utils",
 }
 
 
