@@ -139,8 +139,10 @@ class AuditLog:
 
     def __init__(self, sinks: Iterable[TextSink], *, owned: Iterable[TextSink] = ()) -> None:
         self._owned = tuple(owned)
+        fanout = _Fanout(sinks)
+        self._enabled = bool(fanout._sinks)  # no sink: rendering an event would be wasted work
         self._logger = structlog.wrap_logger(
-            _Fanout(sinks),
+            fanout,
             processors=[
                 _drop_secrets,
                 _envelope,
@@ -170,7 +172,8 @@ class AuditLog:
         Raises `AuditUnavailableError` when a file cannot be written and its `on_failure` is
         `fail-closed`.
         """
-        self._logger.info(event, **fields)
+        if self._enabled:
+            self._logger.info(event, **fields)
 
     @property
     def files(self) -> tuple[AuditFile, ...]:
