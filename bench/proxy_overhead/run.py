@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -142,6 +143,14 @@ class Round:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us_per_request: float = 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc): robust against co-tenants, which
+    change how fast a round goes but not how much CPU one request costs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 _UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -155,8 +164,13 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(proxy_port: int, upstream_port: int, seconds: int, connections: int,
-            threads: int, script: Path, name: str) -> Round:
-    """wrk against the proxy with absolute-form requests for the upstream (keep-alive)."""
+            threads: int, script: Path, name: str, pid: int | None = None) -> Round:
+    """wrk against the proxy with absolute-form requests for the upstream (keep-alive).
+
+    `pid` is the proxy's process (`taskset` and `aupgate run` both exec, so the pid started is
+    the proxy's), whose CPU time per request is measured alongside.
+    """
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     target = f"http://127.0.0.1:{upstream_port}/index.html"
     script.write_text(
         f'wrk.headers["Host"] = "127.0.0.1:{upstream_port}"\n'
@@ -174,7 +188,9 @@ def run_wrk(proxy_port: int, upstream_port: int, seconds: int, connections: int,
     errors = int(errors_match.group(1)) if errors_match else 0
     if socket_errors:
         errors += sum(int(g) for g in socket_errors.groups())
-    return Round(name, rps, p50, p99, errors)
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    cpu = (cpu_seconds(pid) - cpu_before) / total * 1e6 if pid and total else 0.0
+    return Round(name, rps, p50, p99, errors, cpu)
 
 
 def check(proxy_port: int, upstream_port: int, name: str) -> None:
@@ -213,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
         return 2
 
-    with tempfile.TemporaryDirectory(prefix="aupgate-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-proxy-overhead-") as tmp:
         work = Path(tmp)
         (work / "tmp").mkdir()
         upstream, upstream_port, kind = start_upstream(work)
@@ -240,9 +256,10 @@ def main(argv: list[str] | None = None) -> int:
                         script, name)
             rounds: dict[str, list[Round]] = {name: [] for name in proxies}
             for _ in range(args.rounds):
-                for name, (port, _process) in proxies.items():
+                for name, (port, process) in proxies.items():
                     rounds[name].append(run_wrk(port, upstream_port, args.seconds,
-                                                args.connections, args.threads, script, name))
+                                                args.connections, args.threads, script, name,
+                                                process.pid))
             with (work / "aupgate.jsonl").open() as handle:
                 audit_lines = sum(1 for _ in handle)
         finally:
@@ -259,17 +276,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"upstream: {kind}; wrk -t{args.threads} -c{args.connections} -d{args.seconds}s "
           f"keep-alive, {args.rounds} rounds (median shown); cpus: {os.cpu_count()}; "
           f"{'proxies pinned to cpu 1, load to cpu 0' if pinned else 'not pinned'}")
-    print(f"{'proxy':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   "
-          "all rounds req/s")
+    print(f"{'proxy':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+          f"{'cpu us/req':>11}   all rounds req/s")
     for name in rounds:
         r = median(name)
         every = ", ".join(f"{x.requests_per_s:.0f}" for x in rounds[name])
+        cpu = statistics.median(x.cpu_us_per_request for x in rounds[name])
         print(f"{r.proxy:<10} {r.requests_per_s:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
-              f"{r.errors:>7}   {every}")
+              f"{r.errors:>7} {cpu:>11.0f}   {every}")
     print(f"throughput ratio aupgate/mitmdump: {ratio:.3f} (target >= 0.95)")
     if "no-audit" in rounds:
         print(f"throughput ratio aupgate without audit/mitmdump: "
               f"{median('no-audit').requests_per_s / bare_r.requests_per_s:.3f}")
+    cpu_bare = statistics.median(x.cpu_us_per_request for x in rounds["mitmdump"])
+    cpu_aup = statistics.median(x.cpu_us_per_request for x in rounds["aupgate"])
+    if cpu_bare:
+        print(f"proxy CPU per request: aupgate {cpu_aup:.0f} us, mitmdump {cpu_bare:.0f} us "
+              f"(+{cpu_aup - cpu_bare:.0f} us; CPU-bound ratio {cpu_bare / cpu_aup:.3f})")
     print(f"p99 difference: {aup_r.p99_ms - bare_r.p99_ms:+.2f} ms (target <= +1 ms)")
     print(f"audit lines written by aupgate: {audit_lines}")
     if args.json:
