@@ -380,3 +380,43 @@ def test_moving_the_folder_keeps_the_index_and_renames_report_files(small: Path)
 
 def test_list_index_is_what_from_entries_gives() -> None:
     assert isinstance(ListIndex.from_entries([("a.example", "games")]), ListIndex)
+
+
+def test_compiling_in_a_child_process(small: Path, tmp_path: Path) -> None:
+    """Large lists are compiled in a child, so a long-running proxy does not keep its garbage."""
+    target = tmp_path / "child.aupidx"
+    index, stats = rebuild(small, [target], isolate=True)
+    assert stats is not None and (stats["entries"], stats["keys"]) == (7, 8)
+    assert index.classify("www.bet365.com").categories == ("gambling", "malware-phishing")
+
+
+def test_a_child_compile_reports_problems_like_an_in_process_one(tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "domains.gz").write_bytes(b"not gzip")
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "sources:\n  - path: broken\n    format: ut1\n    category: dating\n" + PROVENANCE,
+        encoding="utf-8",
+    )
+    with pytest.raises(CategoryError) as info:
+        rebuild(sources, [tmp_path / "x.aupidx"], isolate=True)
+    (problem,) = info.value.problems
+    assert problem.file == str(folder / "domains.gz")
+    assert problem.message.startswith("cannot read")
+
+
+def test_large_lists_are_compiled_in_a_child(
+    small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    used: list[bool] = []
+    real = indexcache._compile_in_child
+
+    def spy(*args: Path | str) -> object:
+        used.append(True)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(indexcache, "_compile_in_child", spy)
+    monkeypatch.setattr(indexcache, "ISOLATE_BYTES", 10)
+    load_index(small)
+    assert used == [True]

@@ -19,14 +19,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .categories import LoadReport, read_sources
+from .categories import LoadReport, read_sources, source_files
 from .compiled import CompiledIndex, IndexFileError
 from .compiler import CompileStats, ProgressFn, compile_sources, sources_digest
 from .errors import CategoryError, Problem
@@ -43,6 +46,7 @@ __all__ = [
 
 INDEX_NAME = "index.aupidx"
 ENV_INDEX_DIR = "AUPGATE_INDEX_DIR"
+ISOLATE_BYTES = 4 * 2**20  # lists larger than this are compiled in a child process
 
 logger = logging.getLogger(__name__)
 
@@ -132,9 +136,15 @@ def rebuild(
     digest: str | None = None,
     progress: ProgressFn | None = None,
     force: bool = False,
+    isolate: bool | None = None,
 ) -> tuple[CompiledIndex, CompileStats | None]:
     """Compile the index into the first location that can be written; stats None if another
     process compiled it meanwhile.
+
+    Args:
+        isolate: compile in a child process (None: when the lists exceed `ISOLATE_BYTES`).
+            Compiling allocates about 250 bytes of short-lived Python objects per entry, which a
+            long-running proxy would keep as heap afterwards (CPython seldom returns it).
 
     Raises:
         CategoryError: a list cannot be read, or no location can be written.
@@ -143,10 +153,12 @@ def rebuild(
         digest = sources_digest(sources_file)
     if candidates is None:
         candidates = index_locations(sources_file)
+    if isolate is None:
+        isolate = _source_bytes(sources_file) > ISOLATE_BYTES
     failures: list[str] = []
     for path in candidates:
         try:
-            return _build_at(path, sources_file, digest, progress, force=force)
+            return _build_at(path, sources_file, digest, progress, force=force, isolate=isolate)
         except OSError as e:  # read-only folder, no space: try the next location
             failures.append(f"{path}: {e.strerror or e}")
             logger.warning("cannot write the category index at %s: %s", path, e)
@@ -158,7 +170,13 @@ def rebuild(
 
 
 def _build_at(
-    path: Path, sources_file: Path, digest: str, progress: ProgressFn | None, *, force: bool
+    path: Path,
+    sources_file: Path,
+    digest: str,
+    progress: ProgressFn | None,
+    *,
+    force: bool,
+    isolate: bool,
 ) -> tuple[CompiledIndex, CompileStats | None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path.with_name(f".{path.name}.lock")):
@@ -169,10 +187,10 @@ def _build_at(
                 return index, None
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            with temporary.open("wb") as out:
-                stats = compile_sources(sources_file, out, digest=digest, progress=progress)
-                out.flush()
-                os.fsync(out.fileno())
+            if isolate:
+                stats = _compile_in_child(sources_file, temporary, digest)
+            else:
+                stats = _compile(sources_file, temporary, digest, progress)
             temporary.replace(path)
         finally:
             temporary.unlink(missing_ok=True)
@@ -193,3 +211,63 @@ def _locked(lock_file: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _compile(
+    sources_file: Path, target: Path, digest: str, progress: ProgressFn | None
+) -> CompileStats:
+    with target.open("wb") as out:
+        stats = compile_sources(sources_file, out, digest=digest, progress=progress)
+        out.flush()
+        os.fsync(out.fileno())
+    return stats
+
+
+def _source_bytes(sources_file: Path) -> int:
+    total = 0
+    for spec in read_sources(sources_file):
+        for file in source_files(spec.path, spec.format):
+            with contextlib.suppress(OSError):
+                total += file.stat().st_size
+    return total
+
+
+def _compile_in_child(sources_file: Path, target: Path, digest: str) -> CompileStats:
+    """Run `python -m aupgate.indexcache` to compile; its problems come back as JSON.
+
+    If no child can be started (an interpreter that cannot run `-m`, such as a frozen binary),
+    compile here after all: a proxy with a larger heap beats a proxy without categories.
+    """
+    addon = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (addon, os.environ.get("PYTHONPATH", "")) if p)
+    command = [sys.executable, "-m", "aupgate.indexcache", str(sources_file), str(target), digest]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}
+        )
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError) as e:
+        logger.warning(
+            "cannot compile the category index in a child process (%s); compiling here", e
+        )
+        return _compile(sources_file, target, digest, None)
+    if done.returncode == 0:
+        return CompileStats(answer)
+    raise CategoryError(Problem(*problem) for problem in answer["problems"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The child's side of `_compile_in_child`: SOURCES TARGET DIGEST; prints JSON."""
+    sources, target, digest = argv if argv is not None else sys.argv[1:]
+    try:
+        stats = _compile(Path(sources), Path(target), digest, None)
+    except CategoryError as e:
+        problems = [[p.file, p.line, p.field, p.message, p.severity] for p in e.problems]
+        print(json.dumps({"problems": problems}))
+        return 1
+    print(json.dumps(dict(stats)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

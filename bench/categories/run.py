@@ -8,7 +8,8 @@ Builds the list set in a temporary folder (deleted afterwards; `--keep` to keep 
 - resident memory after load (VmRSS of the fresh process, anonymous and file-backed), and the
   resident part of the index mapping after the lookups (shared by every worker process),
 - lookups per second on one core: `classify(host, path)` over a random mix of listed hosts, misses
-  and deep subdomains (first pass: every host new; then repeated passes, as real traffic repeats).
+  and deep subdomains (first pass: every host new; repeated passes; a working set of 20,000
+  requests, as a proxy's traffic repeats; and from URL text, `parse_url` included).
 
 Usage: .venv/bin/python bench/categories/run.py [--domains 5000000] [--seconds 3] [--json]
 """
@@ -75,7 +76,7 @@ def child_compile(sources: Path) -> dict[str, Any]:
     from aupgate.indexcache import rebuild
 
     started = time.perf_counter()
-    index, stats = rebuild(sources, [sources.parent / "index.aupidx"], force=True)
+    index, stats = rebuild(sources, [sources.parent / "index.aupidx"], force=True, isolate=False)
     seconds = time.perf_counter() - started
     assert stats is not None
     return {
@@ -118,12 +119,36 @@ def child_load(sources: Path, queries_file: Path | None, seconds: float) -> dict
             classify(host, path)
         done += len(queries)
     repeated = done / (time.perf_counter() - t0)
+    working_set = queries[:20_000]  # a proxy's day: the same few thousand sites again and again
+    done = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for host, path in working_set:
+            classify(host, path)
+        done += len(working_set)
+    working = done / (time.perf_counter() - t0)
+    from aupgate.errors import UrlError
+    from aupgate.normalise import parse_url
+
+    urls = []
+    for host, path in queries[:100_000]:
+        try:  # a deep "subdomain" of a listed IP address is no host at all: left out
+            urls.append(str(parse_url(f"http://{host}{path}")))
+        except UrlError:
+            continue
+    t0 = time.perf_counter()
+    for text in urls:
+        url = parse_url(text)
+        classify(url.host, url.target)
+    from_text = len(urls) / (time.perf_counter() - t0)
     path = getattr(index, "path", None)
     result.update(
         lookups=len(queries),
         hit_ratio=hits / len(queries),
         first_pass_per_second=len(queries) / first,
         repeated_per_second=repeated,
+        working_set_per_second=working,
+        url_text_per_second=from_text,
         rss_after_lookups=rss(),
         index_mapping_rss_mib=mapping_rss(path) if path else None,
     )
@@ -133,12 +158,10 @@ def child_load(sources: Path, queries_file: Path | None, seconds: float) -> dict
 def run_child(*args: str) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "addon")}
     out = subprocess.run(
-        [sys.executable, __file__, "--child", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env
     )
+    if out.returncode:
+        sys.exit(f"child {args[0]} failed:\n{out.stderr}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -245,7 +268,9 @@ def _bench(folder: Path, args: argparse.Namespace) -> int:
     print(
         f"lookups ({warm['lookups']:,} requests, {warm['hit_ratio']:.0%} on a list): "
         f"{warm['first_pass_per_second']:,.0f}/s first pass (every host new), "
-        f"{warm['repeated_per_second']:,.0f}/s repeated"
+        f"{warm['repeated_per_second']:,.0f}/s repeated, "
+        f"{warm['working_set_per_second']:,.0f}/s over a working set of 20,000 requests; "
+        f"{warm['url_text_per_second']:,.0f}/s from URL text (parse_url + classify)"
     )
     r = warm["rss_after_lookups"]
     print(

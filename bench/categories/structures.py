@@ -48,13 +48,13 @@ def build_marisa(domains: list[str], folder: Path) -> Callable[[], Callable[[str
     values = array.array("H", bytes(2 * len(keys)))
     for i, key in enumerate(keys):
         values[trie.key_id(key)] = 1 + i % 17
-    (folder / "t.marisa").write_bytes(trie.tobytes())
-    (folder / "t.values").write_bytes(values.tobytes())
+    (folder / "m.trie").write_bytes(trie.tobytes())
+    (folder / "m.values").write_bytes(values.tobytes())
 
     def open_() -> Callable[[str], bool]:
-        with (folder / "t.marisa").open("rb") as f:
+        with (folder / "m.trie").open("rb") as f:
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        with (folder / "t.values").open("rb") as f:
+        with (folder / "m.values").open("rb") as f:
             vmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         t = marisa_trie.Trie()
         t.map(memoryview(mapped))
