@@ -112,9 +112,9 @@ LOAD_CPU: list[str] = []  # ... and wrk + the upstream on the other, so they do 
 COMMON = ["--set", "connection_strategy=lazy", "--set", "flow_detail=0", "-q"]
 
 
-def start_bare(work: Path, port: int) -> subprocess.Popen[bytes]:
+def start_bare(work: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
     argv = [str(BIN / "mitmdump"), "--listen-host", "127.0.0.1", "-p", str(port),
-            "--set", f"confdir={work / 'conf-bare'}", *COMMON]
+            "--set", f"confdir={work / 'conf-bare'}", *COMMON, *extra]
     return subprocess.Popen([*PROXY_CPU, *argv], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
@@ -218,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--also-without-audit", action="store_true",
                         help="add a third proxy: aupgate with no audit log (shows its share)")
+    parser.add_argument("--also-noop-addon", action="store_true",
+                        help="add mitmdump -s noop_addon.py (empty hooks): the script's own cost")
     parser.add_argument("--no-pin", action="store_true",
                         help="do not pin proxies to CPU 1 and wrk + upstream to CPU 0")
     args = parser.parse_args(argv)
@@ -240,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         proxies["aupgate"] = (port, start_aupgate(work, port, args.agency,
                                                   policies=args.policy_dir,
                                                   categories=args.categories))
+        if args.also_noop_addon:
+            port = free_port()
+            proxies["noop-addon"] = (port, start_bare(
+                work, port, "-s", str(Path(__file__).with_name("noop_addon.py"))))
         if args.also_without_audit:
             port = free_port()
             proxies["no-audit"] = (port, start_aupgate(work, port, args.agency, audit=False,
