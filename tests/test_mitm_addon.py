@@ -214,3 +214,17 @@ async def test_unknown_default_agency_is_refused(addon: Aupgate, audit_path: Pat
         configured(tctx, addon, audit_path)
         with pytest.raises(exceptions.OptionsError, match="not a loaded agency"):
             tctx.configure(addon, aupgate_default_agency="nope")
+
+
+async def test_https_block_refuse_mode(addon: Aupgate, audit_path: Path) -> None:
+    """aupgate_https_block=refuse: a blocked HTTPS site is refused at CONNECT (no CA needed)."""
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path, aupgate_https_block="refuse")
+        flow = flow_for("www.bet365.com", scheme="https")
+        flow.request.method = "CONNECT"
+        addon.http_connect(flow)
+        assert flow.response is not None and flow.response.status_code == 403
+        allowed = flow_for("www.example.org", scheme="https")
+        allowed.request.method = "CONNECT"
+        addon.http_connect(allowed)
+        assert allowed.response is None

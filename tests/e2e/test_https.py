@@ -86,3 +86,17 @@ def test_domain_fronting_by_host_header_is_refused(proxy: Proxy, upstreams: Upst
 def test_https_response_side_block(proxy: Proxy) -> None:
     r = curl(proxy, "https://www.example.org/download")
     assert r.status == 403 and "Software" in r.body, r
+
+
+def test_warn_then_continue_over_https(proxy: Proxy, upstreams: Upstreams) -> None:
+    """The interstitial and its continue form work inside an intercepted TLS connection."""
+    first = curl(proxy, "https://www.facebook.com/tls-page", "-H", "Accept: text/html")
+    assert first.status == 403 and 'name="reason"' in first.body, first
+    token = first.body.split('name="token" value="')[1].split('"')[0]
+    go = curl(proxy, "https://www.facebook.com/.aupgate/continue",
+              "--data-urlencode", f"token={token}",
+              "--data-urlencode", "reason=answering a constituent message")
+    assert go.status == 303, go
+    assert upstreams.seen("www.facebook.com", "/.aupgate/continue") == 0
+    after = curl(proxy, "https://www.facebook.com/tls-page")
+    assert after.status == 200 and after.body == "upstream www.facebook.com GET /tls-page\n"
