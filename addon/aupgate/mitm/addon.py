@@ -102,7 +102,7 @@ class Aupgate:
         self.fault: opts.Fault | None = None
         self.passes = Passes(15 * 60)
         self._tunnels: dict[str, Tunnel] = {}
-        self._clients: dict[str, tuple[Snapshot, IPAddress | None, Policy | None]] = {}
+        self._clients: dict[str, tuple[str, IPAddress | None, Policy | None]] = {}
         self._watcher: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ options and lifecycle
@@ -143,6 +143,7 @@ class Aupgate:
             self._load_gateway()
         if {"aupgate_policy_dir", "aupgate_categories", "aupgate_default_agency"} & updated:
             self._check_default_agency()
+            self._clients.clear()  # cached agencies may change with the default
         if "connection_strategy" in updated and o.connection_strategy != "lazy":
             # Eager connects upstream at CONNECT, before the SNI is decided: a blocked
             # never-decrypt site would be contacted. Lazy is required, not a preference.
@@ -272,18 +273,20 @@ class Aupgate:
                   metadata: dict[str, Any]) -> Identity:
         """Client address -> agency (or the default agency); the proxy login names the user.
 
-        The address and its agency are worked out once per connection and snapshot: a keep-alive
-        connection carries many requests, and a reload gives a new snapshot.
+        The address and its agency are worked out once per connection and policy set: a
+        keep-alive connection carries many requests, and a reload may move the client.
         """
         cached = self._clients.get(client.id)
-        if cached is not None and cached[0] is snap:
+        if cached is not None and cached[0] == snap.policy_digest:
             address, policy = cached[1], cached[2]
         else:
             address = client_address(client.peername)
             policy = snap.policies.agency_for(address)
             if policy is None and ctx.options.aupgate_default_agency:
                 policy = snap.policies.policies.get(ctx.options.aupgate_default_agency)
-            self._clients[client.id] = (snap, address, policy)
+            # keyed by the policies' digest, not the snapshot: an idle connection must not keep
+            # a replaced category index alive
+            self._clients[client.id] = (snap.policy_digest, address, policy)
         auth = metadata.get("proxyauth")
         user = str(auth[0]) if isinstance(auth, tuple) and auth and auth[0] else None
         return Identity(address, user, policy)
