@@ -80,7 +80,6 @@ class _Trie(Protocol):
     """The part of `marisa_trie.Trie` used here (the package ships no type information)."""
 
     def iter_prefixes_with_ids(self, prefix: str) -> Iterator[tuple[str, int]]: ...
-    def prefixes(self, prefix: str) -> list[str]: ...
     def get(self, key: str, default: int = ...) -> int: ...
     def map(self, buffer: memoryview) -> None: ...
     def tobytes(self) -> bytes: ...
@@ -215,11 +214,10 @@ class CompiledIndex(CategoryIndex):
     __slots__ = (
         "_classes",
         "_files",
-        "_get",
         "_map",
         "_memo",
         "_meta",
-        "_prefixes",
+        "_prefix_ids",
         "_sources",
         "_trie",
         "_tuples",
@@ -254,8 +252,7 @@ class CompiledIndex(CategoryIndex):
             raise IndexFileError("key counts disagree between sections")
         self._tuples: dict[int, tuple[str, ...]] = {}
         self._memo: dict[str, Classification | _Chain] = {}
-        self._prefixes = trie.prefixes
-        self._get = trie.get
+        self._prefix_ids = trie.iter_prefixes_with_ids
         self._sources = [_spec(s, base) for s in meta["sources"]]
         self._files: list[tuple[str, int]] = [
             (str(base / name), source) for name, source in meta["files"]
@@ -311,27 +308,24 @@ class CompiledIndex(CategoryIndex):
     def classify(self, host: str, path: str = "/") -> Classification:
         """Classify a request; see `CategoryIndex.classify` and docs/categories.md.
 
-        One trie call lists every key on the host's label boundaries (a list built in C++, faster
-        than iterating). What follows from the most specific one is remembered (bounded): the
+        One trie call lists every key on the host's label boundaries with its id. The common
+        hit, one domain entry with nothing under it, is answered on the spot (cheaper than
+        remembering it); what follows from a longer chain of keys is remembered (bounded): the
         answer itself when no URL entries lie on the way, else a `_Chain`, and only then is the
         path looked at.
         """
-        keys = self._prefixes(host[::-1] + ".")
-        if not keys:
+        found = [*self._prefix_ids(host[::-1] + ".")]
+        if not found:
             return _NO_MATCH
-        memo = self._memo
-        known = memo.get(keys[-1])
+        if len(found) == 1:
+            key, kid = found[0]
+            mask, flags = self._classes[self._values[kid]]
+            if mask and not flags:
+                names = self._tuples.get(mask) or self._names(mask)
+                return Classification(names, names, key[-2::-1])
+        known = self._memo.get(found[-1][0])
         if known is None:
-            if len(keys) == 1:  # the common hit, one domain entry: worked out inline
-                mask, flags = self._classes[self._values[self._get(keys[0])]]
-                if mask and not flags:
-                    names = self._tuples.get(mask) or self._names(mask)
-                    known = Classification(names, names, keys[0][-2::-1])
-                    if len(memo) >= _MEMO_LIMIT:
-                        memo.clear()
-                    memo[keys[0]] = known
-                    return known
-            known = self._remember(keys)
+            known = self._remember(found)
         if type(known) is Classification:
             return known
         assert isinstance(known, _Chain)
@@ -339,14 +333,14 @@ class CompiledIndex(CategoryIndex):
             return known.result
         return self._with_urls(known, path)
 
-    def _remember(self, keys: list[str]) -> Classification | _Chain:
+    def _remember(self, found: list[tuple[str, int]]) -> Classification | _Chain:
         """Work out what the matching host keys (shortest first) mean, and remember it."""
-        get, values, classes = self._trie.get, self._values, self._classes
+        values, classes = self._values, self._classes
         winner = ""
         win_mask = masks = 0
         url_hosts: list[str] = []
-        for key in keys:
-            mask, flags = classes[values[get(key)]]
+        for key, kid in found:
+            mask, flags = classes[values[kid]]
             if mask:
                 winner, win_mask = key, mask
                 masks |= mask
@@ -360,7 +354,7 @@ class CompiledIndex(CategoryIndex):
         known = _Chain(result, masks, tuple(reversed(url_hosts))) if url_hosts else result
         if len(self._memo) >= _MEMO_LIMIT:
             self._memo.clear()
-        self._memo[keys[-1]] = known
+        self._memo[found[-1][0]] = known
         return known
 
     def _with_urls(self, chain: _Chain, path: str) -> Classification:
