@@ -487,9 +487,7 @@ class Aupgate:
         never = decision.intercept == "never"
         refuse = decision.action == "block" and (
             never or ctx.options.aupgate_https_block == "refuse")
-        if decision.action == "warn" and never and not self.passes.has_pass(
-                client=ident.client_text, user=ident.user, host=decision.host,
-                now=time.monotonic()):
+        if decision.action == "warn" and never and not self._has_pass(ident, decision.host):
             refuse = True  # a warn page cannot be shown without decrypting
         if refuse:
             page = self._page("block", flow.id, host, f"{host}:{port}", decision, ident.policy)
@@ -537,9 +535,8 @@ class Aupgate:
         if not never:
             return  # intercept: requestheaders decides with the full URL and shows the page
         data.ignore_connection = True
-        if decision.action == "block" or (decision.action == "warn" and not self.passes.has_pass(
-                client=ident.client_text, user=ident.user, host=decision.host,
-                now=time.monotonic())):
+        if decision.action == "block" or (
+                decision.action == "warn" and not self._has_pass(ident, decision.host)):
             tunnel.refuse = f"blocked by policy: {decision.rule}"
         self.audit.event(
             "decision", request_id=client.id, phase="tls", client=ident.client_text,
@@ -616,8 +613,7 @@ class Aupgate:
         url = shown_url(flow.request)
         host = decision.host
         if decision.action == "warn":
-            if self.passes.has_pass(client=ident.client_text, user=ident.user, host=host,
-                                    now=time.monotonic()):
+            if self._has_pass(ident, host):
                 record.enforced = "pass-used"
                 return
             assert ident.policy is not None
@@ -634,6 +630,11 @@ class Aupgate:
                               ident.policy)
             record.enforced = "blocked"
             self._respond(flow, page, record)
+
+    def _has_pass(self, ident: Identity, host: str) -> bool:
+        """Whether this client and user continued past a warn page for this host recently."""
+        return self.passes.has_pass(client=ident.client_text, user=ident.user, host=host,
+                                    now=time.monotonic())
 
     def _audit_refusing(self, flow: http.HTTPFlow) -> bool:
         """With on_audit_failure=fail-closed and the audit file unwritable, nothing passes."""
