@@ -272,3 +272,25 @@ def test_policy_override_errors_stop_the_policy(tmp_path: Path) -> None:
     policy, problems = load_policy(folder / "alpha.yaml", today=datetime(2026, 11, 23).date())
     assert policy is None
     assert any(p.field == "categories.add.gamling" for p in problems)
+
+
+def test_lookup_with_an_agency_shows_its_overrides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lookup --agency` marks shared entries the agency took off and the entries it added."""
+    folder = policy_with(tmp_path, {"recategorise": {"bet365.com": "games"}})
+    sources = str(CORE / "categories" / "sources.yaml")
+    args = ["categories", "lookup", "www.bet365.com", "--categories", sources]
+    assert main([*args, "--agency", "alpha", "--policy-dir", str(folder)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "www.bet365.com/: games (matched bet365.com)"
+    policy_file = folder / "alpha.yaml"
+    assert "won bet365.com" not in out[1] and out[1].split() == ["bet365.com", "gambling"]
+    assert out[2].strip() == f"taken off by alpha's categories ({policy_file})"
+    assert out[3].split()[0].endswith("gambling.txt:2")
+    assert out[4].split() == ["won", "bet365.com", "games"]
+    assert out[5].strip() == f"alpha's categories ({policy_file})"
+    assert main([*args]) == 0
+    assert capsys.readouterr().out.startswith("www.bet365.com/: gambling (matched bet365.com)")
+    assert main([*args, "--agency", "nope", "--policy-dir", str(folder)]) == 1
+    assert "unknown agency 'nope'" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import argparse
 import json
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from .errors import CategoryError, Problem, UrlError
 from .importer import ImportRequest, ListImport, load_mapping, run_import
 from .indexcache import check_index, index_locations, load_compiled, rebuild
 from .normalise import normalise_host, parse_url
-from .paths import default_categories
+from .overrides import CategoryOverrides
+from .paths import default_categories, default_policy_dir
+from .policy import load_policy_dir
 from .progress import Progress
 
 __all__ = ["add_categories_parser", "cmd_compile", "cmd_import", "cmd_lookup"]
@@ -73,6 +76,8 @@ def add_categories_parser(subparsers: Any) -> None:
     )
     look.add_argument("target", help="host name or URL")
     look.add_argument("--json", action="store_true", help="print one JSON object")
+    look.add_argument("--agency", help="apply this agency's category overrides (its policy)")
+    look.add_argument("--policy-dir", type=Path, default=None, help="directory of policies")
     _categories_option(look)
     look.set_defaults(func=cmd_lookup)
 
@@ -213,15 +218,55 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_lookup(args: argparse.Namespace) -> int:
     host, target = _target(args.target)
     index, _ = load_compiled(_sources(args))
-    hits = sorted(index.matches(host, target), key=lambda h: rank(h.entry), reverse=True)
-    result = index.classify(host, target)
-    assert result == classification_of(hits)  # the index and the definition agree
-    rows = [(hit, index.origins(hit.entry)) for hit in hits]
+    shared = index.matches(host, target)
+    rows: list[Row] = [Row(hit, index.origins(hit.entry), "") for hit in shared]
+    hits = shared
+    overrides, source = _agency_overrides(args)
+    if overrides is not None:
+        hits = overrides.hits(index, host, target)
+        kept = set(hits)
+        for row in rows:
+            if row.hit not in kept:
+                row.note = f"taken off by {args.agency}'s categories ({source})"
+        rows += [
+            Row(hit, [], f"{args.agency}'s categories ({source})")
+            for hit in hits
+            if hit not in set(shared)
+        ]
+    rows.sort(key=lambda row: rank(row.hit.entry), reverse=True)
+    result = classification_of(hits)
+    if overrides is None:
+        assert result == index.classify(host, target)  # the index and the definition agree
     if args.json:
         print(json.dumps(lookup_json(host, target, result, rows), indent=2))
     else:
         print(render_lookup(host, target, result, rows))
     return 0
+
+
+@dataclass(slots=True)
+class Row:
+    """One matching entry: the categories it carries, the list lines behind it, and a note
+    when an agency's overrides added or removed it."""
+
+    hit: Hit
+    origins: list[Origin]
+    note: str
+
+
+def _agency_overrides(args: argparse.Namespace) -> tuple[CategoryOverrides | None, str]:
+    if not args.agency:
+        return None, ""
+    policies = load_policy_dir(
+        args.policy_dir or default_policy_dir(), today=datetime.now(UTC).date()
+    )
+    policy = policies.policies.get(args.agency)
+    if policy is None:
+        known = ", ".join(sorted(policies.policies))
+        raise CategoryError(
+            [Problem("lookup", None, "agency", f"unknown agency '{args.agency}' (known: {known})")]
+        )
+    return policy.overrides, policy.source
 
 
 def _target(text: str) -> tuple[str, str]:
@@ -234,9 +279,7 @@ def _target(text: str) -> tuple[str, str]:
         raise CategoryError([Problem("lookup", None, "", str(e))]) from e
 
 
-def render_lookup(
-    host: str, target: str, result: Classification, rows: list[tuple[Hit, list[Origin]]]
-) -> str:
+def render_lookup(host: str, target: str, result: Classification, rows: list[Row]) -> str:
     """Every matching entry with the list lines behind it; the winner first, marked."""
     verdict = ", ".join(result.categories) or "uncategorized"
     lines = [
@@ -245,9 +288,13 @@ def render_lookup(
     if not rows:
         lines.append("  on no list")
     sources: dict[str, int] = {}
-    for hit, origins in rows:
-        mark = "won " if str(hit.entry) == result.matched else "    "
+    for row in rows:
+        hit, origins = row.hit, row.origins
+        won = str(hit.entry) == result.matched and not row.note.startswith("taken off")
+        mark = "won " if won else "    "
         lines.append(f"  {mark}{hit.entry!s:<40} {', '.join(hit.categories)}")
+        if row.note:
+            lines.append(f"        {row.note}")
         for origin in origins:
             number = sources.setdefault(_provenance(origin), len(sources) + 1)
             where = f"{origin.file}:{origin.line}"
@@ -262,9 +309,7 @@ def _provenance(origin: Origin) -> str:
     return f"{s.category}: {s.source}; licence {s.licence}; snapshot {s.snapshot}"
 
 
-def lookup_json(
-    host: str, target: str, result: Classification, rows: list[tuple[Hit, list[Origin]]]
-) -> dict[str, Any]:
+def lookup_json(host: str, target: str, result: Classification, rows: list[Row]) -> dict[str, Any]:
     return {
         "host": host,
         "path": target,
@@ -273,9 +318,10 @@ def lookup_json(
         "matched": result.matched,
         "hits": [
             {
-                "entry": str(hit.entry),
-                "won": str(hit.entry) == result.matched,
-                "categories": list(hit.categories),
+                "entry": str(row.hit.entry),
+                "won": str(row.hit.entry) == result.matched and not row.note.startswith("taken"),
+                "categories": list(row.hit.categories),
+                "note": row.note or None,
                 "lines": [
                     {
                         "file": o.file,
@@ -285,9 +331,9 @@ def lookup_json(
                         "licence": o.source.licence,
                         "snapshot": o.source.snapshot,
                     }
-                    for o in origins
+                    for o in row.origins
                 ],
             }
-            for hit, origins in rows
+            for row in rows
         ],
     }
