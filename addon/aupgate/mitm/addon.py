@@ -723,15 +723,12 @@ class Aupgate:
             limit_bytes=limit)
         if "icy" in wanted or resp.reason.upper().startswith("ICY"):
             kinds = kinds | {"audio-stream"}  # SHOUTcast/Icecast: icy-* headers or ICY status
-        snap = self._snapshot()
         fault = self.fault
         if fault is not None and fault.point == "responseheaders" and fault.host in (
                 None, req.host):
             raise InjectedFaultError("injected fault at responseheaders")
         if kinds:
-            url = parse_url(url_text(req.scheme, req.host, req.port, path or "/", query))
-            facts = Facts(url=url, user=record.identity.user, client=record.identity.client)
-            decision = decide_content(policy, snap.index, facts, kinds, self._now())
+            decision = self._decide_content(flow, record, kinds)
             if decision is not None:
                 record.decision = decision
                 record.phase = "response"
@@ -769,7 +766,7 @@ class Aupgate:
             if counted <= limit:
                 return data
             try:
-                decision = self._over_limit(flow, record)
+                decision = self._decide_content(flow, record, frozenset({"large-transfer"}))
             except Exception as exc:  # fail closed inside the stream too
                 stopped = True
                 self._fail_flow(flow, exc)
@@ -793,15 +790,16 @@ class Aupgate:
 
         return stream
 
-    def _over_limit(self, flow: http.HTTPFlow, record: _Record) -> Decision | None:
+    def _decide_content(self, flow: http.HTTPFlow, record: _Record,
+                        kinds: frozenset[str]) -> Decision | None:
+        """The content rules' decision for what the response turned out to be, if any."""
         policy = record.identity.policy
         assert policy is not None
         req = flow.request
         path, _, query = req.path.partition("?")
         url = parse_url(url_text(req.scheme, req.host, req.port, path or "/", query))
         facts = Facts(url=url, user=record.identity.user, client=record.identity.client)
-        return decide_content(policy, self._snapshot().index, facts,
-                              frozenset({"large-transfer"}), self._now())
+        return decide_content(policy, self._snapshot().index, facts, kinds, self._now())
 
     @guarded(_fail_flow)
     def response(self, flow: http.HTTPFlow) -> None:
