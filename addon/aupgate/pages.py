@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 PageKind = Literal["block", "warn", "refused", "error"]
@@ -70,7 +70,6 @@ class Page:
     # the original URL server-side under the token, so secrets in it never reach the page
     token: str | None = None
     pass_minutes: int | None = None
-    extra: tuple[tuple[str, str], ...] = field(default=())
 
     @property
     def status(self) -> int:
@@ -162,7 +161,6 @@ def _facts(page: Page) -> list[tuple[str, str]]:
         rows.append(("Time window", page.window))
     if page.rule:
         rows.append(("Rule", page.rule))
-    rows.extend(page.extra)
     rows.append(("Request id", page.request_id))
     if page.contact:
         rows.append(("Contact", page.contact))
