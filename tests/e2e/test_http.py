@@ -138,3 +138,14 @@ def test_counted_transfer_is_cut(proxy: Proxy) -> None:
 def test_small_stream_passes(proxy: Proxy) -> None:
     r = curl(proxy, "http://www.example.org/stream-small.bin")
     assert r.status == 200 and len(r.body) == 4 * 65536
+
+
+def test_reserved_paths_are_never_forwarded(proxy: Proxy, upstreams: Upstreams) -> None:
+    """/.aupgate/ belongs to the gateway: other paths, other methods, big bodies get a page."""
+    for args in ((), ("--data-binary", "x" * 20000)):
+        r = curl(proxy, "http://www.example.org/.aupgate/continue", *args)
+        assert r.status == 502 and "reserved" in r.body, r
+    r = curl(proxy, "http://www.example.org/.aupgate/admin")
+    assert r.status == 502
+    assert upstreams.seen("www.example.org", "/.aupgate/continue") == 0
+    assert upstreams.seen("www.example.org", "/.aupgate/admin") == 0

@@ -63,6 +63,7 @@ from .responses import make_response, redirect, replace_streaming
 logger = logging.getLogger(__name__)
 
 META = "aupgate"  # flow.metadata key: the _Record of what we decided
+MAX_FORM_BYTES = 8192  # a warn form is a token and a reason of at most 500 characters
 
 
 @dataclass(slots=True)
@@ -587,7 +588,10 @@ class Aupgate:
         path, _, query = req.path.partition("?")
         if path.startswith(RESERVED_PREFIX):
             flow.metadata[META] = _Record(ident, None, "continue", phase="continue")
-            if path != CONTINUE_PATH or req.method != "POST":
+            length = req.headers.get("content-length", "")
+            if path != CONTINUE_PATH or req.method != "POST" or not (
+                    length.isdigit() and int(length) <= MAX_FORM_BYTES):
+                # only a small, sized form is read into memory; anything else is answered now
                 page = self._page("error", flow.id, req.host, shown_url(req), None,
                                   ident.policy,
                                   reason="This address is reserved by the agency gateway.")
