@@ -125,7 +125,12 @@ class Gateway:
         )
 
     def _category_files(self) -> list[Path]:
-        """The category files to watch; sources.yaml is re-read only when it changed itself."""
+        """The category files to watch; sources.yaml is re-read only when it changed itself.
+
+        Parsing sources.yaml on every poll cost more than the rest of the check. The price: a
+        file newly added to a UT1 folder is watched only once sources.yaml changes (edits to the
+        files already listed are always seen).
+        """
         key = fingerprint([self.categories])
         if self._sources_key != key:
             self._sources_key = key
