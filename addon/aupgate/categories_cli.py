@@ -186,6 +186,7 @@ def _compile_with_progress(
             candidates,
             progress=lambda done, label: bar.update(done, f"compiling {label}"),
             force=force,
+            isolate=False,  # this process ends soon: no heap to protect, and progress shows
         )
     finally:
         bar.close()
