@@ -197,7 +197,7 @@ def compile_sources(
                 duplicates += 1
         report_sources.append([label, spec.category, entries, rejected, duplicates, skipped])
     if progress is not None:
-        progress(done, "writing")
+        progress(done, "into the index file")
     counts, total = _counts(collector.masks)
     classes: dict[tuple[int, int], int] = {}
     classes_of_keys = array("I")
