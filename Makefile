@@ -12,9 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Start the proxy on 127.0.0.1:8080 with the shipped policies and categories.
+## Start the proxy on 127.0.0.1:8080 with the shipped policies and categories. A client on the
+## gateway itself is in no agency's networks, so it is decided as AGENCY (make run AGENCY=mo-dnr).
+AGENCY ?= modot
 run: $(STAMP)
-	$(BIN)/aupgate run --listen-host 127.0.0.1 --listen-port 8080 --policy-dir policies
+	$(BIN)/aupgate run --listen-host 127.0.0.1 --listen-port 8080 --policy-dir policies \
+		--default-agency $(AGENCY)
 
 ## The whole test suite, with lint and type checks first.
 test: $(STAMP)
