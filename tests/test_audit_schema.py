@@ -4,6 +4,7 @@ nothing secret gets in; and a real proxy run's log is checked line by line."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.server
 import importlib.util
 import io
@@ -119,6 +120,7 @@ EVENTS: list[tuple[str, dict[str, Any]]] = [
             "enforced": "refused",
             "status": None,
             "bytes": None,
+            "policy_digest": DIGEST,
         },
     ),
     (
@@ -149,6 +151,7 @@ EVENTS: list[tuple[str, dict[str, Any]]] = [
             "work_reason": "posting the storm closure notice",
             "continued_host": "www.facebook.com",
             "pass_minutes": 30,
+            "policy_digest": DIGEST,
         },
     ),
     (
@@ -174,7 +177,22 @@ EVENTS: list[tuple[str, dict[str, Any]]] = [
     ),
     (
         "proxy_start",
-        {"version": "0.1.0", "pid": 42, "listen": "127.0.0.1:8080", "policy_digest": DIGEST},
+        {
+            "version": "0.1.0",
+            "pid": 42,
+            "listen": "127.0.0.1:8080",
+            "policy_dir": "/etc/aupgate/policies",
+            "categories": "/etc/aupgate/categories/sources.yaml",
+            "policy_digest": DIGEST,
+            "categories_digest": DIGEST,
+            "agencies": ["lab"],
+            "agency_digests": {"lab": DIGEST},
+            "category_entries": 12,
+            "category_counts": {"gambling": 3, "social-networking": 9},
+            "default_agency": None,
+            "fixed_time": None,
+            "on_audit_failure": "serve",
+        },
     ),
     ("proxy_stop", {"pid": 42, "reason": "SIGTERM", "uptime_s": 12.5}),
 ]
@@ -226,6 +244,17 @@ def test_missing_required_field(tmp_path: Path, validator: Any) -> None:
     record = written(tmp_path, [EVENTS[4]])[0]
     del record["rule"]
     assert any("'rule' is a required property" in p for p in problems(validator, record))
+
+
+def test_decision_names_the_policy_that_decided(tmp_path: Path, validator: Any) -> None:
+    """Issue 4: every decision carries its policy file's hash; null only when no agency decided."""
+    record = written(tmp_path, [EVENTS[4]])[0]
+    del record["policy_digest"]
+    assert any("'policy_digest' is a required property" in p for p in problems(validator, record))
+    record["policy_digest"] = None  # an agency decided: its digest must be there
+    assert problems(validator, record)
+    record["agency"] = None  # a refused client: no policy decided
+    assert problems(validator, record) == []
 
 
 def schema_fields() -> dict[str, set[str]]:
@@ -373,8 +402,12 @@ needs_proxy = pytest.mark.skipif(
 
 @pytest.mark.e2e
 @needs_proxy
-def test_real_proxy_run_writes_valid_chained_events(tmp_path: Path, validator: Any) -> None:
-    """`aupgate run --audit-log`: every line validates and the chain verifies."""
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_real_proxy_run_writes_valid_chained_events(
+    tmp_path: Path, validator: Any, stop_signal: signal.Signals
+) -> None:
+    """`aupgate run --audit-log`: every line validates, the chain verifies, the run is framed by
+    proxy_start and proxy_stop (a clean SIGTERM or SIGINT), and each decision names its policy."""
     log = tmp_path / "audit.jsonl"
     port = free_port()
     with upstream() as up:
@@ -409,7 +442,7 @@ def test_real_proxy_run_writes_valid_chained_events(tmp_path: Path, validator: A
             while time.monotonic() < deadline and log.read_text().count('"decision"') < 3:
                 time.sleep(0.05)
         finally:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(stop_signal)
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -419,8 +452,18 @@ def test_real_proxy_run_writes_valid_chained_events(tmp_path: Path, validator: A
     records = [json.loads(line) for line in text.splitlines()]
     for record in records:
         assert problems(validator, record) == [], record
+    assert proc.returncode == 0, (tmp_path / "proxy.log").read_text()
     decisions = [r for r in records if r["event"] == "decision"]
     assert [d["action"] for d in decisions] == ["allow", "allow", "block"]
+    lab = hashlib.sha256((E2E / "policies" / "lab.yaml").read_bytes()).hexdigest()
+    assert {d["policy_digest"] for d in decisions} == {lab}
+    kinds = [r["event"] for r in records]
+    assert kinds[:2] == ["policy_loaded", "proxy_start"] and kinds[-1] == "proxy_stop", kinds
+    start, stop = records[1], records[-1]
+    assert start["listen"] == f"127.0.0.1:{port}" and start["agencies"] == ["lab"]
+    assert start["agency_digests"] == {"lab": lab}
+    assert start["category_entries"] > 0 and start["fixed_time"].startswith("2026-11-24T10:30")
+    assert stop["reason"] == stop_signal.name and stop["pid"] == start["pid"] == proc.pid
     for secret in ("sekrit", "hunter2"):
         assert secret not in text
     out = io.StringIO()

@@ -228,3 +228,26 @@ async def test_https_block_refuse_mode(addon: Aupgate, audit_path: Path) -> None
         allowed.request.method = "CONNECT"
         addon.http_connect(allowed)
         assert allowed.response is None
+
+
+async def test_every_decision_names_its_policy_file(addon: Aupgate, audit_path: Path) -> None:
+    """Issue 4: request, CONNECT and TLS decisions carry the sha256 of the deciding policy file."""
+    import hashlib
+
+    lab = hashlib.sha256((FIXTURES / "policies" / "lab.yaml").read_bytes()).hexdigest()
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path)
+        flow = flow_for("www.bet365.com")
+        addon.requestheaders(flow)
+        addon.response(flow)
+        connect = flow_for("www.example.org", scheme="https")
+        connect.request.method = "CONNECT"
+        addon.http_connect(connect)
+        client = tflow.tclient_conn()
+        client.peername = ("127.0.0.1", 40000)
+        addon.tls_clienthello(hello_data("www.teamviewer.com", client))
+    decisions = events(audit_path, "decision")
+    assert {d["phase"] for d in decisions} == {"request", "connect", "tls"}
+    assert {d["policy_digest"] for d in decisions} == {lab}
+    [loaded] = events(audit_path, "policy_loaded")
+    assert loaded["agency_digests"] == {"lab": lab}

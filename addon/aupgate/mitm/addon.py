@@ -36,6 +36,7 @@ from mitmproxy import connection, ctx, http, tls
 from mitmproxy.addonmanager import Loader
 from mitmproxy.proxy import server_hooks
 
+from .. import __version__
 from ..audit import AuditLog
 from ..content import detect_content
 from ..engine import Decision, Facts, decide, decide_content
@@ -105,6 +106,8 @@ class Aupgate:
         self._tunnels: dict[str, Tunnel] = {}
         self._clients: dict[str, tuple[str, IPAddress | None, Policy | None]] = {}
         self._watcher: asyncio.Task[None] | None = None
+        self._started: float | None = None  # monotonic time of `running`, for proxy_stop
+        self._stop_reason = "shutdown"
 
     # ------------------------------------------------------------------ options and lifecycle
 
@@ -194,6 +197,7 @@ class Aupgate:
                     len(snap.policies.policies), ", ".join(sorted(snap.policies.policies)),
                     len(snap.index), time.perf_counter() - started)
         self.audit.event("policy_loaded", agencies=sorted(snap.policies.policies),
+                         agency_digests=_agency_digests(snap),
                          policy_digest=snap.policy_digest,
                          categories_digest=snap.categories_digest,
                          fixed_time=self.fixed_time.isoformat() if self.fixed_time else None)
@@ -213,6 +217,50 @@ class Aupgate:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             # logrotate's `postrotate kill -HUP`: reopen the audit file now, not at the next line
             loop.add_signal_handler(signal.SIGHUP, self._reopen_audit)
+        self._note_stop_signals(loop)
+        if self._started is None:
+            self._started = time.monotonic()
+            self._record_start()
+
+    def _note_stop_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Remember which signal stopped the proxy (for `proxy_stop`), then stop as mitmproxy does.
+
+        mitmdump installs its SIGINT/SIGTERM handlers before `running`; these replace them and do
+        the same thing (shut the master down, or ask first where the master prompts).
+        """
+        master = ctx.master
+
+        def stop(name: str) -> None:
+            self._stop_reason = name
+            getattr(master, "prompt_for_exit", master.shutdown)()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, stop, signal.Signals(signum).name)
+
+    def _record_start(self) -> None:
+        """The `proxy_start` event: where the gateway listens and what it enforces."""
+        o = ctx.options
+        gateway = self.gateway
+        fields: dict[str, Any] = {
+            "version": __version__, "pid": os.getpid(), "listen": _listen_text(),
+            "default_agency": o.aupgate_default_agency or None,
+            "fixed_time": self.fixed_time.isoformat() if self.fixed_time else None,
+            "on_audit_failure": o.aupgate_on_audit_failure,
+        }
+        if gateway is not None:
+            snap = gateway.current
+            fields.update(
+                policy_dir=str(gateway.policy_dir), categories=str(gateway.categories),
+                policy_digest=snap.policy_digest, categories_digest=snap.categories_digest,
+                agencies=sorted(snap.policies.policies),
+                agency_digests=_agency_digests(snap),
+                category_entries=len(snap.index),
+                category_counts=snap.index.category_counts())
+        try:
+            self.audit.event("proxy_start", **fields)
+        except Exception:  # an unwritable log is reported by the writer; serving is decided there
+            logger.exception("aupgate: could not record proxy_start")
 
     def _reopen_audit(self) -> None:
         for handle in self.audit.files:
@@ -224,6 +272,13 @@ class Aupgate:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
             self._watcher = None
+        if self._started is not None:
+            try:
+                self.audit.event("proxy_stop", pid=os.getpid(), reason=self._stop_reason,
+                                 uptime_s=round(time.monotonic() - self._started, 3))
+            except Exception:
+                logger.exception("aupgate: could not record proxy_stop")
+            self._started = None
         self.audit.close()
 
     async def _watch(self) -> None:
@@ -247,8 +302,15 @@ class Aupgate:
     def _report_reload(self, outcome: ReloadOutcome) -> None:
         if outcome.ok:
             logger.warning("aupgate: reloaded %s (%s)", outcome.part, outcome.digest[:12])
+            extra: dict[str, Any] = {}
+            snap = self.gateway.current if self.gateway is not None else None
+            if snap is not None and outcome.part == "policies":
+                extra = {"agencies": sorted(snap.policies.policies),
+                         "agency_digests": _agency_digests(snap)}
+            elif outcome.entries is not None:
+                extra = {"entries": outcome.entries}
             self.audit.event("policy_reloaded", part=outcome.part, digest=outcome.digest,
-                             warnings=[str(p) for p in outcome.problems])
+                             warnings=[str(p) for p in outcome.problems], **extra)
             return
         for problem in outcome.problems:
             logger.error("aupgate: %s", problem)
@@ -327,6 +389,7 @@ class Aupgate:
                 "domain_mismatch", request_id=request_id, phase=phase,
                 client=ident.client_text, user=ident.user,
                 agency=ident.policy.agency if ident.policy else None,
+                policy_digest=ident.policy_digest,
                 names=[d.host for d in decisions],
                 actions=[d.action for d in decisions],
                 action=strictest(decisions).action)
@@ -391,6 +454,7 @@ class Aupgate:
             client=ident.client_text,
             user=ident.user,
             agency=ident.policy.agency if ident.policy else None,
+            policy_digest=ident.policy_digest,
             method=req.method,
             scheme=req.scheme,
             host=req.host,
@@ -417,12 +481,16 @@ class Aupgate:
     def _fail_flow(self, flow: Any, exc: BaseException) -> None:
         """An HTTP hook raised: answer with the error page (or kill the flow), then audit it."""
         logger.error("aupgate: engine error, request blocked: %r", exc, exc_info=exc)
+        digest = None
         if isinstance(flow, http.HTTPFlow):
+            record = flow.metadata.get(META)
+            if isinstance(record, _Record):
+                digest = record.identity.policy_digest
             self._block_on_error(flow)
         with contextlib.suppress(Exception):  # the audit may be what failed
             self.audit.event("engine_error", request_id=getattr(flow, "id", ""),
                              host=getattr(getattr(flow, "request", None), "host", None),
-                             error=repr(exc), action="block")
+                             policy_digest=digest, error=repr(exc), action="block")
 
     def _block_on_error(self, flow: http.HTTPFlow) -> None:
         record = flow.metadata.get(META)
@@ -502,8 +570,8 @@ class Aupgate:
         self.audit.event(
             "decision", request_id=flow.id, phase="connect", client=ident.client_text,
             user=ident.user, agency=ident.policy.agency if ident.policy else None,
-            method="CONNECT", scheme="https", host=flow.request.host,
-            port=flow.request.port, path=None,
+            policy_digest=ident.policy_digest, method="CONNECT", scheme="https",
+            host=flow.request.host, port=flow.request.port, path=None,
             categories=list(d.categories) if d else [], rule=d.rule if d else None,
             clauses=list(d.clauses) if d else [], action=d.action if d else None,
             window=d.window if d else None, intercept=d.intercept if d else None,
@@ -541,7 +609,8 @@ class Aupgate:
             tunnel.refuse = f"blocked by policy: {decision.rule}"
         self.audit.event(
             "decision", request_id=client.id, phase="tls", client=ident.client_text,
-            user=ident.user, agency=ident.policy.agency, method=None, scheme="https",
+            user=ident.user, agency=ident.policy.agency, policy_digest=ident.policy_digest,
+            method=None, scheme="https",
             host=decision.host, sni=sni, connect_host=tunnel.connect_host, path=None,
             categories=list(decision.categories), rule=decision.rule,
             clauses=list(decision.clauses), action=decision.action, window=decision.window,
@@ -817,6 +886,23 @@ class Aupgate:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _agency_digests(snap: Snapshot) -> dict[str, str]:
+    """Each agency's policy file digest: what a decision's `policy_digest` refers to."""
+    return {agency: policy.digest for agency, policy in sorted(snap.policies.policies.items())}
+
+
+def _listen_text() -> str:
+    """The addresses the proxy listens on, `HOST:PORT` (comma-separated when several)."""
+    addresses: list[tuple[Any, ...]] = []
+    server = ctx.master.addons.get("proxyserver")  # type: ignore[no-untyped-call]
+    with contextlib.suppress(Exception):
+        addresses = list(server.listen_addrs())
+    if not addresses:
+        addresses = [(ctx.options.listen_host or "127.0.0.1", ctx.options.listen_port)]
+    return ", ".join(f"[{a[0]}]:{a[1]}" if ":" in str(a[0]) else f"{a[0]}:{a[1]}"
+                     for a in addresses)
 
 
 def _freeze_heap() -> None:

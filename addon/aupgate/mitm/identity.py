@@ -40,3 +40,8 @@ class Identity:
     @property
     def client_text(self) -> str:
         return str(self.client) if self.client is not None else ""
+
+    @property
+    def policy_digest(self) -> str | None:
+        """The sha256 of the agency's policy file that decides for this client (audit)."""
+        return self.policy.digest or None if self.policy is not None else None
