@@ -330,7 +330,11 @@ def _decide(
 
     rule = policy.rules[chosen]
     for grant in table.grants_by_rule.get(rule.id, ()):
-        if grant.applies(rule.id, user, groups, policy.schedule.local(now).date()):
+        # Holders first: the agency-local date costs a time-zone conversion, needed only when
+        # this user could hold the grant.
+        if grant.holders_include(user, groups) and grant.applies(
+            rule.id, user, groups, policy.schedule.local(now).date()
+        ):
             relaxed = Verdict(
                 grant.action,
                 rule.clauses,

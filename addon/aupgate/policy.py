@@ -178,10 +178,14 @@ class Grant:
     reason: str
     expires: date
 
+    def holders_include(self, user: str | None, groups: frozenset[str]) -> bool:
+        """Whether the user, or one of their groups, is named by this grant."""
+        return (user is not None and user in self.users) or not self.groups.isdisjoint(groups)
+
     def applies(self, rule_id: str, user: str | None, groups: frozenset[str], today: date) -> bool:
         if rule_id not in self.rules or today > self.expires:
             return False
-        return (user is not None and user in self.users) or not self.groups.isdisjoint(groups)
+        return self.holders_include(user, groups)
 
 
 @dataclass(frozen=True, slots=True)
