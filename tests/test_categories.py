@@ -76,6 +76,8 @@ def test_category_ids_are_the_fixed_list_in_order() -> None:
         "remote-access",
         "vpn-proxy",
         "malware-phishing",
+        "banking",
+        "health",
     )
     assert UNCATEGORIZED == "uncategorized"
     assert UNCATEGORIZED not in CATEGORY_IDS

@@ -36,7 +36,9 @@ LOAD_DAY = date(2026, 11, 24)
 _CASE_KEYS = frozenset({"clause", "why", "url", "at", "device", "user", "client", "content",
                         "expect"})
 _EXPECT_REQUIRED = ("action", "rule", "clauses", "window")
-_EXPECT_KEYS = frozenset({*_EXPECT_REQUIRED, "categories", "grant", "device", "network"})
+_EXPECT_KEYS = frozenset(
+    {*_EXPECT_REQUIRED, "categories", "grant", "device", "network", "intercept"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +147,7 @@ def test_case(case: Case, policy_set: PolicySet, category_index: CategoryIndex) 
     if "categories" in expect:
         got["categories"] = list(decision.categories)
         want["categories"] = list(expect["categories"])
-    for key in ("grant", "device", "network"):
+    for key in ("grant", "device", "network", "intercept"):
         if key in expect:
             got[key] = getattr(decision, key)
             want[key] = expect[key]

@@ -60,6 +60,8 @@ PROJECT_LISTS: tuple[tuple[str, str], ...] = (
     ("aupgate/streaming-media.txt", "streaming-media"),
     ("aupgate/instant-messaging.txt", "instant-messaging"),
     ("aupgate/voip.txt", "voip"),
+    ("aupgate/banking.txt", "banking"),
+    ("aupgate/health.txt", "health"),
 )
 
 SOURCES_HEADER = """\

@@ -79,6 +79,8 @@ CATEGORY_IDS: tuple[str, ...] = (
     "remote-access",
     "vpn-proxy",
     "malware-phishing",
+    "banking",
+    "health",
 )
 """The category ids policies may name; fixed, and documented in docs/categories.md."""
 
