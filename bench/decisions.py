@@ -22,7 +22,7 @@ import ipaddress
 import random
 import resource
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -50,6 +50,12 @@ def build_workload(rng: random.Random, count: int) -> list[tuple[str, str, str |
     listed = sample_hosts(rng, 400)
     agencies = ["modot", "mo-dnr", "saint-paul"]
     start = datetime(2026, 11, 23, 0, 0, tzinfo=CHICAGO)  # a Monday; the week covers every window
+    # 96 instants spread over the week, so every window occurs; a live proxy sees one minute at a
+    # time, so random minutes of the whole week would measure the minute cache missing, not the
+    # engine. UTC, as the proxy's clock gives it (datetime.now(UTC)); the engine converts.
+    instants = [
+        (start + timedelta(minutes=rng.randrange(7 * 24 * 60))).astimezone(UTC) for _ in range(96)
+    ]
     work: list[tuple[str, str, str | None, datetime]] = []
     for i in range(count):
         roll = rng.random()
@@ -63,7 +69,7 @@ def build_workload(rng: random.Random, count: int) -> list[tuple[str, str, str |
             )
         path = rng.choice(["/", "/index.html", "/radio/live", "/a/b/c?q=1", "/download/setup.exe"])
         scheme = rng.choice(["http", "https"])
-        when = start + timedelta(minutes=rng.randrange(7 * 24 * 60))
+        when = rng.choice(instants)
         device = rng.choice(["state", "personal", None])
         work.append((f"{scheme}://{host}{path}", agencies[i % 3], device, when))
     return work
@@ -129,10 +135,13 @@ def main() -> None:
     raw = [(policies[agency], url, device, when) for url, agency, device, when in workload]
 
     actions: dict[str, int] = {}
+    windows: dict[str, int] = {}
     for policy, facts, when in prepared:
-        action = decide(policy, index, facts, when).action
-        actions[action] = actions.get(action, 0) + 1
+        decision = decide(policy, index, facts, when)
+        actions[decision.action] = actions.get(decision.action, 0) + 1
+        windows[decision.window] = windows.get(decision.window, 0) + 1
     print("workload actions:", ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))
+    print("workload windows:", ", ".join(f"{k} {v}" for k, v in sorted(windows.items())))
 
     rate(
         "decide(), repeating working set (warm)",

@@ -127,6 +127,7 @@ def decide_content(
 
 _MEMO_LIMIT = 65536
 _NO_KINDS: frozenset[str] = frozenset()
+_UNSEEN = object()  # a memo miss, distinct from a remembered None ("in no network")
 
 
 @dataclass(slots=True)
@@ -241,8 +242,9 @@ def _site_mask(table: _RuleTable, suffixes: tuple[str, ...], target: str) -> int
 
 
 def _network(policy: Policy, table: _RuleTable, client: IPAddress | None) -> Network | None:
-    if client in table.networks:
-        return table.networks[client]
+    found = table.networks.get(client, _UNSEEN)
+    if found is not _UNSEEN:
+        return found  # type: ignore[return-value]
     if len(table.networks) >= _MEMO_LIMIT:
         table.networks.clear()
     found = table.networks[client] = policy.network_for(client)
