@@ -148,15 +148,31 @@ async def test_sni_of_never_decrypt_block_is_refused(addon: Aupgate, audit_path:
 
 
 async def test_resolve_override_keeps_the_name(addon: Aupgate, audit_path: Path) -> None:
+    """--resolve answers the name lookup; the connection keeps the name as its address, so
+    mitmproxy reuses it for the next request to that name."""
+    import asyncio
+    import socket
+
+    loop = asyncio.get_running_loop()
     with taddons.context(addon) as tctx:
-        configured(tctx, addon, audit_path, aupgate_resolve=["*:443:127.0.0.1:8443"])
+        configured(tctx, addon, audit_path, aupgate_resolve=["*:443:127.0.0.1:8443",
+                                                             "v6.test:80:[::1]:8080"])
         server = server_hooks.ServerConnectionHookData(
             server=connection.Server(address=("www.example.org", 443)),
             client=tflow.tclient_conn())
         server.server.sni = "www.example.org"
         addon.server_connect(server)
-        assert server.server.address == ("127.0.0.1", 8443)
+        assert server.server.address == ("www.example.org", 443)
         assert server.server.sni == "www.example.org"
+        [info] = await loop.getaddrinfo("WWW.Example.org.", 443, type=socket.SOCK_STREAM)
+        assert info[0] == socket.AF_INET and info[4] == ("127.0.0.1", 8443)
+        [info] = await loop.getaddrinfo("v6.test", "80")
+        assert info[0] == socket.AF_INET6 and info[4] == ("::1", 8080, 0, 0)
+        real = await loop.getaddrinfo("localhost", 80)  # not overridden: the real resolver
+        assert all(i[4][1] == 80 for i in real)
+        tctx.configure(addon, aupgate_resolve=[])
+        assert "getaddrinfo" not in vars(loop)  # no table, no override left behind
+        await addon.done()
 
 
 async def test_fault_option_refused_outside_test_mode(addon: Aupgate, audit_path: Path,

@@ -126,6 +126,7 @@ class Handler(BaseHTTPRequestHandler):
         host = (self.headers.get("Host") or "").split(":")[0]
         path = self.path.split("?")[0]
         self.server.seen[(host, path)] += 1
+        self.server.peers[(host, path)] = self.client_address  # which upstream connection
         try:
             self.route(host, path)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
@@ -187,6 +188,7 @@ class UpstreamServer(ThreadingHTTPServer):
     def __init__(self, tls: ssl.SSLContext | None) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.seen: Counter[tuple[str, str]] = Counter()
+        self.peers: dict[tuple[str, str], tuple[str, int]] = {}
         if tls is not None:
             self.socket = tls.wrap_socket(self.socket, server_side=True)
 
@@ -205,6 +207,10 @@ class Upstreams:
 
     def seen(self, host: str, path: str) -> int:
         return self.http.seen[(host, path)] + self.https.seen[(host, path)]
+
+    def peer(self, host: str, path: str) -> tuple[str, int] | None:
+        """The proxy's end of the upstream connection that carried the last such request."""
+        return self.http.peers.get((host, path)) or self.https.peers.get((host, path))
 
 
 @pytest.fixture(scope="session")
@@ -383,3 +389,20 @@ def curl(proxy: Proxy, url: str, *args: str, cacert: Path | None = None,
         headers, _, body = body.partition("\r\n\r\n")
     return Result(done.returncode, int(status_text or 0), body, headers,
                   done.stderr.decode("utf-8", "replace"), version)
+
+
+def curl_many(proxy: Proxy, urls: list[str], *args: str,
+              timeout: float = 20) -> list[tuple[int, int]]:
+    """Several URLs on one curl command line, which reuses its proxy connection between them.
+
+    Returns (status, new connections curl made for it) per URL: 1 for the first, 0 after it when
+    the kept-alive connection was reused.
+    """
+    argv = [CURL, "-sS", "--proxy", proxy.url, "--max-time", str(timeout),
+            "--cacert", str(proxy.mitm_ca), "-w", "%{http_code} %{num_connects}\n", *args]
+    for url in urls:
+        argv += ["-o", "/dev/null", url]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 5, check=False)
+    assert done.returncode == 0, f"curl exit {done.returncode}: {done.stderr}\n{done.stdout}"
+    rows = [line.split() for line in done.stdout.splitlines() if line.strip()]
+    return [(int(status), int(connects)) for status, connects in rows]

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from .conftest import Proxy, Upstreams, curl
+from .conftest import Proxy, Upstreams, curl, curl_many
 
 pytestmark = pytest.mark.e2e
 
@@ -149,3 +149,18 @@ def test_reserved_paths_are_never_forwarded(proxy: Proxy, upstreams: Upstreams) 
     assert r.status == 502
     assert upstreams.seen("www.example.org", "/.aupgate/continue") == 0
     assert upstreams.seen("www.example.org", "/.aupgate/admin") == 0
+
+
+def test_kept_alive_requests_through_resolve(proxy: Proxy, upstreams: Upstreams) -> None:
+    """Many requests on one client connection to names sent elsewhere by --resolve all pass, and
+    each name reuses one upstream connection (the sixth used to hang: each request opened a new
+    upstream connection, and mitmproxy allows five per address and client connection)."""
+    hosts = ["www.example.org", "mail.yahoo.com", "localhost"]
+    urls = [f"http://{host}/keepalive-{i}" for i in range(6) for host in hosts]
+    results = curl_many(proxy, urls, timeout=20)
+    assert [status for status, _ in results] == [200] * len(urls)
+    assert [connects for _, connects in results] == [1] + [0] * (len(urls) - 1)  # one proxy conn
+    for host in hosts:
+        peers = {upstreams.peer(host, f"/keepalive-{i}") for i in range(6)}
+        assert len(peers) == 1, (host, peers)  # one upstream connection per name, reused
+    assert len(proxy.events("decision", phase="request", enforced="passed")) >= len(urls)

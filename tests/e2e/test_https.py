@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Certs, Proxy, Upstreams, curl
+from .conftest import Certs, Proxy, Upstreams, curl, curl_many
 
 pytestmark = pytest.mark.e2e
 
@@ -100,3 +100,22 @@ def test_warn_then_continue_over_https(proxy: Proxy, upstreams: Upstreams) -> No
     assert upstreams.seen("www.facebook.com", "/.aupgate/continue") == 0
     after = curl(proxy, "https://www.facebook.com/tls-page")
     assert after.status == 200 and after.body == "upstream www.facebook.com GET /tls-page\n"
+
+
+def test_kept_alive_https_requests_through_resolve(proxy: Proxy, upstreams: Upstreams) -> None:
+    """Inside one intercepted tunnel, many HTTP/1.1 requests to a --resolve'd name share one
+    upstream connection (they used to open one each, and the sixth hung)."""
+    urls = [f"https://www.example.org/tls-keepalive-{i}" for i in range(8)]
+    results = curl_many(proxy, urls, "--http1.1", timeout=20)
+    assert [status for status, _ in results] == [200] * len(urls)
+    assert [connects for _, connects in results] == [1] + [0] * (len(urls) - 1)
+    peers = {upstreams.peer("www.example.org", f"/tls-keepalive-{i}") for i in range(8)}
+    assert len(peers) == 1, peers
+
+
+def test_many_http2_requests_through_resolve(proxy: Proxy) -> None:
+    """HTTP/2 from the client to an HTTP/1.1 upstream: mitmproxy gives each stream its own
+    upstream connection (its rule, not ours, since an HTTP/2 client may multiplex); none hangs."""
+    urls = [f"https://www.example.org/h2-keepalive-{i}" for i in range(8)]
+    results = curl_many(proxy, urls, "--http2", timeout=20)
+    assert results == [(200, 1)] + [(200, 0)] * (len(urls) - 1)

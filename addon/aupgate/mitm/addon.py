@@ -59,6 +59,7 @@ from .flowtext import (
 from .guard import InjectedFaultError, guarded, options_error
 from .identity import Identity, IPAddress, client_address
 from .passes import Passes, clean_reason
+from .resolver import ResolveOverride
 from .responses import make_response, redirect, replace_streaming
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class Aupgate:
         self.audit: AuditLog = AuditLog([])
         self._audit_key: tuple[str, bool, str] | None = None
         self.fixed_time: datetime | None = None
-        self.resolve: dict[tuple[str, int], tuple[str, int]] = {}
+        self.resolver = ResolveOverride()
         self.fault: opts.Fault | None = None
         self.passes = Passes(15 * 60)
         self._tunnels: dict[str, Tunnel] = {}
@@ -125,10 +126,12 @@ class Aupgate:
                                    "every decision uses this time. Never use this in production.",
                                    self.fixed_time.isoformat())
             if "aupgate_resolve" in updated:
-                self.resolve = opts.resolve_table(o.aupgate_resolve)
-                for (host, port), (addr, to_port) in self.resolve.items():
+                self.resolver.table = opts.resolve_table(o.aupgate_resolve)
+                for (host, port), (addr, to_port) in self.resolver.table.items():
                     logger.warning("aupgate: resolve override %s:%s -> %s:%s",
                                    host, port, addr, to_port)
+                with contextlib.suppress(RuntimeError):  # no loop yet: `running` installs it
+                    self._install_resolver(asyncio.get_running_loop())
             if "aupgate_fault" in updated:
                 self.fault = opts.parse_fault(o.aupgate_fault, os.environ)
             if "aupgate_warn_minutes" in updated:
@@ -218,9 +221,17 @@ class Aupgate:
             # logrotate's `postrotate kill -HUP`: reopen the audit file now, not at the next line
             loop.add_signal_handler(signal.SIGHUP, self._reopen_audit)
         self._note_stop_signals(loop)
+        self._install_resolver(loop)
         if self._started is None:
             self._started = time.monotonic()
             self._record_start()
+
+    def _install_resolver(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Name lookups for overridden names answer from `aupgate_resolve` (see resolver.py)."""
+        if self.resolver.table:
+            self.resolver.install(loop)
+        else:
+            self.resolver.uninstall()
 
     def _note_stop_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         """Remember which signal stopped the proxy (for `proxy_stop`), then stop as mitmproxy does.
@@ -279,6 +290,7 @@ class Aupgate:
             except Exception:
                 logger.exception("aupgate: could not record proxy_stop")
             self._started = None
+        self.resolver.uninstall()
         self.audit.close()
 
     async def _watch(self) -> None:
@@ -622,12 +634,6 @@ class Aupgate:
         tunnel = self._tunnels.get(data.client.id)
         if tunnel is not None and tunnel.refuse:
             data.server.error = tunnel.refuse
-            return
-        address = data.server.address
-        if address is not None and self.resolve:
-            target = opts.resolve(self.resolve, str(address[0]), int(address[1]))
-            if target is not None:
-                data.server.address = target
 
     def client_disconnected(self, client: connection.Client) -> None:
         self._tunnels.pop(client.id, None)

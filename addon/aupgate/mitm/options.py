@@ -51,8 +51,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "Freeze the policy clock at this ISO-8601 time (tests and demos only; logged "
                "loudly). Without an offset the time is agency-local."),
     OptionSpec("aupgate_resolve", Sequence[str], [],
-               "Send connections for HOST:PORT to ADDR (and TOPORT if given) while deciding, "
-               "audit and TLS still use the name, like curl --resolve: HOST:PORT:ADDR[:TOPORT]. "
+               "Answer name lookups for HOST:PORT with ADDR (and TOPORT if given), like curl "
+               "--resolve: HOST:PORT:ADDR[:TOPORT]; deciding, audit and TLS still use the name. "
                "HOST may be * for any name."),
     OptionSpec("aupgate_reload_seconds", int, 2,
                "How often to look for changed policy and category files; 0 disables hot reload."),
