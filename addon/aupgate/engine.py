@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple
 from .categories import UNCATEGORIZED, CategoryIndex, Classification
 from .content import detect_content
 from .normalise import Url
-from .policy import Action, Grant, Network, Policy, Rule, Verdict
+from .policy_model import Action, Grant, Network, Policy, Rule, Verdict
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Step = Literal["deny-list", "allow-list", "rule", "grant", "default"]

@@ -43,7 +43,7 @@ from .categories import (
     parse_entry,
 )
 from .errors import Problem
-from .yamlsource import line_of
+from .yamlsource import FieldReader
 
 __all__ = ["OVERRIDE_KEYS", "CategoryOverrides", "describe_effect", "read_overrides"]
 
@@ -141,16 +141,12 @@ def read_overrides(
     return CategoryOverrides.of(tuple(add), frozenset(remove), tuple(recategorise)), []
 
 
-class _Reader:
-    """Collects problems with file, line and field; each entry may be named once in all."""
+class _Reader(FieldReader):
+    """The policy reader, plus the override entries: each entry may be named once in all."""
 
     def __init__(self, file: str) -> None:
-        self.file = file
-        self.problems: list[Problem] = []
+        super().__init__(file)
         self.seen: dict[Entry, str] = {}
-
-    def problem(self, container: object, key: str | int | None, where: str, message: str) -> None:
-        self.problems.append(Problem(self.file, line_of(container, key), where, message))
 
     def entry(self, container: object, key: str | int, where: str, text: object) -> Entry | None:
         if not isinstance(text, str) or not text.strip():

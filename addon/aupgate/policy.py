@@ -1,456 +1,86 @@
-"""The policy model, and the strict loader that turns an agency's YAML file into it.
+"""The strict loader that turns an agency's YAML file into a `Policy`.
 
 The loader never stops at the first mistake: it collects every problem with file, line and field,
 so an administrator fixes a file in one pass. A policy with errors is never returned; a broken
-reload therefore leaves the last good policy in force. See `docs/policy-language.md`.
+reload therefore leaves the last good policy in force. See `docs/policy-language.md`. The model
+itself is in `policy_model.py`; its names are re-exported here, so callers import one module.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .categories import CATEGORY_IDS, UNCATEGORIZED
 from .content import CONTENT_KINDS
 from .errors import PolicyError, Problem, UrlError
 from .normalise import normalise_host
-from .overrides import CategoryOverrides, read_overrides
+from .overrides import read_overrides
+from .policy_model import (
+    ACTIONS,
+    DEVICES,
+    POLICY_CATEGORIES,
+    Action,
+    Clause,
+    Document,
+    Grant,
+    Group,
+    IPAddress,
+    IPNetwork,
+    Match,
+    Network,
+    PacSettings,
+    Policy,
+    PolicySet,
+    ProxyEndpoint,
+    Rule,
+    Site,
+    SiteList,
+    Verdict,
+)
 from .schedule import ANY, DAY_NAMES, WINDOWS, Interval, Schedule, parse_interval
-from .yamlsource import line_of, load_yaml
+from .yamlsource import (
+    FieldReader,
+    did_you_mean,
+    join_field,
+    kind_of,
+    line_of,
+    load_yaml,
+)
 
-Action = Literal["allow", "log", "warn", "block"]
-ACTIONS: tuple[Action, ...] = ("allow", "log", "warn", "block")
-DEVICES: tuple[str, ...] = ("state", "personal")
-POLICY_CATEGORIES: frozenset[str] = frozenset((*CATEGORY_IDS, UNCATEGORIZED))
+__all__ = [
+    "ACTIONS",
+    "DEVICES",
+    "POLICY_CATEGORIES",
+    "Action",
+    "Clause",
+    "Document",
+    "Grant",
+    "Group",
+    "IPAddress",
+    "IPNetwork",
+    "Match",
+    "Network",
+    "PacSettings",
+    "Policy",
+    "PolicySet",
+    "ProxyEndpoint",
+    "Rule",
+    "Site",
+    "SiteList",
+    "Verdict",
+    "load_policy",
+    "load_policy_dir",
+]
+
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _CLAUSE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]*$")
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-# --------------------------------------------------------------------------- the model
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    """The written policy a file encodes."""
-
-    title: str
-    date: str
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class Clause:
-    """One clause of the document, and how (or whether) the proxy enforces it."""
-
-    id: str
-    title: str
-    text: str
-    not_enforceable: str | None = None
-    proxy_limits: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Network:
-    """A client network and what being on it says about the device."""
-
-    name: str
-    cidrs: tuple[IPNetwork, ...]
-    device: str | None = None
-    department: str | None = None
-    line: int | None = field(default=None, compare=False)  # where the file defines it
-
-
-@dataclass(frozen=True, slots=True)
-class Group:
-    name: str
-    description: str
-    members: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True)
-class Site:
-    """What a site condition or allow/deny list covers: categories, domains, URL prefixes."""
-
-    categories: frozenset[str] = frozenset()
-    domains: frozenset[str] = frozenset()
-    urls: tuple[tuple[str, str], ...] = ()  # (host, path prefix)
-
-    def holds(self, categories: tuple[str, ...], suffixes: tuple[str, ...], path: str) -> bool:
-        """True when the request's categories, host suffixes or URL hit this site."""
-        if self.categories and not self.categories.isdisjoint(categories):
-            return True
-        if self.domains and not self.domains.isdisjoint(suffixes):
-            return True
-        if not self.urls:
-            return False
-        return any(host in suffixes and path.startswith(prefix) for host, prefix in self.urls)
-
-    def covers(self, other: Site) -> bool:
-        """True when every request `other` holds for, this holds for too."""
-        if not other.categories <= self.categories:
-            return False
-        if not all(_domain_under(d, self.domains) for d in other.domains):
-            return False
-        return all(
-            _domain_under(host, self.domains)
-            or any(_host_under(host, h) and path.startswith(p) for h, p in self.urls)
-            for host, path in other.urls
-        )
-
-    def __bool__(self) -> bool:
-        return bool(self.categories or self.domains or self.urls)
-
-
-def _host_under(host: str, domain: str) -> bool:
-    return host == domain or host.endswith("." + domain)
-
-
-def _domain_under(host: str, domains: Iterable[str]) -> bool:
-    return any(_host_under(host, d) for d in domains)
-
-
-@dataclass(frozen=True, slots=True)
-class Match:
-    """A rule's conditions; None means "any". All given conditions must hold."""
-
-    site: Site | None = None
-    windows: frozenset[str] | None = None
-    devices: frozenset[str] | None = None
-    groups: frozenset[str] | None = None
-    users: frozenset[str] | None = None
-    networks: frozenset[str] | None = None
-    content: frozenset[str] | None = None
-
-    def covers(self, other: Match) -> bool:
-        """True when this match holds for every request `other` holds for.
-
-        A content rule is never covered by a rule without one: content rules are consulted again
-        when the response headers arrive, after the request-time rule has let the request through.
-        """
-        if other.content is not None and self.content is None:
-            return False
-        if self.site is not None and (other.site is None or not self.site.covers(other.site)):
-            return False
-        pairs = (
-            (self.windows, other.windows),
-            (self.devices, other.devices),
-            (self.groups, other.groups),
-            (self.users, other.users),
-            (self.networks, other.networks),
-            (self.content, other.content),
-        )
-        return all(
-            mine is None or (theirs is not None and theirs <= mine) for mine, theirs in pairs
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    id: str
-    clauses: tuple[str, ...]
-    match: Match
-    action: Action
-    reason: str
-    line: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """A written exception: these users or groups are excused from these rules until a date."""
-
-    id: str
-    rules: frozenset[str]
-    users: frozenset[str]
-    groups: frozenset[str]
-    action: Action
-    approved_by: str
-    reason: str
-    expires: date
-
-    def holders_include(self, user: str | None, groups: frozenset[str]) -> bool:
-        """Whether the user, or one of their groups, is named by this grant."""
-        return (user is not None and user in self.users) or not self.groups.isdisjoint(groups)
-
-    def applies(self, rule_id: str, user: str | None, groups: frozenset[str], today: date) -> bool:
-        if rule_id not in self.rules or today > self.expires:
-            return False
-        return self.holders_include(user, groups)
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """A fixed outcome with its justification: the default, or an allow/deny list."""
-
-    action: Action
-    clauses: tuple[str, ...]
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class SiteList:
-    site: Site
-    verdict: Verdict
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyEndpoint:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class PacSettings:
-    """How browsers reach the gateway: what `aupgate pac` writes into the PAC file.
-
-    `on_proxy_failure` is the explicit choice the issue asks for: "closed" lists only proxies (no
-    proxy reachable means no web), "direct" appends DIRECT (the web keeps working, unfiltered).
-    """
-
-    proxies: tuple[ProxyEndpoint, ...]
-    on_proxy_failure: Literal["closed", "direct"] = "closed"
-    spread: Literal["none", "hash"] = "none"
-    intranet_networks: tuple[IPNetwork, ...] = ()
-    intranet_domains: tuple[str, ...] = ()
-    bypass: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """One agency's policy, validated. Pure data: the engine does the deciding."""
-
-    agency: str
-    name: str
-    document: Document
-    contact: str
-    schedule: Schedule
-    clauses: Mapping[str, Clause]
-    rules: tuple[Rule, ...]
-    default: Verdict
-    networks: tuple[Network, ...] = ()
-    groups: Mapping[str, Group] = field(default_factory=dict)
-    grants: tuple[Grant, ...] = ()
-    allow: SiteList | None = None
-    deny: SiteList | None = None
-    never_decrypt: Site | None = None
-    transfer_limit_bytes: int | None = None
-    pac: PacSettings | None = None
-    overrides: CategoryOverrides | None = None  # the agency's amendments to the shared lists
-    source: str = ""
-    digest: str = ""
-    _user_groups: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
-    # Derived lookup tables and memoised rule selections, filled by the engine on first use: a
-    # policy is immutable, so anything computed from it stays true for its lifetime.
-    memo: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
-
-    def groups_of(self, user: str | None) -> frozenset[str]:
-        """The groups a (case-folded) user belongs to."""
-        if user is None:
-            return frozenset()
-        return self._user_groups.get(user, frozenset())
-
-    def network_for(self, client: IPAddress | None) -> Network | None:
-        """The most specific network containing `client`."""
-        if client is None:
-            return None
-        best: tuple[int, Network] | None = None
-        for network in self.networks:
-            for cidr in network.cidrs:
-                inside = client.version == cidr.version and client in cidr
-                if inside and (best is None or cidr.prefixlen > best[0]):
-                    best = (cidr.prefixlen, network)
-        return best[1] if best else None
-
-    def grant_for(
-        self, rule_id: str, user: str | None, groups: frozenset[str], today: date
-    ) -> Grant | None:
-        for grant in self.grants:
-            if grant.applies(rule_id, user, groups, today):
-                return grant
-        return None
-
-    def enforcing(self, clause_id: str) -> tuple[str, ...]:
-        """Ids of the rules (and lists/default) that cite a clause."""
-        names = [rule.id for rule in self.rules if clause_id in rule.clauses]
-        if self.deny and clause_id in self.deny.verdict.clauses:
-            names.append("deny-list")
-        if self.allow and clause_id in self.allow.verdict.clauses:
-            names.append("allow-list")
-        if clause_id in self.default.clauses:
-            names.append("default")
-        return tuple(names)
-
-
-@dataclass(frozen=True, slots=True)
-class PolicySet:
-    """Every agency's policy, plus the warnings that did not stop them loading."""
-
-    policies: Mapping[str, Policy]
-    warnings: tuple[Problem, ...] = ()
-
-    def agency_for(self, client: IPAddress | None) -> Policy | None:
-        """The agency whose networks contain `client` (most specific prefix wins)."""
-        best: tuple[int, Policy] | None = None
-        for policy in self.policies.values():
-            network = policy.network_for(client)
-            if network is None or client is None:
-                continue
-            prefix = max(c.prefixlen for c in network.cidrs if client in c)
-            if best is None or prefix > best[0]:
-                best = (prefix, policy)
-        return best[1] if best else None
-
-
-# --------------------------------------------------------------------------- reading
-
-T = TypeVar("T")
-_MISSING = object()
-
-
-class _Reader:
-    """Collects problems while walking one file, so every mistake is reported at once."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.problems: list[Problem] = []
-
-    def problem(
-        self,
-        container: object,
-        key: str | int | None,
-        field: str,
-        message: str,
-        severity: Literal["error", "warning"] = "error",
-    ) -> None:
-        self.problems.append(Problem(self.file, line_of(container, key), field, message, severity))
-
-    def mapping(
-        self,
-        parent: object,
-        key: str | int,
-        field: str,
-        allowed: Iterable[str],
-        required: Iterable[str] = (),
-    ) -> dict[str, Any] | None:
-        """Read a mapping, reporting unknown and missing keys by name."""
-        value = _get(parent, key)
-        if value is _MISSING:
-            return None
-        if not isinstance(value, dict):
-            self.problem(parent, key, field, f"expected a mapping, got {_kind(value)}")
-            return None
-        allowed = tuple(allowed)
-        for name in value:
-            if name not in allowed:
-                hint = _did_you_mean(name, allowed)
-                self.problem(value, name, _join(field, name), f"unknown key{hint}")
-        for name in required:
-            if name not in value:
-                # A top-level key is missing from the file itself: point at its first line.
-                where = parent if line_of(parent, key) is not None else value
-                self.problem(where, key, field, f"missing required key '{name}'")
-        return value
-
-    def string(self, parent: Mapping[str, Any], key: str, field: str) -> str | None:
-        value = parent.get(key, _MISSING)
-        if value is _MISSING:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self.problem(parent, key, _join(field, key), f"expected text, got {_kind(value)}")
-            return None
-        return value.strip()
-
-    def strings(self, parent: Mapping[str, Any], key: str, field: str) -> list[tuple[int, str]]:
-        """A list of strings (a single string is accepted as a list of one)."""
-        value = parent.get(key, _MISSING)
-        if value is _MISSING:
-            return []
-        if isinstance(value, (str, int, float)):
-            return [(0, str(value))]
-        if not isinstance(value, list):
-            self.problem(parent, key, _join(field, key), f"expected a list, got {_kind(value)}")
-            return []
-        out: list[tuple[int, str]] = []
-        for i, item in enumerate(value):
-            if isinstance(item, (str, int, float)) and not isinstance(item, bool):
-                out.append((i, str(item)))
-            else:
-                self.problem(
-                    value, i, f"{_join(field, key)}[{i}]", f"expected text, got {_kind(item)}"
-                )
-        return out
-
-    def choices(
-        self,
-        parent: Mapping[str, Any],
-        key: str,
-        field: str,
-        allowed: Iterable[str],
-        what: str,
-        check: Callable[[str], str | None] | None = None,
-    ) -> frozenset[str] | None:
-        """A list of names each of which must be one of `allowed`; None when the key is absent."""
-        if key not in parent:
-            return None
-        allowed = tuple(allowed)
-        chosen: set[str] = set()
-        items = self.strings(parent, key, field)
-        for i, name in items:
-            problem = check(name) if check else None
-            if problem is None and name not in allowed:
-                problem = f"unknown {what} '{name}'{_did_you_mean(name, allowed)}"
-            if problem:
-                self.problem(parent[key], i, f"{_join(field, key)}[{i}]", problem)
-            else:
-                chosen.add(name)
-        if not items:
-            self.problem(parent, key, _join(field, key), "must list at least one value")
-        return frozenset(chosen)
-
-
-def _get(parent: object, key: str | int) -> Any:
-    if isinstance(parent, dict) and isinstance(key, str):
-        return parent.get(key, _MISSING)
-    if isinstance(parent, list) and isinstance(key, int) and 0 <= key < len(parent):
-        return parent[key]
-    return _MISSING
-
-
-def _kind(value: object) -> str:
-    """How an administrator would describe a YAML value ("a list", "text")."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, str):
-        return "text"
-    return type(value).__name__
-
-
-def _join(field: str, key: str) -> str:
-    return f"{field}.{key}" if field else key
-
-
-def _did_you_mean(name: str, allowed: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(allowed), n=1, cutoff=0.7)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 # --------------------------------------------------------------------------- the loader
@@ -498,9 +128,9 @@ def load_policy(path: Path, *, today: date) -> tuple[Policy | None, list[Problem
         data = load_yaml(path)
     except PolicyError as exc:
         return None, list(exc.problems)
-    reader = _Reader(str(path))
+    reader = FieldReader(str(path))
     if not isinstance(data, dict):
-        message = f"a policy file must be a mapping of keys, got {_kind(data)}"
+        message = f"a policy file must be a mapping of keys, got {kind_of(data)}"
         reader.problem(data, None, "", message)
         return None, reader.problems
     top = reader.mapping({"": data}, "", "", _TOP_KEYS, _REQUIRED_TOP)
@@ -516,7 +146,9 @@ def _with_source(policy: Policy, source: str, digest: str) -> Policy:
     return replace(policy, source=source, digest=digest)
 
 
-def _build_policy(reader: _Reader, top: dict[str, Any], path: Path, today: date) -> Policy | None:
+def _build_policy(
+    reader: FieldReader, top: dict[str, Any], path: Path, today: date
+) -> Policy | None:
     agency = reader.string(top, "agency", "")
     if agency is not None:
         if not _ID.match(agency):
@@ -575,7 +207,7 @@ def _build_policy(reader: _Reader, top: dict[str, Any], path: Path, today: date)
     )
 
 
-def _read_document(reader: _Reader, top: dict[str, Any]) -> Document | None:
+def _read_document(reader: FieldReader, top: dict[str, Any]) -> Document | None:
     doc = reader.mapping(
         top, "document", "document", ("title", "date", "source"), ("title", "source")
     )
@@ -592,7 +224,7 @@ def _read_document(reader: _Reader, top: dict[str, Any]) -> Document | None:
 _SCHEDULE_KEYS = ("work_days", "work_hours", "lunch", "breaks", "holidays", "window_sets")
 
 
-def _read_schedule(reader: _Reader, top: dict[str, Any]) -> Schedule | None:
+def _read_schedule(reader: FieldReader, top: dict[str, Any]) -> Schedule | None:
     zone_name = reader.string(top, "timezone", "")
     zone: ZoneInfo | None = None
     if zone_name is not None:
@@ -629,12 +261,12 @@ def _read_schedule(reader: _Reader, top: dict[str, Any]) -> Schedule | None:
 
 
 def _interval(
-    reader: _Reader, parent: object, key: str | int, field: str, value: object
+    reader: FieldReader, parent: object, key: str | int, field: str, value: object
 ) -> Interval | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        reader.problem(parent, key, field, f"expected HH:MM-HH:MM, got {_kind(value)}")
+        reader.problem(parent, key, field, f"expected HH:MM-HH:MM, got {kind_of(value)}")
         return None
     try:
         return parse_interval(value)
@@ -644,7 +276,7 @@ def _interval(
 
 
 def _check_day_shape(
-    reader: _Reader,
+    reader: FieldReader,
     sched: dict[str, Any],
     hours: Interval,
     lunch: Interval | None,
@@ -664,13 +296,16 @@ def _check_day_shape(
                 reader.problem(parent_b, key_b, field_b, f"{b} overlaps {field_a} {a}")
 
 
-def _read_holidays(reader: _Reader, sched: dict[str, Any]) -> frozenset[date]:
+def _read_holidays(reader: FieldReader, sched: dict[str, Any]) -> frozenset[date]:
     value = sched.get("holidays")
     if value is None:
         return frozenset()
     if not isinstance(value, list):
         reader.problem(
-            sched, "holidays", "schedule.holidays", f"expected a list of dates, got {_kind(value)}"
+            sched,
+            "holidays",
+            "schedule.holidays",
+            f"expected a list of dates, got {kind_of(value)}",
         )
         return frozenset()
     found: set[date] = set()
@@ -691,7 +326,7 @@ def _read_holidays(reader: _Reader, sched: dict[str, Any]) -> frozenset[date]:
     return frozenset(found)
 
 
-def _read_window_sets(reader: _Reader, sched: dict[str, Any]) -> dict[str, frozenset[str]]:
+def _read_window_sets(reader: FieldReader, sched: dict[str, Any]) -> dict[str, frozenset[str]]:
     sets_raw = reader.mapping(
         sched, "window_sets", "schedule.window_sets", _any_keys(sched.get("window_sets"))
     )
@@ -723,7 +358,9 @@ _NETWORK_KEYS = ("name", "cidrs", "device", "department")
 _GROUP_KEYS = ("description", "members")
 
 
-def _read_identity(reader: _Reader, top: dict[str, Any]) -> tuple[list[Network], dict[str, Group]]:
+def _read_identity(
+    reader: FieldReader, top: dict[str, Any]
+) -> tuple[list[Network], dict[str, Group]]:
     ident = reader.mapping(top, "identity", "identity", ("networks", "groups"))
     networks: list[Network] = []
     groups: dict[str, Group] = {}
@@ -732,7 +369,7 @@ def _read_identity(reader: _Reader, top: dict[str, Any]) -> tuple[list[Network],
     raw_networks = ident.get("networks", [])
     if not isinstance(raw_networks, list):
         reader.problem(
-            ident, "networks", "identity.networks", f"expected a list, got {_kind(raw_networks)}"
+            ident, "networks", "identity.networks", f"expected a list, got {kind_of(raw_networks)}"
         )
         raw_networks = []
     seen_prefixes: dict[IPNetwork, str] = {}
@@ -789,7 +426,7 @@ def _read_identity(reader: _Reader, top: dict[str, Any]) -> tuple[list[Network],
 _CLAUSE_KEYS = ("title", "text", "not_enforceable", "proxy_limits")
 
 
-def _read_clauses(reader: _Reader, top: dict[str, Any]) -> dict[str, Clause]:
+def _read_clauses(reader: FieldReader, top: dict[str, Any]) -> dict[str, Clause]:
     raw = reader.mapping(top, "clauses", "clauses", _any_keys(top.get("clauses")))
     clauses: dict[str, Clause] = {}
     for cid in raw or {}:
@@ -833,7 +470,7 @@ _MATCH_KEYS = (
 
 
 def _read_rules(
-    reader: _Reader,
+    reader: FieldReader,
     top: dict[str, Any],
     schedule: Schedule | None,
     set_names: tuple[str, ...],
@@ -845,7 +482,7 @@ def _read_rules(
     if raw is None:
         return []
     if not isinstance(raw, list):
-        reader.problem(top, "rules", "rules", f"expected a list, got {_kind(raw)}")
+        reader.problem(top, "rules", "rules", f"expected a list, got {kind_of(raw)}")
         return []
     rules: list[Rule] = []
     for i, _item in enumerate(raw):
@@ -877,7 +514,7 @@ def _read_rules(
 
 
 def _read_rule(
-    reader: _Reader,
+    reader: FieldReader,
     item: dict[str, Any],
     field: str,
     schedule: Schedule | None,
@@ -908,7 +545,7 @@ def _read_rule(
     return Rule(rid, clauses, match, action, reason, line_of(item))
 
 
-def _read_action(reader: _Reader, item: Mapping[str, Any], field: str) -> Action | None:
+def _read_action(reader: FieldReader, item: Mapping[str, Any], field: str) -> Action | None:
     action = reader.string(item, "action", field)
     if action is None:
         return None
@@ -918,14 +555,14 @@ def _read_action(reader: _Reader, item: Mapping[str, Any], field: str) -> Action
     reader.problem(
         item,
         "action",
-        _join(field, "action"),
+        join_field(field, "action"),
         f"unknown action '{action}' (one of: {', '.join(ACTIONS)})",
     )
     return None
 
 
 def _read_match(
-    reader: _Reader,
+    reader: FieldReader,
     m: dict[str, Any],
     field: str,
     schedule: Schedule | None,
@@ -967,7 +604,7 @@ def _read_match(
     )
 
 
-def _read_site(reader: _Reader, m: Mapping[str, Any], field: str) -> Site:
+def _read_site(reader: FieldReader, m: Mapping[str, Any], field: str) -> Site:
     categories = reader.choices(m, "categories", field, sorted(POLICY_CATEGORIES), "category")
     return Site(
         categories=categories or frozenset(),
@@ -977,17 +614,17 @@ def _read_site(reader: _Reader, m: Mapping[str, Any], field: str) -> Site:
 
 
 def _read_domains(
-    reader: _Reader, parent: Mapping[str, Any], key: str, field: str
+    reader: FieldReader, parent: Mapping[str, Any], key: str, field: str
 ) -> Iterator[str]:
     for i, text in reader.strings(parent, key, field):
         try:
             yield normalise_host(text)
         except UrlError as exc:
-            reader.problem(parent[key], i, f"{_join(field, key)}[{i}]", str(exc))
+            reader.problem(parent[key], i, f"{join_field(field, key)}[{i}]", str(exc))
 
 
 def _read_urls(
-    reader: _Reader, parent: Mapping[str, Any], key: str, field: str
+    reader: FieldReader, parent: Mapping[str, Any], key: str, field: str
 ) -> Iterator[tuple[str, str]]:
     for i, text in reader.strings(parent, key, field):
         host, slash, path = text.removeprefix("https://").removeprefix("http://").partition("/")
@@ -995,18 +632,18 @@ def _read_urls(
             reader.problem(
                 parent[key],
                 i,
-                f"{_join(field, key)}[{i}]",
+                f"{join_field(field, key)}[{i}]",
                 f"'{text}' is not a URL prefix (host/path); use domains for a whole site",
             )
             continue
         try:
             yield normalise_host(host), "/" + path
         except UrlError as exc:
-            reader.problem(parent[key], i, f"{_join(field, key)}[{i}]", str(exc))
+            reader.problem(parent[key], i, f"{join_field(field, key)}[{i}]", str(exc))
 
 
 def _read_verdict(
-    reader: _Reader,
+    reader: FieldReader,
     parent: Mapping[str, Any],
     key: str,
     *,
@@ -1030,7 +667,7 @@ def _read_verdict(
 
 
 def _read_site_list(
-    reader: _Reader, top: Mapping[str, Any], key: str, action: Action
+    reader: FieldReader, top: Mapping[str, Any], key: str, action: Action
 ) -> SiteList | None:
     if key not in top:
         return None
@@ -1049,7 +686,7 @@ def _read_site_list(
     return SiteList(site, verdict)
 
 
-def _read_never_decrypt(reader: _Reader, top: Mapping[str, Any]) -> Site | None:
+def _read_never_decrypt(reader: FieldReader, top: Mapping[str, Any]) -> Site | None:
     """Sites whose TLS is passed through untouched (banking, health): host-level rules only."""
     item = reader.mapping(
         top, "never_decrypt", "never_decrypt", ("categories", "domains", "reason"), ("reason",)
@@ -1065,7 +702,7 @@ def _read_never_decrypt(reader: _Reader, top: Mapping[str, Any]) -> Site | None:
 _PAC_KEYS = ("proxies", "on_proxy_failure", "spread", "intranet", "bypass")
 
 
-def _read_pac(reader: _Reader, top: Mapping[str, Any]) -> PacSettings | None:
+def _read_pac(reader: FieldReader, top: Mapping[str, Any]) -> PacSettings | None:
     """`pac`: the proxies browsers use, failover, and what goes DIRECT."""
     item = reader.mapping(top, "pac", "pac", _PAC_KEYS, ("proxies",))
     if item is None:
@@ -1120,7 +757,7 @@ def _read_pac(reader: _Reader, top: Mapping[str, Any]) -> PacSettings | None:
     )
 
 
-def _read_limits(reader: _Reader, top: Mapping[str, Any]) -> int | None:
+def _read_limits(reader: FieldReader, top: Mapping[str, Any]) -> int | None:
     """`limits.transfer_mb`: the size over which a transfer is a `large-transfer` (MoDOT 9.D)."""
     item = reader.mapping(top, "limits", "limits", ("transfer_mb",))
     if item is None or "transfer_mb" not in item:
@@ -1141,7 +778,7 @@ _GRANT_KEYS = ("id", "rules", "users", "groups", "action", "approved_by", "reaso
 
 
 def _read_grants(
-    reader: _Reader,
+    reader: FieldReader,
     top: Mapping[str, Any],
     rules: list[Rule],
     groups: Mapping[str, Group],
@@ -1151,7 +788,7 @@ def _read_grants(
     if raw is None:
         return []
     if not isinstance(raw, list):
-        reader.problem(top, "grants", "grants", f"expected a list, got {_kind(raw)}")
+        reader.problem(top, "grants", "grants", f"expected a list, got {kind_of(raw)}")
         return []
     rule_ids = tuple(r.id for r in rules)
     grants: list[Grant] = []
@@ -1194,7 +831,7 @@ def _read_grants(
     return grants
 
 
-def _read_date(reader: _Reader, item: Mapping[str, Any], key: str, field: str) -> date | None:
+def _read_date(reader: FieldReader, item: Mapping[str, Any], key: str, field: str) -> date | None:
     value = item.get(key)
     if value is None:
         return None
@@ -1208,7 +845,7 @@ def _read_date(reader: _Reader, item: Mapping[str, Any], key: str, field: str) -
 
 
 def _check_clause_map(
-    reader: _Reader,
+    reader: FieldReader,
     top: Mapping[str, Any],
     clauses: Mapping[str, Clause],
     rules: list[Rule],
@@ -1230,7 +867,7 @@ def _check_clause_map(
                     item,
                     "clauses",
                     f"rules[{_index_of(raw_rules, rule.id, i)}].clauses",
-                    f"cites unknown clause '{cid}'{_did_you_mean(cid, clauses)}",
+                    f"cites unknown clause '{cid}'{did_you_mean(cid, clauses)}",
                 )
     for key, verdict in (
         ("default", default),
@@ -1246,7 +883,7 @@ def _check_clause_map(
                     top.get(key),
                     "clauses",
                     f"{key}.clauses",
-                    f"cites unknown clause '{cid}'{_did_you_mean(cid, clauses)}",
+                    f"cites unknown clause '{cid}'{did_you_mean(cid, clauses)}",
                 )
     raw_clauses = top.get("clauses")
     for cid, clause in clauses.items():
@@ -1275,7 +912,7 @@ def _index_of(raw_rules: list[Any] | None, rule_id: str, fallback: int) -> int:
 
 
 def _check_lists_disjoint(
-    reader: _Reader, top: Mapping[str, Any], allow: SiteList | None, deny: SiteList | None
+    reader: FieldReader, top: Mapping[str, Any], allow: SiteList | None, deny: SiteList | None
 ) -> None:
     if allow is None or deny is None:
         return

@@ -7,8 +7,10 @@ sequence item, and validation reports `FILE:LINE: FIELD: message`.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -103,3 +105,145 @@ def line_of(container: object, key: str | int | None = None) -> int | None:
             return container.item_lines[key]
         return container.line
     return None
+
+
+# --------------------------------------------------------------------------- reading located data
+
+MISSING = object()  # a key that is absent, distinct from a key whose value is null
+
+
+class FieldReader:
+    """Collects problems while walking one file, so every mistake is reported at once."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def problem(
+        self,
+        container: object,
+        key: str | int | None,
+        field: str,
+        message: str,
+        severity: Literal["error", "warning"] = "error",
+    ) -> None:
+        self.problems.append(Problem(self.file, line_of(container, key), field, message, severity))
+
+    def mapping(
+        self,
+        parent: object,
+        key: str | int,
+        field: str,
+        allowed: Iterable[str],
+        required: Iterable[str] = (),
+    ) -> dict[str, Any] | None:
+        """Read a mapping, reporting unknown and missing keys by name."""
+        value = _item(parent, key)
+        if value is MISSING:
+            return None
+        if not isinstance(value, dict):
+            self.problem(parent, key, field, f"expected a mapping, got {kind_of(value)}")
+            return None
+        allowed = tuple(allowed)
+        for name in value:
+            if name not in allowed:
+                hint = did_you_mean(name, allowed)
+                self.problem(value, name, join_field(field, name), f"unknown key{hint}")
+        for name in required:
+            if name not in value:
+                # A top-level key is missing from the file itself: point at its first line.
+                where = parent if line_of(parent, key) is not None else value
+                self.problem(where, key, field, f"missing required key '{name}'")
+        return value
+
+    def string(self, parent: Mapping[str, Any], key: str, field: str) -> str | None:
+        value = parent.get(key, MISSING)
+        if value is MISSING:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.problem(
+                parent, key, join_field(field, key), f"expected text, got {kind_of(value)}"
+            )
+            return None
+        return value.strip()
+
+    def strings(self, parent: Mapping[str, Any], key: str, field: str) -> list[tuple[int, str]]:
+        """A list of strings (a single string is accepted as a list of one)."""
+        value = parent.get(key, MISSING)
+        if value is MISSING:
+            return []
+        if isinstance(value, (str, int, float)):
+            return [(0, str(value))]
+        if not isinstance(value, list):
+            self.problem(
+                parent, key, join_field(field, key), f"expected a list, got {kind_of(value)}"
+            )
+            return []
+        out: list[tuple[int, str]] = []
+        for i, item in enumerate(value):
+            if isinstance(item, (str, int, float)) and not isinstance(item, bool):
+                out.append((i, str(item)))
+            else:
+                self.problem(
+                    value,
+                    i,
+                    f"{join_field(field, key)}[{i}]",
+                    f"expected text, got {kind_of(item)}",
+                )
+        return out
+
+    def choices(
+        self,
+        parent: Mapping[str, Any],
+        key: str,
+        field: str,
+        allowed: Iterable[str],
+        what: str,
+    ) -> frozenset[str] | None:
+        """A list of names each of which must be one of `allowed`; None when the key is absent."""
+        if key not in parent:
+            return None
+        allowed = tuple(allowed)
+        chosen: set[str] = set()
+        items = self.strings(parent, key, field)
+        for i, name in items:
+            if name in allowed:
+                chosen.add(name)
+            else:
+                problem = f"unknown {what} '{name}'{did_you_mean(name, allowed)}"
+                self.problem(parent[key], i, f"{join_field(field, key)}[{i}]", problem)
+        if not items:
+            self.problem(parent, key, join_field(field, key), "must list at least one value")
+        return frozenset(chosen)
+
+
+def _item(parent: object, key: str | int) -> Any:
+    if isinstance(parent, dict) and isinstance(key, str):
+        return parent.get(key, MISSING)
+    if isinstance(parent, list) and isinstance(key, int) and 0 <= key < len(parent):
+        return parent[key]
+    return MISSING
+
+
+def kind_of(value: object) -> str:
+    """How an administrator would describe a YAML value ("a list", "text")."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, str):
+        return "text"
+    return type(value).__name__
+
+
+def join_field(field: str, key: str) -> str:
+    return f"{field}.{key}" if field else key
+
+
+def did_you_mean(name: str, allowed: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(allowed), n=1, cutoff=0.7)
+    return f" (did you mean '{close[0]}'?)" if close else ""

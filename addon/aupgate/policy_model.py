@@ -1,0 +1,299 @@
+"""The policy model: one agency's validated policy as immutable data.
+
+`policy.py` builds it from YAML; the engine decides with it. Nothing here reads files or clocks.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+from .categories import CATEGORY_IDS, UNCATEGORIZED
+from .errors import Problem
+from .overrides import CategoryOverrides
+from .schedule import Schedule
+
+Action = Literal["allow", "log", "warn", "block"]
+ACTIONS: tuple[Action, ...] = ("allow", "log", "warn", "block")
+DEVICES: tuple[str, ...] = ("state", "personal")
+POLICY_CATEGORIES: frozenset[str] = frozenset((*CATEGORY_IDS, UNCATEGORIZED))
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """The written policy a file encodes."""
+
+    title: str
+    date: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    """One clause of the document, and how (or whether) the proxy enforces it."""
+
+    id: str
+    title: str
+    text: str
+    not_enforceable: str | None = None
+    proxy_limits: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """A client network and what being on it says about the device."""
+
+    name: str
+    cidrs: tuple[IPNetwork, ...]
+    device: str | None = None
+    department: str | None = None
+    line: int | None = field(default=None, compare=False)  # where the file defines it
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    description: str
+    members: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """What a site condition or allow/deny list covers: categories, domains, URL prefixes."""
+
+    categories: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+    urls: tuple[tuple[str, str], ...] = ()  # (host, path prefix)
+
+    def holds(self, categories: tuple[str, ...], suffixes: tuple[str, ...], path: str) -> bool:
+        """True when the request's categories, host suffixes or URL hit this site."""
+        if self.categories and not self.categories.isdisjoint(categories):
+            return True
+        if self.domains and not self.domains.isdisjoint(suffixes):
+            return True
+        if not self.urls:
+            return False
+        return any(host in suffixes and path.startswith(prefix) for host, prefix in self.urls)
+
+    def covers(self, other: Site) -> bool:
+        """True when every request `other` holds for, this holds for too."""
+        if not other.categories <= self.categories:
+            return False
+        if not all(_domain_under(d, self.domains) for d in other.domains):
+            return False
+        return all(
+            _domain_under(host, self.domains)
+            or any(_host_under(host, h) and path.startswith(p) for h, p in self.urls)
+            for host, path in other.urls
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.categories or self.domains or self.urls)
+
+
+def _host_under(host: str, domain: str) -> bool:
+    return host == domain or host.endswith("." + domain)
+
+
+def _domain_under(host: str, domains: Iterable[str]) -> bool:
+    return any(_host_under(host, d) for d in domains)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A rule's conditions; None means "any". All given conditions must hold."""
+
+    site: Site | None = None
+    windows: frozenset[str] | None = None
+    devices: frozenset[str] | None = None
+    groups: frozenset[str] | None = None
+    users: frozenset[str] | None = None
+    networks: frozenset[str] | None = None
+    content: frozenset[str] | None = None
+
+    def covers(self, other: Match) -> bool:
+        """True when this match holds for every request `other` holds for.
+
+        A content rule is never covered by a rule without one: content rules are consulted again
+        when the response headers arrive, after the request-time rule has let the request through.
+        """
+        if other.content is not None and self.content is None:
+            return False
+        if self.site is not None and (other.site is None or not self.site.covers(other.site)):
+            return False
+        pairs = (
+            (self.windows, other.windows),
+            (self.devices, other.devices),
+            (self.groups, other.groups),
+            (self.users, other.users),
+            (self.networks, other.networks),
+            (self.content, other.content),
+        )
+        return all(
+            mine is None or (theirs is not None and theirs <= mine) for mine, theirs in pairs
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    clauses: tuple[str, ...]
+    match: Match
+    action: Action
+    reason: str
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A written exception: these users or groups are excused from these rules until a date."""
+
+    id: str
+    rules: frozenset[str]
+    users: frozenset[str]
+    groups: frozenset[str]
+    action: Action
+    approved_by: str
+    reason: str
+    expires: date
+
+    def holders_include(self, user: str | None, groups: frozenset[str]) -> bool:
+        """Whether the user, or one of their groups, is named by this grant."""
+        return (user is not None and user in self.users) or not self.groups.isdisjoint(groups)
+
+    def applies(self, rule_id: str, user: str | None, groups: frozenset[str], today: date) -> bool:
+        if rule_id not in self.rules or today > self.expires:
+            return False
+        return self.holders_include(user, groups)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A fixed outcome with its justification: the default, or an allow/deny list."""
+
+    action: Action
+    clauses: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SiteList:
+    site: Site
+    verdict: Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyEndpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class PacSettings:
+    """How browsers reach the gateway: what `aupgate pac` writes into the PAC file.
+
+    `on_proxy_failure` is the explicit choice the issue asks for: "closed" lists only proxies (no
+    proxy reachable means no web), "direct" appends DIRECT (the web keeps working, unfiltered).
+    """
+
+    proxies: tuple[ProxyEndpoint, ...]
+    on_proxy_failure: Literal["closed", "direct"] = "closed"
+    spread: Literal["none", "hash"] = "none"
+    intranet_networks: tuple[IPNetwork, ...] = ()
+    intranet_domains: tuple[str, ...] = ()
+    bypass: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """One agency's policy, validated. Pure data: the engine does the deciding."""
+
+    agency: str
+    name: str
+    document: Document
+    contact: str
+    schedule: Schedule
+    clauses: Mapping[str, Clause]
+    rules: tuple[Rule, ...]
+    default: Verdict
+    networks: tuple[Network, ...] = ()
+    groups: Mapping[str, Group] = field(default_factory=dict)
+    grants: tuple[Grant, ...] = ()
+    allow: SiteList | None = None
+    deny: SiteList | None = None
+    never_decrypt: Site | None = None
+    transfer_limit_bytes: int | None = None
+    pac: PacSettings | None = None
+    overrides: CategoryOverrides | None = None  # the agency's amendments to the shared lists
+    source: str = ""
+    digest: str = ""
+    _user_groups: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
+    # Derived lookup tables and memoised rule selections, filled by the engine on first use: a
+    # policy is immutable, so anything computed from it stays true for its lifetime.
+    memo: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def groups_of(self, user: str | None) -> frozenset[str]:
+        """The groups a (case-folded) user belongs to."""
+        if user is None:
+            return frozenset()
+        return self._user_groups.get(user, frozenset())
+
+    def network_for(self, client: IPAddress | None) -> Network | None:
+        """The most specific network containing `client`."""
+        if client is None:
+            return None
+        best: tuple[int, Network] | None = None
+        for network in self.networks:
+            for cidr in network.cidrs:
+                inside = client.version == cidr.version and client in cidr
+                if inside and (best is None or cidr.prefixlen > best[0]):
+                    best = (cidr.prefixlen, network)
+        return best[1] if best else None
+
+    def grant_for(
+        self, rule_id: str, user: str | None, groups: frozenset[str], today: date
+    ) -> Grant | None:
+        for grant in self.grants:
+            if grant.applies(rule_id, user, groups, today):
+                return grant
+        return None
+
+    def enforcing(self, clause_id: str) -> tuple[str, ...]:
+        """Ids of the rules (and lists/default) that cite a clause."""
+        names = [rule.id for rule in self.rules if clause_id in rule.clauses]
+        if self.deny and clause_id in self.deny.verdict.clauses:
+            names.append("deny-list")
+        if self.allow and clause_id in self.allow.verdict.clauses:
+            names.append("allow-list")
+        if clause_id in self.default.clauses:
+            names.append("default")
+        return tuple(names)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """Every agency's policy, plus the warnings that did not stop them loading."""
+
+    policies: Mapping[str, Policy]
+    warnings: tuple[Problem, ...] = ()
+
+    def agency_for(self, client: IPAddress | None) -> Policy | None:
+        """The agency whose networks contain `client` (most specific prefix wins)."""
+        best: tuple[int, Policy] | None = None
+        for policy in self.policies.values():
+            network = policy.network_for(client)
+            if network is None or client is None:
+                continue
+            prefix = max(c.prefixlen for c in network.cidrs if client in c)
+            if best is None or prefix > best[0]:
+                best = (prefix, policy)
+        return best[1] if best else None
