@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from aupgate.content import CONTENT_KINDS, detect_content, is_icy_response
+from aupgate.content import CONTENT_KINDS, detect_content, detect_url_content, is_icy_response
 
 MB = 1024 * 1024
 
@@ -208,3 +210,21 @@ def test_ordinary_pages_are_empty(content_type: str | None, path: str, query: st
 def test_icy_responses(reason: str, headers: dict[str, str], expected: bool) -> None:
     """SHOUTcast/Icecast answers are recognised by their status line or icy-* headers."""
     assert is_icy_response(reason, headers) is expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    path=st.from_regex(r"\A(/[a-z0-9._-]{0,12}){1,4}\Z"),
+    query=st.sampled_from(["", "q=1", "info_hash=abc&peer_id=x", "a=b.exe"]),
+)
+def test_url_fast_path_agrees_with_the_full_detector(path: str, query: str) -> None:
+    """detect_url_content's shortcut never misses what detect_content finds from the URL."""
+    full = detect_content(
+        content_type=None,
+        content_length=None,
+        disposition=None,
+        path=path,
+        query=query,
+        limit_bytes=None,
+    )
+    assert detect_url_content(path, query) == full

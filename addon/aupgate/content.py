@@ -112,6 +112,27 @@ def detect_content(
     return frozenset(kinds)
 
 
+def detect_url_content(path: str, query: str) -> frozenset[str]:
+    """The content kinds the URL alone shows (a request, before any header has come back).
+
+    Only a file name with an extension or a tracker announce can show anything, so the common
+    URL costs two string searches; the engine calls this for every request.
+    """
+    if "." not in path[path.rfind("/") :] and "info_hash=" not in query:
+        return _NONE
+    return detect_content(
+        content_type=None,
+        content_length=None,
+        disposition=None,
+        path=path,
+        query=query,
+        limit_bytes=None,
+    )
+
+
+_NONE: frozenset[str] = frozenset()
+
+
 def _extension(name: str) -> str:
     _stem, dot, ext = name.rpartition(".")
     return ext.lower() if dot else ""

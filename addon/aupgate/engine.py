@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
 from .categories import UNCATEGORIZED, CategoryIndex, Classification
-from .content import detect_content
+from .content import detect_url_content
 from .normalise import Url
 from .policy_model import Action, Grant, Network, Policy, Rule, Verdict
 
@@ -97,17 +97,7 @@ def decide(policy: Policy, index: CategoryIndex, facts: Facts, now: datetime) ->
     announce, a link to an `.exe`); the rest of their work is done by `decide_content` once the
     response headers arrive.
     """
-    url = facts.url
-    kinds = _NO_KINDS
-    if "." in url.path[url.path.rfind("/") :] or "info_hash=" in url.query:
-        kinds = detect_content(
-            content_type=None,
-            content_length=None,
-            disposition=None,
-            path=url.path,
-            query=url.query,
-            limit_bytes=None,
-        )
+    kinds = detect_url_content(facts.url.path, facts.url.query)
     decision = _decide(policy, index, facts, now, kinds, content_only=False)
     assert decision is not None  # the default always answers when content_only is False
     return decision
@@ -126,7 +116,6 @@ def decide_content(
 
 
 _MEMO_LIMIT = 65536
-_NO_KINDS: frozenset[str] = frozenset()
 _UNSEEN = object()  # a memo miss, distinct from a remembered None ("in no network")
 
 
