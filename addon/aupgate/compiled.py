@@ -6,7 +6,7 @@ reload. Compiled, the same entries are one read-only file: opening it is an `mma
 the pages are shared by every process through the page cache, and nothing is unpickled.
 
 The keys live in a MARISA trie (`marisa-trie`), chosen by measurement over a hash table and sorted
-arrays in the same kind of file (docs/benchmarks-categories.md): it is five times smaller than the
+arrays in the same kind of file (docs/benchmarks.md, "Category index"): five times smaller than the
 hash table, as fast, and answers "which keys are prefixes of this string" in one C++ call, which is
 exactly the question a request asks. Hosts are stored reversed with a trailing dot
 (`bet365.com` -> `moc.563teb.`), so the keys that are prefixes of a reversed host are precisely its
