@@ -64,3 +64,54 @@ def test_open_appends_to_file(tmp_path: Path) -> None:
         audit.event("decision", n=n)
         audit.close()
     assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == [0, 1]
+
+
+def test_line_keeps_the_envelope_readers_match(tmp_path: Path) -> None:
+    """orjson writes the fields; the first bytes stay as `review`/`report` match them."""
+    path = tmp_path / "audit.jsonl"
+    audit = AuditLog.open(path)
+    audit.record("decision", {"request_id": "r1", "work_reason": "caf\u00e9 opening hours",
+                              "categories": ("news",)})
+    audit.close()
+    raw = path.read_bytes()
+    assert raw.startswith(b'{"schema_version": 1, "time": "')
+    assert raw[31 + 27 : 31 + 27 + 12] == b'", "event": '
+    record = json.loads(raw)
+    assert record["work_reason"] == "caf\u00e9 opening hours" and record["categories"] == ["news"]
+
+
+def test_undecodable_path_bytes_still_make_a_line(tmp_path: Path) -> None:
+    """A path with bytes that are not UTF-8 (mitmproxy keeps them as lone surrogates) is still
+    recorded, by the standard encoder, and still redacted."""
+    path = tmp_path / "audit.jsonl"
+    audit = AuditLog.open(path)
+    audit.record("decision", {"request_id": "r1", "path": "/a\udcff?token=t1&x=1"})
+    audit.close()
+    record = json.loads(path.read_bytes())
+    assert record["path"] == f"/a\udcff?token={REDACTED}&x=1"
+    assert list(record)[:3] == ["schema_version", "time", "event"]
+
+
+def test_fields_cannot_displace_the_envelope() -> None:
+    sink = io.StringIO()
+    AuditLog([sink]).event("decision", time="yesterday", schema_version=9, request_id="r1")
+    record = json.loads(sink.getvalue())
+    assert record["schema_version"] == 1 and record["time"].endswith("Z")
+    assert list(record)[:3] == ["schema_version", "time", "event"]
+
+
+def test_unknown_fields_are_checked_known_ones_skipped() -> None:
+    """Only fields that can hold a secret are looked at: a mapping or header under any other
+    name is still caught."""
+    sink = io.StringIO()
+    AuditLog([sink]).event("decision", request={"Authorization": "Bearer t", "Accept": "*/*"},
+                           x_cookie="fine", set_cookie="s=1", host="a.example")
+    record = json.loads(sink.getvalue())
+    assert record["request"] == {"Authorization": REDACTED, "Accept": "*/*"}
+    assert record["set_cookie"] == REDACTED and record["x_cookie"] == "fine"
+
+
+def test_record_keeps_its_event_name() -> None:
+    sink = io.StringIO()
+    AuditLog([sink]).record("decision", {"event": "proxy_stop", "request_id": "r1"})
+    assert json.loads(sink.getvalue())["event"] == "decision"

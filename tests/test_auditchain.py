@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aupgate.auditchain import format_time, line_hash, link, walk
+from aupgate.auditchain import format_time, line_hash, link, link_bytes, now_text, walk
 from aupgate.auditfile import AuditFile
 from aupgate.auditverify import add_audit_parser, verify_files
 
@@ -31,6 +31,28 @@ def verify(*files: Path, anchors: tuple[str, ...] = ()) -> tuple[int, str]:
     out = io.StringIO()
     code = verify_files(list(files), anchors=anchors, out=out)
     return code, out.getvalue()
+
+
+def test_now_text_is_format_time_of_now() -> None:
+    """The writer's clock text (each second formatted once) reads as `format_time` does."""
+    import re
+    from datetime import UTC, datetime
+
+    before = format_time(datetime.now(UTC))
+    texts = [now_text() for _ in range(1000)]
+    after = format_time(datetime.now(UTC))
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", t) for t in texts)
+    assert before <= texts[0] and texts == sorted(texts) and texts[-1] <= after
+
+
+@pytest.mark.parametrize("prev", [None, "ab" * 32])
+@pytest.mark.parametrize("chain", [None, {"reason": "new-file", "file": "/x/a\u00e9.jsonl",
+                                          "continues": None}])
+def test_link_bytes_is_link(prev: str | None, chain: dict[str, object] | None) -> None:
+    line = rendered(1)
+    assert link_bytes(line.encode(), prev, chain) == link(line, prev, chain).encode()
+    with pytest.raises(ValueError, match="non-empty JSON object"):
+        link_bytes(b"{}", prev, chain)
 
 
 def test_format_time_is_fixed_width() -> None:

@@ -267,3 +267,68 @@ async def test_every_decision_names_its_policy_file(addon: Aupgate, audit_path: 
     assert {d["policy_digest"] for d in decisions} == {lab}
     [loaded] = events(audit_path, "policy_loaded")
     assert loaded["agency_digests"] == {"lab": lab}
+
+
+async def test_clienthello_reuses_the_connect_decision(addon: Aupgate, audit_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """CONNECT host and SNI are usually one name: it is decided once per tunnel."""
+    import aupgate.mitm.addon as addon_module
+
+    calls: list[str] = []
+    real = addon_module.decide
+
+    def counting(policy: Any, index: Any, facts: Any, now: Any) -> Any:
+        calls.append(facts.url.host)
+        return real(policy, index, facts, now)
+
+    monkeypatch.setattr(addon_module, "decide", counting)
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path)
+        connect = flow_for("www.teamviewer.com", scheme="https")
+        connect.request.method = "CONNECT"
+        connect.client_conn.peername = ("127.0.0.1", 40001)
+        addon.http_connect(connect)
+        data = hello_data("www.teamviewer.com", connect.client_conn)
+        addon.tls_clienthello(data)
+        assert calls == ["www.teamviewer.com"]  # the ClientHello reused the CONNECT's decision
+        assert data.ignore_connection  # never-decrypt and blocked: passed through, then refused
+        other = hello_data("www.example.org", connect.client_conn)  # an SNI that differs
+        addon.tls_clienthello(other)
+        assert calls == ["www.teamviewer.com", "www.example.org"]
+
+
+async def test_reused_decision_still_fails_closed(addon: Aupgate, audit_path: Path,
+                                                  test_mode: None) -> None:
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path, aupgate_fault="clienthello@www.example.org")
+        connect = flow_for("www.example.org", scheme="https")
+        connect.request.method = "CONNECT"
+        addon.http_connect(connect)
+        assert connect.response is None
+        data = hello_data("www.example.org", connect.client_conn)
+        addon.tls_clienthello(data)
+        assert data.ignore_connection and events(audit_path, "engine_error")
+
+
+async def test_request_hook_is_defined_only_while_a_form_is_read(addon: Aupgate,
+                                                                  audit_path: Path) -> None:
+    """mitmproxy dispatches every hook an addon defines for every request: `request` exists only
+    while a warn form's body is being read, and goes away once it is answered or fails."""
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path)
+        assert getattr(addon, "request", None) is None
+        form = flow_for("www.facebook.com", "/.aupgate/continue")
+        form.request.method = "POST"
+        form.request.headers["content-length"] = "30"
+        addon.requestheaders(form)
+        assert form.response is None and callable(addon.request)
+        lost = flow_for("www.facebook.com", "/.aupgate/continue")
+        lost.request.method = "POST"
+        lost.request.headers["content-length"] = "30"
+        addon.requestheaders(lost)
+        form.request.content = b"token=nope&reason=work+reason"
+        addon.request(form)
+        assert form.response is not None and form.response.status_code == 502  # unknown token
+        assert callable(addon.request)  # `lost` is still being read
+        addon.error(lost)  # the client went away mid-form
+        assert getattr(addon, "request", None) is None

@@ -18,6 +18,7 @@ import hashlib
 import importlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +52,19 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_second: tuple[int, str] = (-1, "")  # the last second formatted, swapped as one reference
+
+
+def now_text() -> str:
+    """`format_time` of the current time, formatting each second's date and time only once."""
+    global _second
+    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+    cached = _second
+    if cached[0] != seconds:
+        cached = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{cached[1]}.{nanos // 1000:06d}Z"
+
+
 def line_hash(line: bytes) -> str:
     """SHA-256 (hex) of one line's bytes without its newline: what the next line's `prev` holds."""
     return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
@@ -69,6 +83,16 @@ def link(rendered: str, prev: str | None, chain: dict[str, Any] | None = None) -
     if chain is not None:
         extra += f', "chain": {json.dumps(chain)}'
     return body[:-1] + extra + "}"
+
+
+def link_bytes(rendered: bytes, prev: str | None, chain: dict[str, Any] | None = None) -> bytes:
+    """`link` for a line rendered as bytes (the audit writer's form): same result, encoded."""
+    if not rendered.endswith(b"}") or rendered == b"{}":
+        raise ValueError("an audit line must be a non-empty JSON object")
+    extra = b', "prev": null' if prev is None else b', "prev": "' + prev.encode("ascii") + b'"'
+    if chain is not None:
+        extra += b', "chain": ' + json.dumps(chain).encode("utf-8")
+    return rendered[:-1] + extra + b"}"
 
 
 def last_line(path: Path) -> tuple[bytes | None, bool]:

@@ -23,6 +23,7 @@ the page cache's (no fsync per line): a killed process loses nothing, a power cu
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal, Protocol
 
-from .auditchain import SCHEMA_VERSION, ChainReason, format_time, last_line, line_hash, link
+from .auditchain import SCHEMA_VERSION, ChainReason, format_time, last_line, line_hash, link_bytes
 
 OnAuditFailure = Literal["serve", "fail-closed"]
 ON_AUDIT_FAILURE: tuple[OnAuditFailure, ...] = ("serve", "fail-closed")
@@ -80,6 +81,7 @@ class AuditFile:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.path = path
+        self._path_text = os.fspath(path)
         self.on_failure = on_failure
         self._mode = mode
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -122,15 +124,19 @@ class AuditFile:
 
     def write(self, s: str, /) -> int:
         """Write one rendered event (a JSON object, newline optional), linked to the line before."""
+        self.write_line(s.rstrip("\n").encode("utf-8"))
+        return len(s)
+
+    def write_line(self, line: bytes, /) -> None:
+        """`write` for a line rendered as bytes without its newline (the audit logger's form)."""
         with self._lock:
             try:
                 self._ensure_open()
                 if self._lost:
                     self._write_gap()
-                self._write_linked(s.rstrip("\n"))
+                self._write_linked(line)
             except OSError as exc:
                 self._failed(exc, lost=1)
-            return len(s)
 
     def flush(self) -> None:
         """Nothing to do: every line went out with its own write(2)."""
@@ -186,41 +192,45 @@ class AuditFile:
             self._open(reason="rotated")
             return
         try:
-            st = self.path.stat()
+            # one system call answers both questions below (os.stat: no Path object per line)
+            st = os.stat(self._path_text)  # noqa: PTH116
         except FileNotFoundError:
             self._open(reason="rotated")  # renamed away and not recreated yet
             return
-        if (st.st_dev, st.st_ino) != self._ident:
+        if st.st_ino != self._ident[1] or st.st_dev != self._ident[0]:
             self._open(reason="rotated")
             return
-        if os.fstat(self._fd).st_size < self._end:
+        if st.st_size < self._end:  # the path is our file, so its size is our file's
             self._end = 0  # copytruncate: O_APPEND already writes at the new end
             self._start_chain("truncated", self._prev)
 
-    def _write_linked(self, rendered: str) -> None:
+    def _write_linked(self, rendered: bytes) -> None:
         assert self._fd is not None
         if self._torn:
             self._write_all(b"\n")  # end the torn line so the next one is whole
             self._torn = False
-        line = link(rendered, self._prev, self._pending_chain).encode("utf-8")
-        self._write_all(line + b"\n")
-        self._prev = line_hash(line)
+            self._end += 1
+        data = link_bytes(rendered, self._prev, self._pending_chain) + b"\n"
+        self._write_all(data)
+        self._prev = hashlib.sha256(memoryview(data)[:-1]).hexdigest()  # line_hash, no copy
         self._pending_chain = None
-        self._end = os.lseek(self._fd, 0, os.SEEK_CUR)
+        self._end += len(data)  # one writer per file: the file ends where we wrote
         if self.last_error is not None:
             log.warning("audit log %s is writable again", self.path)
             self.last_error = None
 
     def _write_all(self, data: bytes) -> None:
         assert self._fd is not None
-        view = memoryview(data)
+        written = os.write(self._fd, data)  # raising here, nothing of the line was written
+        if written == len(data):
+            return  # the usual case: one write(2) took the whole line
+        view = memoryview(data)[written:]  # a short write: a full disk took part of the line
         while view:
             try:
                 written = os.write(self._fd, view)
             except OSError:
-                if len(view) != len(data):
-                    self._torn = True
-                    self._start_chain("damaged-tail", self._prev)
+                self._torn = True
+                self._start_chain("damaged-tail", self._prev)
                 raise
             if written == 0:  # pragma: no cover - a regular file does not do this
                 raise OSError(errno.EIO, "write returned 0")
@@ -236,7 +246,7 @@ class AuditFile:
             "since": self._lost_since,
             "error": self.last_error or "unknown",
         }
-        self._write_linked(json.dumps(gap))
+        self._write_linked(json.dumps(gap).encode("utf-8"))
         self._lost = 0
         self._lost_since = None
 

@@ -112,25 +112,29 @@ LOAD_CPU: list[str] = []  # ... and wrk + the upstream on the other, so they do 
 COMMON = ["--set", "connection_strategy=lazy", "--set", "flow_detail=0", "-q"]
 
 
-def start_bare(work: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
+def start_bare(work: Path, port: int, *extra: str,
+               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     argv = [str(BIN / "mitmdump"), "--listen-host", "127.0.0.1", "-p", str(port),
             "--set", f"confdir={work / 'conf-bare'}", *COMMON, *extra]
     return subprocess.Popen([*PROXY_CPU, *argv], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
 
 
 def start_aupgate(work: Path, port: int, agency: str, *, audit: bool = True,
                   name: str = "aupgate", policies: Path = ROOT / "policies",
                   categories: Path = ROOT / "categories" / "sources.yaml",
-                  ) -> subprocess.Popen[bytes]:
+                  code: Path | None = None) -> subprocess.Popen[bytes]:
+    """`aupgate run`; with `code`, the aupgate package found there (first on PYTHONPATH, which
+    mitmdump inherits) instead of the installed one: an older commit's `addon/`."""
     argv = [str(BIN / "aupgate"), "run", "--listen-host", "127.0.0.1", "--listen-port",
             str(port), "--policy-dir", str(policies), "--categories", str(categories),
             *(["--audit-log", str(work / f"{name}.jsonl")] if audit else []),
             "--default-agency", agency,
             "--set", f"confdir={work / ('conf-' + name)}", "--set", "aupgate_reload_seconds=0",
             "--set", "flow_detail=0", "--quiet"]  # aupgate run sets connection_strategy=lazy
+    env = {**os.environ, "PYTHONPATH": str(code)} if code is not None else None
     return subprocess.Popen([*PROXY_CPU, *argv], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, env=env)
 
 
 # --------------------------------------------------------------------------- load
@@ -220,6 +224,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="add a third proxy: aupgate with no audit log (shows its share)")
     parser.add_argument("--also-noop-addon", action="store_true",
                         help="add mitmdump -s noop_addon.py (empty hooks): the script's own cost")
+    parser.add_argument("--also-write-floor", action="store_true",
+                        help="add noop_addon.py writing a fixed line per request (stat + write): "
+                             "the floor of any per-request audit file")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="add `aupgate run` from another version's addon/ directory, e.g. "
+                             "`git archive COMMIT addon | tar -x -C /tmp/old` then "
+                             "--baseline /tmp/old/addon: before and after in one run")
     parser.add_argument("--no-pin", action="store_true",
                         help="do not pin proxies to CPU 1 and wrk + upstream to CPU 0")
     args = parser.parse_args(argv)
@@ -242,10 +253,20 @@ def main(argv: list[str] | None = None) -> int:
         proxies["aupgate"] = (port, start_aupgate(work, port, args.agency,
                                                   policies=args.policy_dir,
                                                   categories=args.categories))
+        if args.baseline:
+            port = free_port()
+            proxies["baseline"] = (port, start_aupgate(
+                work, port, args.agency, name="baseline", policies=args.policy_dir,
+                categories=args.categories, code=args.baseline.resolve()))
         if args.also_noop_addon:
             port = free_port()
             proxies["noop-addon"] = (port, start_bare(
                 work, port, "-s", str(Path(__file__).with_name("noop_addon.py"))))
+        if args.also_write_floor:
+            port = free_port()
+            proxies["write-floor"] = (port, start_bare(
+                work, port, "-s", str(Path(__file__).with_name("noop_addon.py")),
+                env={"AUPGATE_BENCH_FLOOR_LOG": str(work / "floor.jsonl")}))
         if args.also_without_audit:
             port = free_port()
             proxies["no-audit"] = (port, start_aupgate(work, port, args.agency, audit=False,
@@ -282,18 +303,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"upstream: {kind}; wrk -t{args.threads} -c{args.connections} -d{args.seconds}s "
           f"keep-alive, {args.rounds} rounds (median shown); cpus: {os.cpu_count()}; "
           f"{'proxies pinned to cpu 1, load to cpu 0' if pinned else 'not pinned'}")
-    print(f"{'proxy':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+    print(f"{'proxy':<11} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
           f"{'cpu us/req':>11}   all rounds req/s")
     for name in rounds:
         r = median(name)
         every = ", ".join(f"{x.requests_per_s:.0f}" for x in rounds[name])
         cpu = statistics.median(x.cpu_us_per_request for x in rounds[name])
-        print(f"{r.proxy:<10} {r.requests_per_s:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
+        print(f"{r.proxy:<11} {r.requests_per_s:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
               f"{r.errors:>7} {cpu:>11.0f}   {every}")
     print(f"throughput ratio aupgate/mitmdump: {ratio:.3f} (target >= 0.95)")
-    if "no-audit" in rounds:
-        print(f"throughput ratio aupgate without audit/mitmdump: "
-              f"{median('no-audit').requests_per_s / bare_r.requests_per_s:.3f}")
+    for other in ("baseline", "noop-addon", "write-floor", "no-audit"):
+        if other in rounds:
+            print(f"throughput ratio {other}/mitmdump: "
+                  f"{median(other).requests_per_s / bare_r.requests_per_s:.3f}")
     cpu_bare = statistics.median(x.cpu_us_per_request for x in rounds["mitmdump"])
     cpu_aup = statistics.median(x.cpu_us_per_request for x in rounds["aupgate"])
     if cpu_bare:

@@ -11,6 +11,12 @@ Where each decision is taken (see docs/proxy.md):
   upstream. The request host, the Host header and the SNI are each decided; the strictest wins.
 - `responseheaders`: content rules (audio streams, torrents, executables, large transfers), and
   a byte counter for transfers whose size the headers do not state.
+- `response` (or `error`): the request's audit line, once status and size are known.
+
+mitmproxy calls every hook an addon defines for every request, even one that returns at once, and
+that dispatch is a measurable share of the gateway's cost (docs/benchmarks-proxy.md): `request`,
+needed only to read a warn form's body, is defined as an instance attribute while such a form is
+being read and removed after.
 
 mitmproxy forwards a request when a hook raises, so every hook runs inside `guard.guarded`, which
 blocks what the hook was deciding and audits an `engine_error`.
@@ -27,7 +33,7 @@ import signal
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +54,7 @@ from ..paths import default_categories, default_policy_dir
 from ..policy import Policy
 from . import options as opts
 from .flowtext import (
+    RequestUrls,
     authority_host,
     registered,
     response_headers,
@@ -74,6 +81,7 @@ class Tunnel:
 
     identity: Identity
     connect_host: str | None = None
+    connect_decision: Decision | None = None  # reused at the ClientHello when the SNI agrees
     refuse: str | None = None  # set: fail the upstream connection with this message
 
 
@@ -85,9 +93,10 @@ class _Record:
     decision: Decision | None
     enforced: str  # passed | blocked | warned | pass-used | refused | error | continue
     phase: str = "request"
+    url: Url | None = None  # the request's own URL as decided (content rules reuse it)
     bytes_counted: int | None = None
     audited: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] | None = None  # fields only some events have (content, work_reason)
 
 
 # --------------------------------------------------------------------------- the addon
@@ -102,10 +111,13 @@ class Aupgate:
         self._audit_key: tuple[str, bool, str] | None = None
         self.fixed_time: datetime | None = None
         self.resolver = ResolveOverride()
+        self.urls = RequestUrls()
         self.fault: opts.Fault | None = None
         self.passes = Passes(15 * 60)
         self._tunnels: dict[str, Tunnel] = {}
-        self._clients: dict[str, tuple[str, IPAddress | None, Policy | None]] = {}
+        self._clients: dict[str, tuple[str, IPAddress | None, str, Policy | None]] = {}
+        # Flows whose warn form body is being read: `request` is defined while there are any.
+        self._forms: set[str] = set()
         self._watcher: asyncio.Task[None] | None = None
         self._started: float | None = None  # monotonic time of `running`, for proxy_stop
         self._stop_reason = "shutdown"
@@ -352,19 +364,18 @@ class Aupgate:
         keep-alive connection carries many requests, and a reload may move the client.
         """
         cached = self._clients.get(client.id)
-        if cached is not None and cached[0] == snap.policy_digest:
-            address, policy = cached[1], cached[2]
-        else:
+        if cached is None or cached[0] != snap.policy_digest:
             address = client_address(client.peername)
             policy = snap.policies.agency_for(address)
             if policy is None and ctx.options.aupgate_default_agency:
                 policy = snap.policies.policies.get(ctx.options.aupgate_default_agency)
             # keyed by the policies' digest, not the snapshot: an idle connection must not keep
             # a replaced category index alive
-            self._clients[client.id] = (snap.policy_digest, address, policy)
+            cached = self._clients[client.id] = (
+                snap.policy_digest, address, str(address) if address is not None else "", policy)
         auth = metadata.get("proxyauth")
         user = str(auth[0]) if isinstance(auth, tuple) and auth and auth[0] else None
-        return Identity(address, user, policy)
+        return Identity(cached[1], user, cached[3], cached[2])
 
     def _decide(self, snap: Snapshot, ident: Identity, url: Url, point: str = "decide") -> Decision:
         fault = self.fault
@@ -376,8 +387,14 @@ class Aupgate:
 
     def _decide_names(self, snap: Snapshot, ident: Identity, scheme: str, port: int,
                       path: str, query: str, names: Sequence[str | None],
-                      point: str = "decide") -> tuple[Decision, list[Decision]]:
-        """Decide each distinct name (request host, Host header, SNI); the strictest wins."""
+                      point: str = "decide", known: Decision | None = None,
+                      ) -> tuple[Decision, list[Decision]]:
+        """Decide each distinct name (request host, Host header, SNI) once; the strictest wins.
+
+        `known` is a decision already taken for one of the names with the same scheme, port and
+        target (the CONNECT host's, at the ClientHello): it is used for its name instead of
+        deciding that name again.
+        """
         decisions: list[Decision] = []
         seen: set[str] = set()
         for name in names:
@@ -387,8 +404,18 @@ class Aupgate:
             if url.host in seen:
                 continue
             seen.add(url.host)
-            decisions.append(self._decide(snap, ident, url, point))
+            if known is not None and known.host == url.host:
+                self._check_fault(point, url.host)
+                decisions.append(known)
+            else:
+                decisions.append(self._decide(snap, ident, url, point))
         return strictest(decisions), decisions
+
+    def _check_fault(self, point: str, host: str) -> None:
+        """Test mode: the injected fault fires for a reused decision as for a fresh one."""
+        fault = self.fault
+        if fault is not None and fault.point == point and fault.host in (None, host):
+            raise InjectedFaultError(f"injected fault at {point} for {host}")
 
     def _fronting(self, request_id: str, ident: Identity, decisions: Sequence[Decision],
                   phase: str) -> None:
@@ -449,44 +476,47 @@ class Aupgate:
         req = flow.request
         d = record.decision
         ident = record.identity
-        status = flow.response.status_code if flow.response else None
+        policy = ident.policy
+        response = flow.response
+        status = size = None
+        if response is not None:
+            status = response.status_code
+            raw = response.raw_content
+            size = len(raw) if raw is not None else None
         if record.bytes_counted is not None:
-            size: int | None = record.bytes_counted
-        elif flow.response is not None and flow.response.raw_content is not None:
-            size = len(flow.response.raw_content)
-        else:
-            size = None
+            size = record.bytes_counted
         fault = self.fault
         if fault is not None and fault.point == "audit" and fault.host in (None, req.host):
             raise InjectedFaultError("injected fault at audit")
-        self.audit.event(
-            "decision",
-            request_id=flow.id,
-            phase=record.phase,
-            client=ident.client_text,
-            user=ident.user,
-            agency=ident.policy.agency if ident.policy else None,
-            policy_digest=ident.policy_digest,
-            method=req.method,
-            scheme=req.scheme,
-            host=req.host,
-            path=safe_path(req.path),
-            http_version=req.http_version,
-            categories=list(d.categories) if d else [],
-            rule=d.rule if d else None,
-            clauses=list(d.clauses) if d else [],
-            action=d.action if d else None,
-            step=d.step if d else None,
-            window=d.window if d else None,
-            grant=d.grant if d else None,
-            network=d.network if d else None,
-            device=d.device if d else None,
-            enforced=record.enforced,
-            status=status,
-            bytes=size,
-            error=flow.error.msg if flow.error else None,
-            **record.extra,
-        )
+        fields: dict[str, Any] = {
+            "request_id": flow.id,
+            "phase": record.phase,
+            "client": ident.client_text,
+            "user": ident.user,
+            "agency": policy.agency if policy is not None else None,
+            "policy_digest": policy.digest or None if policy is not None else None,
+            "method": req.method,
+            "scheme": req.scheme,
+            "host": req.host,
+            "path": safe_path(req.path),
+            "http_version": req.http_version,
+            "categories": d.categories if d is not None else (),
+            "rule": d.rule if d is not None else None,
+            "clauses": d.clauses if d is not None else (),
+            "action": d.action if d is not None else None,
+            "step": d.step if d is not None else None,
+            "window": d.window if d is not None else None,
+            "grant": d.grant if d is not None else None,
+            "network": d.network if d is not None else None,
+            "device": d.device if d is not None else None,
+            "enforced": record.enforced,
+            "status": status,
+            "bytes": size,
+            "error": flow.error.msg if flow.error else None,
+        }
+        if record.extra:
+            fields.update(record.extra)
+        self.audit.record("decision", fields)
 
     # ------------------------------------------------------------------ failing closed
 
@@ -565,6 +595,7 @@ class Aupgate:
             return
         decision, _ = self._decide_names(snap, ident, "https", port, "/", "", [host], "connect")
         tunnel.connect_host = decision.host
+        tunnel.connect_decision = decision
         never = decision.intercept == "never"
         refuse = decision.action == "block" and (
             never or ctx.options.aupgate_https_block == "refuse")
@@ -610,7 +641,7 @@ class Aupgate:
         if not any(names):
             return  # nothing to decide on yet: intercept, decide at requestheaders
         decision, decisions = self._decide_names(snap, ident, "https", port, "/", "", names,
-                                                 "clienthello")
+                                                 "clienthello", known=tunnel.connect_decision)
         self._fronting(client.id, ident, decisions, "tls")
         never = all(d.intercept == "never" for d in decisions)
         if not never:
@@ -645,13 +676,14 @@ class Aupgate:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        if self._audit_refusing(flow):
+        if self.audit.refusing and self._audit_refusing(flow):
             return
         req = flow.request
         snap = self._snapshot()
-        tunnel = self._tunnels.get(flow.client_conn.id)
+        client = flow.client_conn
         # identified per request: a reload may have moved the client to another policy
-        ident = self._identify(snap, flow.client_conn, flow.metadata)
+        ident = self._identify(snap, client, flow.metadata)
+        tunnel = self._tunnels.get(client.id) if self._tunnels else None
         if tunnel is not None and tunnel.refuse:
             page = self._page("error", flow.id, req.host, shown_url(req), None, ident.policy)
             self._respond(flow, page, _Record(ident, None, "error"))
@@ -662,29 +694,61 @@ class Aupgate:
             return
         path, _, query = req.path.partition("?")
         if path.startswith(RESERVED_PREFIX):
-            flow.metadata[META] = _Record(ident, None, "continue", phase="continue")
-            length = req.headers.get("content-length", "")
-            if path != CONTINUE_PATH or req.method != "POST" or not (
-                    length.isdigit() and int(length) <= MAX_FORM_BYTES):
-                # only a small, sized form is read into memory; anything else is answered now
-                page = self._page("error", flow.id, req.host, shown_url(req), None,
-                                  ident.policy,
-                                  reason="This address is reserved by the agency gateway.")
-                self._respond(flow, page, None)
-            return  # the body is read; `request` answers, nothing is forwarded
-        host_header = authority_host(req.host_header or "")
-        sni = flow.client_conn.sni if req.scheme == "https" else None
-        # other names are decided only when they differ (the usual case is one name)
-        names = [req.host,
-                 host_header if host_header.lower() != req.host.lower() else None,
-                 sni if sni and sni.lower() != req.host.lower() else None]
-        decision, decisions = self._decide_names(snap, ident, req.scheme, req.port, path or "/",
-                                                 query, names)
-        self._fronting(flow.id, ident, decisions, "request")
-        record = _Record(ident, decision, "passed")
+            self._reserved(flow, ident, path)
+            return
+        # The names this request gives for its destination (the request's host, the Host header
+        # or :authority, the SNI), each decided once; usually they are one name, decided once.
+        scheme, host, port = req.scheme, req.host, req.port
+        lower = host.lower()
+        others: list[str] = []
+        host_header = req.host_header
+        if host_header:
+            named = authority_host(host_header)
+            if named.lower() != lower:
+                others.append(named)
+        if scheme == "https":
+            sni = client.sni
+            if sni and sni.lower() != lower:
+                others.append(sni)
+        if others:
+            decision, decisions = self._decide_names(snap, ident, scheme, port, path or "/",
+                                                     query, [host, *others])
+            self._fronting(flow.id, ident, decisions, "request")
+            url = None
+        else:
+            url = self.urls.url(scheme, host, port, path or "/", query)
+            decision = self._decide(snap, ident, url)
+        record = _Record(ident, decision, "passed", url=url)
         flow.metadata[META] = record
-        if decision.action in ("warn", "block"):
+        if decision.action == "warn" or decision.action == "block":
             self._enforce(flow, decision, record)
+
+    def _reserved(self, flow: http.HTTPFlow, ident: Identity, path: str) -> None:
+        """`/.aupgate/...` belongs to the gateway: never forwarded, whatever the host.
+
+        Only the warn form (a POST of a small, sized body to the continue path) is read; its
+        answer comes from `request`, which is defined only while such a form is being read
+        (mitmproxy dispatches each hook an addon defines for every request, even one that
+        returns at once).
+        """
+        req = flow.request
+        flow.metadata[META] = _Record(ident, None, "continue", phase="continue")
+        length = req.headers.get("content-length", "")
+        if path != CONTINUE_PATH or req.method != "POST" or not (
+                length.isdigit() and int(length) <= MAX_FORM_BYTES):
+            # only a small, sized form is read into memory; anything else is answered now
+            page = self._page("error", flow.id, req.host, shown_url(req), None, ident.policy,
+                              reason="This address is reserved by the agency gateway.")
+            self._respond(flow, page, None)
+            return
+        self._forms.add(flow.id)
+        self.request = self._continue_form  # the body is read; `request` answers it
+
+    def _form_settled(self, flow: http.HTTPFlow) -> None:
+        """A warn form was answered (or its flow failed): drop `request` when none is pending."""
+        self._forms.discard(flow.id)
+        if not self._forms and "request" in vars(self):
+            del self.request
 
     def _enforce(self, flow: http.HTTPFlow, decision: Decision, record: _Record) -> None:
         """Answer a block decision, or a warn decision without a live pass."""
@@ -748,8 +812,13 @@ class Aupgate:
         flow.response = response
 
     @guarded(_fail_flow)
-    def request(self, flow: http.HTTPFlow) -> None:
-        """The warn form's POST (its body is needed, so it is handled here, never forwarded)."""
+    def _continue_form(self, flow: http.HTTPFlow) -> None:
+        """The warn form's POST, installed as the `request` hook while a form is being read.
+
+        Its body is needed, so it is handled here, never forwarded: every flow it sees either
+        redirects to the original URL with a pass, or gets the form or an error page again.
+        """
+        self._form_settled(flow)  # first: nothing below may leave `request` defined for ever
         record = flow.metadata.get(META)
         if not isinstance(record, _Record) or record.phase != "continue" or flow.response:
             return
@@ -811,7 +880,7 @@ class Aupgate:
             if decision is not None:
                 record.decision = decision
                 record.phase = "response"
-                record.extra["content"] = sorted(kinds)
+                record.extra = {**(record.extra or {}), "content": sorted(kinds)}
                 if decision.action in ("block", "warn"):
                     self._block_response(flow, decision, record)
                     return
@@ -856,7 +925,7 @@ class Aupgate:
             record.decision = decision
             record.phase = "stream"
             record.enforced = "cut"
-            record.extra["content"] = ["large-transfer"]
+            record.extra = {**(record.extra or {}), "content": ["large-transfer"]}
             if flow.killable:
                 flow.kill()  # type: ignore[no-untyped-call]
             logger.warning("aupgate: transfer cut at %d bytes (limit %d): %s", counted, limit,
@@ -875,8 +944,10 @@ class Aupgate:
         policy = record.identity.policy
         assert policy is not None
         req = flow.request
-        path, _, query = req.path.partition("?")
-        url = parse_url(url_text(req.scheme, req.host, req.port, path or "/", query))
+        url = record.url
+        if url is None:
+            path, _, query = req.path.partition("?")
+            url = self.urls.url(req.scheme, req.host, req.port, path or "/", query)
         facts = Facts(url=url, user=record.identity.user, client=record.identity.client)
         return decide_content(policy, self._snapshot().index, facts, kinds, self._now())
 
@@ -885,6 +956,8 @@ class Aupgate:
         self._audit_request(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
+        if flow.id in self._forms:
+            self._form_settled(flow)  # the client went away while sending its form
         try:
             self._audit_request(flow)
         except Exception:  # the flow failed already; nothing passes

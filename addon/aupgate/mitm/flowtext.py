@@ -8,6 +8,7 @@ and the redacted URL pages and the audit show.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from mitmproxy import http
@@ -15,7 +16,7 @@ from mitmproxy import http
 from ..audit import redact_query, redact_url
 from ..engine import Decision
 from ..errors import AupgateError
-from ..normalise import registered_domain
+from ..normalise import Url, parse_url, registered_domain
 
 SEVERITY = {"allow": 0, "log": 1, "warn": 2, "block": 3}
 
@@ -51,6 +52,42 @@ def response_headers(fields: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
         elif name.startswith(b"icy-"):
             out["icy"] = "1"
     return out
+
+
+# A path and query `parse_url` leaves exactly as they are (its own fast-path test for a path of a
+# special scheme; a query of printable ASCII without a fragment): `request_url` takes them as
+# mitmproxy gives them. tests/test_mitm_flowtext.py holds the two to the same answers.
+_CANONICAL_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
+_CANONICAL_QUERY = re.compile(r"[\x21-\x22\x24-\x7e]*")  # printable ASCII except "#"
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_HOSTS_MAX = 4096
+
+
+class RequestUrls:
+    """`parse_url` for a request mitmproxy has already taken apart, without joining and
+    re-splitting it: the host is normalised once per distinct spelling (remembered, bounded), and a
+    path and query already in canonical form are used as they are. Anything else (an escape, a
+    dot segment, a fragment, a non-ASCII byte) goes through `parse_url` itself.
+
+    The host always comes from mitmproxy's `request.host` and `port`, never from the request
+    line: see `normalise`'s note on backslashes.
+    """
+
+    def __init__(self) -> None:
+        self._hosts: dict[str, tuple[str, bool]] = {}
+
+    def url(self, scheme: str, host: str, port: int, path: str, query: str) -> Url:
+        known = self._hosts.get(host)
+        default = _DEFAULT_PORTS.get(scheme)
+        if known is None or default is None or not _CANONICAL_PATH.fullmatch(path) or (
+                "/." in path) or (query and not _CANONICAL_QUERY.fullmatch(query)):
+            url = parse_url(url_text(scheme, host, port, path, query))
+            if known is None:
+                if len(self._hosts) >= _HOSTS_MAX:
+                    self._hosts.clear()
+                self._hosts[host] = (url.host, url.is_ip)
+            return url
+        return Url(scheme, known[0], None if port == default else port, path, query, known[1])
 
 
 def url_text(scheme: str, host: str, port: int, path: str, query: str) -> str:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from mitmproxy import exceptions
 
 logger = logging.getLogger(__name__)
 
-P = ParamSpec("P")
 S = TypeVar("S")
+A = TypeVar("A")
 
 
 class InjectedFaultError(RuntimeError):
@@ -31,22 +31,25 @@ def options_error(message: str) -> exceptions.OptionsError:
 
 def guarded(
     on_error: Callable[[S, Any, BaseException], None],
-) -> Callable[[Callable[Concatenate[S, P], None]], Callable[Concatenate[S, P], None]]:
-    """Run a hook so that an exception blocks what it was deciding instead of passing it."""
+) -> Callable[[Callable[[S, A], None]], Callable[[S, A], None]]:
+    """Run a hook so that an exception blocks what it was deciding instead of passing it.
 
-    def wrap(
-        hook: Callable[Concatenate[S, P], None],
-    ) -> Callable[Concatenate[S, P], None]:
-        def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> None:
+    Every mitmproxy hook takes one argument (the flow, or the hook's data), so the wrapper takes
+    exactly one: it runs for every request, and packing `*args` costs more than the call.
+    """
+
+    def wrap(hook: Callable[[S, A], None]) -> Callable[[S, A], None]:
+        def run(self: S, data: A, /) -> None:
             try:
-                hook(self, *args, **kwargs)
+                hook(self, data)
             except Exception as exc:  # fail closed on anything
                 try:
-                    on_error(self, args[0] if args else None, exc)
+                    on_error(self, data, exc)
                 except Exception:  # pragma: no cover - last resort: never let it propagate
                     logger.exception("aupgate: failed while failing closed")
 
         run.__doc__ = hook.__doc__
+        run.__name__ = hook.__name__
         return run
 
     return wrap

@@ -36,10 +36,11 @@ class Identity:
     client: IPAddress | None
     user: str | None
     policy: Policy | None
+    client_text: str = ""  # the address as text ("" when unknown), worked out once per connection
 
-    @property
-    def client_text(self) -> str:
-        return str(self.client) if self.client is not None else ""
+    def __post_init__(self) -> None:
+        if not self.client_text and self.client is not None:
+            self.client_text = str(self.client)
 
     @property
     def policy_digest(self) -> str | None:
