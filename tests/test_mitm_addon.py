@@ -332,3 +332,49 @@ async def test_request_hook_is_defined_only_while_a_form_is_read(addon: Aupgate,
         assert callable(addon.request)  # `lost` is still being read
         addon.error(lost)  # the client went away mid-form
         assert getattr(addon, "request", None) is None
+
+
+@pytest.mark.parametrize("with_pass", [False, True])
+async def test_counted_transfer_under_a_warn_rule(addon: Aupgate, tmp_path: Path,
+                                                  with_pass: bool) -> None:
+    """Past the limit mid-body no page can be shown: without a pass the transfer is cut, with a
+    live pass for the host it goes on (and is audited as pass-used)."""
+    import shutil
+    import time
+
+    policies = tmp_path / "policies"
+    shutil.copytree(FIXTURES / "policies", policies)
+    lab = policies / "lab.yaml"
+    lab.write_text(lab.read_text().replace(
+        "      content: [large-transfer]\n    action: block",
+        "      content: [large-transfer]\n    action: warn"))
+    audit_path = tmp_path / "audit.jsonl"
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, aupgate_policy_dir=str(policies),
+                       aupgate_categories=str(FIXTURES / "categories" / "sources.yaml"),
+                       aupgate_audit_log=str(audit_path),
+                       aupgate_fixed_time="2026-11-24T10:30:00-06:00")
+        if with_pass:
+            token = addon.passes.issue(client="127.0.0.1", user=None, host="www.example.org",
+                                       url="http://www.example.org/big", agency="lab",
+                                       rule="no-large", clauses=("5",), now=time.monotonic())
+            assert addon.passes.redeem(token, client="127.0.0.1", user=None,
+                                       host="www.example.org", now=time.monotonic())
+        flow = flow_for("www.example.org", "/big")
+        addon.requestheaders(flow)
+        flow.response = tflow.tresp(headers=[(b"content-type", b"application/octet-stream")])
+        flow.response.stream = False
+        addon.responseheaders(flow)
+        stream = flow.response.stream
+        assert callable(stream)
+        chunk = b"y" * (600 * 1024)
+        sent = [stream(chunk) for _ in range(3)]
+        if with_pass:
+            assert sent == [chunk] * 3
+            addon.response(flow)
+            [event] = events(audit_path, "decision")
+            assert event["enforced"] == "pass-used" and event["rule"] == "no-large"
+        else:
+            assert sent == [chunk, b"", b""]
+            [event] = events(audit_path, "decision")
+            assert event["enforced"] == "cut"

@@ -164,3 +164,32 @@ def test_kept_alive_requests_through_resolve(proxy: Proxy, upstreams: Upstreams)
         peers = {upstreams.peer(host, f"/keepalive-{i}") for i in range(6)}
         assert len(peers) == 1, (host, peers)  # one upstream connection per name, reused
     assert len(proxy.events("decision", phase="request", enforced="passed")) >= len(urls)
+
+
+def test_content_warn_shows_the_warn_page_and_the_pass_covers_the_rerequest(
+        proxy: Proxy, upstreams: Upstreams) -> None:
+    """A warn decided on the response (an installer from vendor.test) answers with the warn page
+    in place of the response; the work reason given there is a pass for the host, and the
+    re-request, turning out the same, then passes, as after a request-time warn."""
+    first = curl(proxy, "http://vendor.test/download?v=2", "-H", "Accept: text/html")
+    assert first.status == 403 and 'name="reason"' in first.body, first
+    assert "MZ" not in first.body
+    assert "Software from the vendor" in first.body and "Clause 7" in first.body
+    token = first.body.split('name="token" value="')[1].split('"')[0]
+    go = curl(proxy, "http://vendor.test/.aupgate/continue",
+              "--data-urlencode", f"token={token}",
+              "--data-urlencode", "reason=installing the plotter driver for the survey team")
+    assert go.status == 303, go
+    assert "location: http://vendor.test/download?v=2" in go.headers.lower()
+    after = curl(proxy, "http://vendor.test/download?v=2")
+    assert after.status == 200 and after.body.startswith("MZ"), after
+    events = [e for e in proxy.events("decision", host="vendor.test")
+              if e["path"] == "/download?v=2"]
+    assert [(e["phase"], e["enforced"], e["rule"]) for e in events] == [
+        ("response", "warned", "vendor-exe-warn"), ("response", "pass-used", "vendor-exe-warn")]
+    [cont] = [e for e in proxy.events("decision", phase="continue")
+              if e.get("rule_continued") == "vendor-exe-warn"]
+    assert cont["continued_host"] == "vendor.test"
+    # a pass is for its host: the same download elsewhere is still blocked
+    other = curl(proxy, "http://www.example.org/download")
+    assert other.status == 403 and "blocked" in other.body

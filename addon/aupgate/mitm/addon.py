@@ -881,19 +881,37 @@ class Aupgate:
                 record.decision = decision
                 record.phase = "response"
                 record.extra = {**(record.extra or {}), "content": sorted(kinds)}
-                if decision.action in ("block", "warn"):
-                    self._block_response(flow, decision, record)
+                if decision.action == "block" or (
+                        decision.action == "warn" and not self._pass_covers(record, decision)):
+                    self._replace_response(flow, decision, record)
                     return
         if limit is not None and length is None and resp.stream is False:
             resp.stream = self._counter(flow, record, limit)
 
-    def _block_response(self, flow: http.HTTPFlow, decision: Decision, record: _Record) -> None:
-        """Replace an arriving response with the block page (content rules have no warn pass:
-        a work reason cannot vouch for what a response turns out to be)."""
+    def _pass_covers(self, record: _Record, decision: Decision) -> bool:
+        """A content warn is covered, as at request time, by a live pass for the host."""
+        if not self._has_pass(record.identity, decision.host):
+            return False
+        record.enforced = "pass-used"
+        return True
+
+    def _replace_response(self, flow: http.HTTPFlow, decision: Decision,
+                          record: _Record) -> None:
+        """Replace an arriving response with the block page, or with the warn page for a content
+        warn without a pass (its form, once answered, gives a pass for the host: the re-request
+        and what it turns out to be then pass, as after a request-time warn)."""
         req = flow.request
-        page = self._page("block", flow.id, req.host, shown_url(req), decision,
-                          record.identity.policy)
-        record.enforced = "blocked"
+        ident = record.identity
+        token = None
+        if decision.action == "warn":
+            assert ident.policy is not None
+            token = self.passes.issue(
+                client=ident.client_text, user=ident.user, host=decision.host, url=req.url,
+                agency=ident.policy.agency, rule=decision.rule, clauses=decision.clauses,
+                now=time.monotonic())
+        page = self._page("warn" if token else "block", flow.id, req.host, shown_url(req),
+                          decision, ident.policy, token=token)
+        record.enforced = "warned" if token else "blocked"
         flow.metadata["aupgate_answered"] = True
         replace_streaming(flow, render(page, req.headers.get("accept")))
         # audited now: the `response` hook comes only when the upstream stops sending
@@ -904,14 +922,15 @@ class Aupgate:
         """A stream callable that counts bytes and stops the transfer past the agency limit."""
         counted = 0
         stopped = False
+        passed = False  # past the limit under a warn pass: decided once, then let through
 
         def stream(data: bytes) -> bytes:
-            nonlocal counted, stopped
+            nonlocal counted, stopped, passed
             if stopped:
                 return b""
             counted += len(data)
             record.bytes_counted = counted
-            if counted <= limit:
+            if counted <= limit or passed:
                 return data
             try:
                 decision = self._decide_content(flow, record, frozenset({"large-transfer"}))
@@ -920,6 +939,12 @@ class Aupgate:
                 self._fail_flow(flow, exc)
                 return b""
             if decision is None or decision.action not in ("block", "warn"):
+                return data
+            if decision.action == "warn" and self._pass_covers(record, decision):
+                # the body is under way: a page cannot be shown now, but a pass lets it through
+                record.decision, record.phase = decision, "stream"
+                record.extra = {**(record.extra or {}), "content": ["large-transfer"]}
+                passed = True
                 return data
             stopped = True
             record.decision = decision
