@@ -14,7 +14,7 @@ Where each decision is taken (see docs/proxy.md):
 - `response` (or `error`): the request's audit line, once status and size are known.
 
 mitmproxy calls every hook an addon defines for every request, even one that returns at once, and
-that dispatch is a measurable share of the gateway's cost (docs/benchmarks-proxy.md): `request`,
+that dispatch is a measurable share of the gateway's cost (docs/benchmarks.md): `request`,
 needed only to read a warn form's body, is defined as an instance attribute while such a form is
 being read and removed after.
 
