@@ -12,7 +12,7 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -163,10 +163,15 @@ def _build_policy(
     schedule = _read_schedule(reader, top)
     networks, groups = _read_identity(reader, top)
     clauses = _read_clauses(reader, top)
-    known_windows = schedule.possible_windows() if schedule else frozenset(WINDOWS)
-    # Rules may name the file's window sets even when another schedule key is wrong.
-    set_names = tuple(schedule.window_sets) if schedule else _window_set_names(top)
-    rules = _read_rules(reader, top, schedule, set_names, networks, groups, known_windows)
+    scope = _RuleScope(
+        schedule=schedule,
+        # Rules may name the file's window sets even when another schedule key is wrong.
+        set_names=tuple(schedule.window_sets) if schedule else _window_set_names(top),
+        networks=tuple(networks),
+        groups=groups,
+        possible=schedule.possible_windows() if schedule else frozenset(WINDOWS),
+    )
+    rules = _read_rules(reader, top, scope)
     default = _read_verdict(reader, top, "default", require_action=True)
     allow = _read_site_list(reader, top, "allow", "allow")
     deny = _read_site_list(reader, top, "deny", "block")
@@ -469,15 +474,18 @@ _MATCH_KEYS = (
 )
 
 
-def _read_rules(
-    reader: FieldReader,
-    top: dict[str, Any],
-    schedule: Schedule | None,
-    set_names: tuple[str, ...],
-    networks: list[Network],
-    groups: Mapping[str, Group],
-    possible: frozenset[str],
-) -> list[Rule]:
+@dataclass(frozen=True, slots=True)
+class _RuleScope:
+    """What the rest of the file lets a rule name: its windows, window sets, networks, groups."""
+
+    schedule: Schedule | None
+    set_names: tuple[str, ...]
+    networks: tuple[Network, ...]
+    groups: Mapping[str, Group]
+    possible: frozenset[str]  # the windows this schedule can ever be in
+
+
+def _read_rules(reader: FieldReader, top: dict[str, Any], scope: _RuleScope) -> list[Rule]:
     raw = top.get("rules")
     if raw is None:
         return []
@@ -491,7 +499,7 @@ def _read_rules(
         if item is None:
             continue
         before = len(reader.problems)
-        rule = _read_rule(reader, item, field, schedule, set_names, networks, groups, possible)
+        rule = _read_rule(reader, item, field, scope)
         if rule is None:
             continue
         if any(r.id == rule.id for r in rules):
@@ -514,14 +522,7 @@ def _read_rules(
 
 
 def _read_rule(
-    reader: FieldReader,
-    item: dict[str, Any],
-    field: str,
-    schedule: Schedule | None,
-    set_names: tuple[str, ...],
-    networks: list[Network],
-    groups: Mapping[str, Group],
-    possible: frozenset[str],
+    reader: FieldReader, item: dict[str, Any], field: str, scope: _RuleScope
 ) -> Rule | None:
     rid = reader.string(item, "id", field)
     if rid is not None and not _ID.match(rid):
@@ -539,7 +540,7 @@ def _read_rule(
         return None
     if not m:
         reader.problem(item, "match", mfield, "must have at least one condition")
-    match = _read_match(reader, m, mfield, schedule, set_names, networks, groups, possible)
+    match = _read_match(reader, m, mfield, scope)
     if rid is None or action is None or reason is None or match is None:
         return None
     return Rule(rid, clauses, match, action, reason, line_of(item))
@@ -562,24 +563,18 @@ def _read_action(reader: FieldReader, item: Mapping[str, Any], field: str) -> Ac
 
 
 def _read_match(
-    reader: FieldReader,
-    m: dict[str, Any],
-    field: str,
-    schedule: Schedule | None,
-    set_names: tuple[str, ...],
-    networks: list[Network],
-    groups: Mapping[str, Group],
-    possible: frozenset[str],
+    reader: FieldReader, m: dict[str, Any], field: str, scope: _RuleScope
 ) -> Match | None:
     site = _read_site(reader, m, field) if {"categories", "domains", "urls"} & m.keys() else None
-    window_names = (*WINDOWS, ANY, *set_names)
+    schedule = scope.schedule
+    window_names = (*WINDOWS, ANY, *scope.set_names)
     windows = reader.choices(m, "windows", field, window_names, "window")
     # Without a usable schedule the names stay unresolved: never "any window", which would make
     # this rule look as if it covered the rules after it.
     resolved = windows
     if windows is not None and schedule is not None:
         resolved = schedule.resolve(windows)
-        if windows and not (resolved & possible):
+        if windows and not (resolved & scope.possible):
             reader.problem(
                 m,
                 "windows",
@@ -587,11 +582,13 @@ def _read_match(
                 f"can never match: this schedule has none of the windows {sorted(resolved)}",
             )
     devices = reader.choices(m, "devices", field, DEVICES, "device class")
-    group_names = reader.choices(m, "groups", field, tuple(groups), "group")
+    group_names = reader.choices(m, "groups", field, tuple(scope.groups), "group")
     users: frozenset[str] | None = None
     if "users" in m:
         users = frozenset(u.lower() for _, u in reader.strings(m, "users", field))
-    network_names = reader.choices(m, "networks", field, tuple(n.name for n in networks), "network")
+    network_names = reader.choices(
+        m, "networks", field, tuple(n.name for n in scope.networks), "network"
+    )
     content = reader.choices(m, "content", field, CONTENT_KINDS, "content kind")
     return Match(
         site,
