@@ -378,3 +378,25 @@ async def test_counted_transfer_under_a_warn_rule(addon: Aupgate, tmp_path: Path
             assert sent == [chunk, b"", b""]
             [event] = events(audit_path, "decision")
             assert event["enforced"] == "cut"
+
+
+async def test_a_moved_policy_clock_is_not_answered_from_memory(addon: Aupgate,
+                                                                audit_path: Path) -> None:
+    """The same request from the same client, decided again once the clock moves: Saint Paul's
+    personal webmail is allowed at lunch and needs a work reason at 10:30."""
+    root = Path(__file__).resolve().parents[1]
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, aupgate_policy_dir=str(root / "policies"),
+                       aupgate_categories=str(root / "categories" / "sources.yaml"),
+                       aupgate_audit_log=str(audit_path), aupgate_default_agency="saint-paul",
+                       aupgate_fixed_time="2026-11-24T12:15:00-06:00")
+        for _ in range(2):  # the second is answered from the memo
+            lunch = flow_for("mail.google.com")
+            addon.requestheaders(lunch)
+            assert lunch.response is None
+        tctx.configure(addon, aupgate_fixed_time="2026-11-24T10:30:00-06:00")
+        work = flow_for("mail.google.com")
+        addon.requestheaders(work)
+        assert work.response is not None and work.response.status_code == 403  # the warn page
+        assert work.metadata["aupgate"].decision.action == "warn"
+        assert work.metadata["aupgate"].decision.window == "work"

@@ -53,6 +53,7 @@ from ..pages import CONTINUE_PATH, RESERVED_PREFIX, CitedClause, Page, render
 from ..paths import default_categories, default_policy_dir
 from ..policy import Policy
 from . import options as opts
+from .decisionmemo import DecisionMemo
 from .flowtext import (
     RequestUrls,
     authority_host,
@@ -64,7 +65,7 @@ from .flowtext import (
     url_text,
 )
 from .guard import InjectedFaultError, guarded, options_error
-from .identity import Identity, IPAddress, client_address
+from .identity import Identity, client_address
 from .passes import Passes, clean_reason
 from .resolver import ResolveOverride
 from .responses import make_response, redirect, replace_streaming
@@ -112,10 +113,12 @@ class Aupgate:
         self.fixed_time: datetime | None = None
         self.resolver = ResolveOverride()
         self.urls = RequestUrls()
+        self.decisions = DecisionMemo()
         self.fault: opts.Fault | None = None
         self.passes = Passes(15 * 60)
         self._tunnels: dict[str, Tunnel] = {}
-        self._clients: dict[str, tuple[str, IPAddress | None, str, Policy | None]] = {}
+        # client connection id -> (policies' digest, the identity without a login)
+        self._clients: dict[str, tuple[str, Identity]] = {}
         # Flows whose warn form body is being read: `request` is defined while there are any.
         self._forms: set[str] = set()
         self._watcher: asyncio.Task[None] | None = None
@@ -133,6 +136,7 @@ class Aupgate:
         try:
             if "aupgate_fixed_time" in updated:
                 self.fixed_time = opts.parse_fixed_time(o.aupgate_fixed_time)
+                self.decisions.freeze(self.fixed_time)
                 if self.fixed_time is not None:
                     logger.warning("!!! aupgate: POLICY CLOCK FROZEN AT %s (aupgate_fixed_time); "
                                    "every decision uses this time. Never use this in production.",
@@ -372,10 +376,13 @@ class Aupgate:
             # keyed by the policies' digest, not the snapshot: an idle connection must not keep
             # a replaced category index alive
             cached = self._clients[client.id] = (
-                snap.policy_digest, address, str(address) if address is not None else "", policy)
+                snap.policy_digest, Identity(address, None, policy))
         auth = metadata.get("proxyauth")
-        user = str(auth[0]) if isinstance(auth, tuple) and auth and auth[0] else None
-        return Identity(cached[1], user, cached[3], cached[2])
+        if not auth:
+            return cached[1]  # no login: the connection's identity, shared by its requests
+        base = cached[1]
+        user = str(auth[0]) if isinstance(auth, tuple) and auth[0] else None
+        return Identity(base.client, user, base.policy, base.client_text)
 
     def _decide(self, snap: Snapshot, ident: Identity, url: Url, point: str = "decide") -> Decision:
         fault = self.fault
@@ -716,8 +723,15 @@ class Aupgate:
             self._fronting(flow.id, ident, decisions, "request")
             url = None
         else:
-            url = self.urls.url(scheme, host, port, path or "/", query)
-            decision = self._decide(snap, ident, url)
+            policy = ident.policy
+            key = (id(policy), ident.client_text, ident.user, scheme, host, port, path, query)
+            known = self.decisions.get(snap, key)
+            if known is None or self.fault is not None:
+                url = self.urls.url(scheme, host, port, path or "/", query)
+                decision = self._decide(snap, ident, url)
+                self.decisions.put(key, decision, url)
+            else:
+                decision, url = known
         record = _Record(ident, decision, "passed", url=url)
         flow.metadata[META] = record
         if decision.action == "warn" or decision.action == "block":
