@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aupgate import content as content_module
 from aupgate.content import CONTENT_KINDS, detect_content, detect_url_content, is_icy_response
 
 MB = 1024 * 1024
@@ -212,19 +213,49 @@ def test_icy_responses(reason: str, headers: dict[str, str], expected: bool) -> 
     assert is_icy_response(reason, headers) is expected
 
 
-@settings(max_examples=300, deadline=None)
+def one_pass_reference(content_type: str | None, content_length: int | None,
+                       disposition: str | None, path: str, query: str,
+                       limit_bytes: int | None) -> frozenset[str]:
+    """The detector as first written, all evidence in one pass: what the fast version must equal."""
+    found: set[str] = set()
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    names = [path.rsplit("/", 1)[-1]]
+    if disposition:
+        names += [m.group(1).strip() for m in content_module._FILENAME.finditer(disposition)]
+    extensions = {content_module._extension(name) for name in names}
+    if mime.startswith("audio/") or mime in content_module._AUDIO_PLAYLIST_TYPES:
+        found.add("audio-stream")
+    if (mime in content_module._TORRENT_TYPES or "torrent" in extensions
+            or content_module._is_announce(path, query)):
+        found.add("bittorrent")
+    if mime in content_module._EXECUTABLE_TYPES or (
+            extensions & content_module._EXECUTABLE_EXTENSIONS):
+        found.add("executable")
+    if limit_bytes is not None and content_length is not None and content_length > limit_bytes:
+        found.add("large-transfer")
+    return frozenset(found)
+
+
+@settings(max_examples=600, deadline=None)
 @given(
-    path=st.from_regex(r"\A(/[a-z0-9._-]{0,12}){1,4}\Z"),
+    path=st.from_regex(r"\A(/[a-z0-9._-]{0,12}){1,4}(\.(exe|torrent|mp3|EXE|html))?\Z"),
     query=st.sampled_from(["", "q=1", "info_hash=abc&peer_id=x", "a=b.exe"]),
+    content_type=st.sampled_from([None, "", "text/html; charset=utf-8", "AUDIO/MPEG",
+                                  "audio/x-mpegurl", "application/x-bittorrent",
+                                  "application/x-msdownload; q=1", "application/octet-stream"]),
+    disposition=st.sampled_from([None, "", "inline", 'attachment; filename="setup.exe"',
+                                 "attachment; filename=a.torrent; filename*=UTF-8''b.msi",
+                                 'attachment; filename="notes.txt"']),
+    length=st.sampled_from([None, 0, MB, 3 * MB]),
+    limit=st.sampled_from([None, 2 * MB]),
 )
-def test_url_fast_path_agrees_with_the_full_detector(path: str, query: str) -> None:
-    """detect_url_content's shortcut never misses what detect_content finds from the URL."""
-    full = detect_content(
-        content_type=None,
-        content_length=None,
-        disposition=None,
-        path=path,
-        query=query,
-        limit_bytes=None,
-    )
-    assert detect_url_content(path, query) == full
+def test_detector_equals_the_one_pass_reference(path: str, query: str, content_type: str | None,
+                                                disposition: str | None, length: int | None,
+                                                limit: int | None) -> None:
+    """The detector (URL shortcut, media types remembered) answers as the one-pass reference."""
+    expected = one_pass_reference(content_type, length, disposition, path, query, limit)
+    assert detect_content(content_type=content_type, content_length=length,
+                          disposition=disposition, path=path, query=query,
+                          limit_bytes=limit) == expected
+    assert detect_url_content(path, query) == one_pass_reference(None, None, None, path, query,
+                                                                 None)

@@ -8,6 +8,7 @@ body (URL, Content-Type, Content-Length, Content-Disposition), so a decision nev
 
 from __future__ import annotations
 
+import functools
 import re
 
 CONTENT_KINDS: tuple[str, ...] = ("audio-stream", "bittorrent", "executable", "large-transfer")
@@ -92,24 +93,21 @@ def detect_content(
 
     At request time pass `content_type=None` and `content_length=None` (the URL alone can show a
     tracker announce or a `.exe` link); at response time pass the response headers.
+
+    What each piece of evidence shows is independent of the others, so the answer is the union
+    of what the URL, the media type, the download's file names and the size each show; the
+    media type's part is remembered per distinct Content-Type, since a gateway sees few.
     """
-    kinds: set[str] = set()
-    mime = (content_type or "").split(";", 1)[0].strip().lower()
-    names = [path.rsplit("/", 1)[-1]]
+    kinds = detect_url_content(path, query)
+    if content_type:
+        kinds = kinds | _type_kinds(content_type)
     if disposition:
         # Every filename parameter counts: browsers save under `filename*` when both are given.
-        names += [match.group(1).strip() for match in _FILENAME.finditer(disposition)]
-    extensions = {_extension(name) for name in names}
-
-    if mime.startswith("audio/") or mime in _AUDIO_PLAYLIST_TYPES:
-        kinds.add("audio-stream")
-    if mime in _TORRENT_TYPES or "torrent" in extensions or _is_announce(path, query):
-        kinds.add("bittorrent")
-    if mime in _EXECUTABLE_TYPES or extensions & _EXECUTABLE_EXTENSIONS:
-        kinds.add("executable")
+        names = [match.group(1).strip() for match in _FILENAME.finditer(disposition)]
+        kinds = kinds | _name_kinds({_extension(name) for name in names})
     if limit_bytes is not None and content_length is not None and content_length > limit_bytes:
-        kinds.add("large-transfer")
-    return frozenset(kinds)
+        kinds = kinds | _LARGE
+    return kinds
 
 
 def detect_url_content(path: str, query: str) -> frozenset[str]:
@@ -120,17 +118,35 @@ def detect_url_content(path: str, query: str) -> frozenset[str]:
     """
     if "." not in path[path.rfind("/") :] and "info_hash=" not in query:
         return _NONE
-    return detect_content(
-        content_type=None,
-        content_length=None,
-        disposition=None,
-        path=path,
-        query=query,
-        limit_bytes=None,
-    )
+    kinds = _name_kinds({_extension(path.rsplit("/", 1)[-1])})
+    return kinds | _TORRENT if _is_announce(path, query) else kinds
+
+
+@functools.lru_cache(maxsize=1024)
+def _type_kinds(content_type: str) -> frozenset[str]:
+    """What a Content-Type header shows by itself (parameters and case ignored)."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    kinds: set[str] = set()
+    if mime.startswith("audio/") or mime in _AUDIO_PLAYLIST_TYPES:
+        kinds.add("audio-stream")
+    if mime in _TORRENT_TYPES:
+        kinds.add("bittorrent")
+    if mime in _EXECUTABLE_TYPES:
+        kinds.add("executable")
+    return frozenset(kinds)
+
+
+def _name_kinds(extensions: set[str]) -> frozenset[str]:
+    """What the file extensions a transfer is saved under show."""
+    if "torrent" in extensions:
+        return _TORRENT | _EXECUTABLE if extensions & _EXECUTABLE_EXTENSIONS else _TORRENT
+    return _EXECUTABLE if extensions & _EXECUTABLE_EXTENSIONS else _NONE
 
 
 _NONE: frozenset[str] = frozenset()
+_TORRENT = frozenset({"bittorrent"})
+_EXECUTABLE = frozenset({"executable"})
+_LARGE = frozenset({"large-transfer"})
 
 
 def _extension(name: str) -> str:
