@@ -10,8 +10,11 @@ on (one JSON line per request to a file), as in production.
 Runs alternate bare / aupgate for `--rounds` rounds of `--seconds` each after a warm-up, and report
 the median round. Loopback only.
 
+`--distinct-urls` gives every request a URL not seen before (a new query), so no memo in the
+proxy can answer it: the cost of deciding cold, against the default of one URL repeated.
+
 Usage: .venv/bin/python bench/proxy_overhead/run.py [--seconds 10] [--rounds 3]
-       [--connections 10] [--threads 2] [--agency modot] [--json out.json]
+       [--connections 10] [--threads 2] [--agency modot] [--distinct-urls] [--json out.json]
 """
 
 from __future__ import annotations
@@ -168,7 +171,8 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(proxy_port: int, upstream_port: int, seconds: int, connections: int,
-            threads: int, script: Path, name: str, pid: int | None = None) -> Round:
+            threads: int, script: Path, name: str, pid: int | None = None,
+            distinct: bool = False) -> Round:
     """wrk against the proxy with absolute-form requests for the upstream (keep-alive).
 
     `pid` is the proxy's process (`taskset` and `aupgate run` both exec, so the pid started is
@@ -176,9 +180,13 @@ def run_wrk(proxy_port: int, upstream_port: int, seconds: int, connections: int,
     """
     cpu_before = cpu_seconds(pid) if pid else 0.0
     target = f"http://127.0.0.1:{upstream_port}/index.html"
-    script.write_text(
-        f'wrk.headers["Host"] = "127.0.0.1:{upstream_port}"\n'
-        f'request = function() return wrk.format("GET", "{target}") end\n')
+    if distinct:  # every request a URL not seen before: no memo of the proxy's can answer it
+        request = (f'n = 0\nrequest = function() n = n + 1\n'
+                   f'  return wrk.format("GET", "{target}?page=" .. n .. "-" .. math.random(1e9))'
+                   f' end\n')
+    else:
+        request = f'request = function() return wrk.format("GET", "{target}") end\n'
+    script.write_text(f'wrk.headers["Host"] = "127.0.0.1:{upstream_port}"\n{request}')
     out = subprocess.run(
         [*LOAD_CPU, "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
          "--latency", "-s", str(script), f"http://127.0.0.1:{proxy_port}"],
@@ -231,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="add `aupgate run` from another version's addon/ directory, e.g. "
                              "`git archive COMMIT addon | tar -x -C /tmp/old` then "
                              "--baseline /tmp/old/addon: before and after in one run")
+    parser.add_argument("--distinct-urls", action="store_true",
+                        help="a new URL (query) for every request instead of one URL repeated")
     parser.add_argument("--no-pin", action="store_true",
                         help="do not pin proxies to CPU 1 and wrk + upstream to CPU 0")
     args = parser.parse_args(argv)
@@ -280,13 +290,13 @@ def main(argv: list[str] | None = None) -> int:
             script = work / "req.lua"
             for name, (port, _process) in proxies.items():
                 run_wrk(port, upstream_port, args.warmup, args.connections, args.threads,
-                        script, name)
+                        script, name, distinct=args.distinct_urls)
             rounds: dict[str, list[Round]] = {name: [] for name in proxies}
             for _ in range(args.rounds):
                 for name, (port, process) in proxies.items():
                     rounds[name].append(run_wrk(port, upstream_port, args.seconds,
                                                 args.connections, args.threads, script, name,
-                                                process.pid))
+                                                process.pid, distinct=args.distinct_urls))
             with (work / "aupgate.jsonl").open() as handle:
                 audit_lines = sum(1 for _ in handle)
         finally:
@@ -302,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio = aup_r.requests_per_s / bare_r.requests_per_s
     print(f"upstream: {kind}; wrk -t{args.threads} -c{args.connections} -d{args.seconds}s "
           f"keep-alive, {args.rounds} rounds (median shown); cpus: {os.cpu_count()}; "
-          f"{'proxies pinned to cpu 1, load to cpu 0' if pinned else 'not pinned'}")
+          f"{'proxies pinned to cpu 1, load to cpu 0' if pinned else 'not pinned'}; "
+          f"{'a new URL every request' if args.distinct_urls else 'one URL repeated'}")
     print(f"{'proxy':<11} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
           f"{'cpu us/req':>11}   all rounds req/s")
     for name in rounds:
@@ -326,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({
             "upstream": kind, "seconds": args.seconds, "rounds": args.rounds,
+            "distinct_urls": args.distinct_urls,
             "connections": args.connections, "threads": args.threads,
             **{name: [asdict(r) for r in every] for name, every in rounds.items()},
             "ratio": ratio, "p99_diff_ms": aup_r.p99_ms - bare_r.p99_ms,
