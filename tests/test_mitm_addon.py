@@ -400,3 +400,23 @@ async def test_a_moved_policy_clock_is_not_answered_from_memory(addon: Aupgate,
         assert work.response is not None and work.response.status_code == 403  # the warn page
         assert work.metadata["aupgate"].decision.action == "warn"
         assert work.metadata["aupgate"].decision.window == "work"
+
+
+@pytest.mark.parametrize(("headers", "reason", "blocked"), [
+    ([(b"Icy-MetaInt", b"16000"), (b"content-type", b"text/plain")], "OK", True),
+    ([(b"content-type", b"text/plain")], "ICY 200 OK", True),  # SHOUTcast's own status line
+    ([(b"content-type", b"text/plain"), (b"x-icy", b"1")], "OK", False),
+])
+async def test_shoutcast_and_icecast_answers_are_audio_streams(
+        addon: Aupgate, audit_path: Path, headers: list[tuple[bytes, bytes]], reason: str,
+        blocked: bool) -> None:
+    """A radio server's answer is an audio stream whatever its Content-Type says."""
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path)
+        flow = flow_for("www.example.org", "/stream")
+        addon.requestheaders(flow)
+        flow.response = tflow.tresp(headers=headers, reason=reason.encode())
+        addon.responseheaders(flow)
+        assert (flow.response.status_code == 403) is blocked
+        if blocked:
+            assert flow.metadata["aupgate"].decision.rule == "no-audio"

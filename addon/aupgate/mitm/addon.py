@@ -44,7 +44,7 @@ from mitmproxy.proxy import server_hooks
 
 from .. import __version__
 from ..audit import AuditLog
-from ..content import detect_content
+from ..content import detect_content, is_icy_response
 from ..engine import Decision, Facts, decide, decide_content
 from ..errors import AupgateError, Problem
 from ..gateway import Gateway, ReloadOutcome, Snapshot
@@ -883,7 +883,7 @@ class Aupgate:
             content_type=wanted.get("content-type"), content_length=length,
             disposition=wanted.get("content-disposition"), path=path, query=query,
             limit_bytes=limit)
-        if "icy" in wanted or resp.reason.upper().startswith("ICY"):
+        if is_icy_response(resp.reason, wanted):
             kinds = kinds | {"audio-stream"}  # SHOUTcast/Icecast: icy-* headers or ICY status
         fault = self.fault
         if fault is not None and fault.point == "responseheaders" and fault.host in (

@@ -42,7 +42,8 @@ _WANTED = {b"content-length": "content-length", b"content-type": "content-type",
 
 
 def response_headers(fields: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The few response headers content rules read, in one pass (`icy` if any icy-* header)."""
+    """The few response headers content rules read, in one pass, with any `icy-*` headers
+    (what `content.is_icy_response` looks for)."""
     out: dict[str, str] = {}
     for raw_name, raw_value in fields:
         name = raw_name.lower()
@@ -50,7 +51,7 @@ def response_headers(fields: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
         if key is not None:
             out.setdefault(key, raw_value.decode("latin-1"))
         elif name.startswith(b"icy-"):
-            out["icy"] = "1"
+            out.setdefault(name.decode("latin-1"), raw_value.decode("latin-1"))
     return out
 
 
