@@ -501,7 +501,7 @@ class Aupgate:
             "client": ident.client_text,
             "user": ident.user,
             "agency": policy.agency if policy is not None else None,
-            "policy_digest": policy.digest or None if policy is not None else None,
+            "policy_digest": ident.policy_digest,
             "method": req.method,
             "scheme": req.scheme,
             "host": req.host,
