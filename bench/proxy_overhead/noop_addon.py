@@ -7,12 +7,19 @@
   line to a file with what the audit writer cannot avoid per line (a `stat` of the path for
   rotation and one `write`), set by AUPGATE_BENCH_FLOOR_LOG: the floor of any per-request audit
   file, with no JSON, hashing or deciding at all.
+- `run.py --also-audit-floor`: the same hooks, and `response` writes the cheapest audit line the
+  issue allows, set by AUPGATE_BENCH_AUDIT_FLOOR: the decision line's fields read from the flow,
+  rendered by orjson, chained by SHA-256, one `stat` and one `write`. No structlog, no redaction,
+  no deciding: what a per-request, flushed, hash-chained JSON line costs at the least.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
+
+import orjson
 
 LINE = b'{"schema_version": 1, "event": "decision", "pad": "' + b"x" * 640 + b'"}\n'
 
@@ -38,5 +45,30 @@ class WriteFloor(Noop):
         os.write(self.fd, LINE)
 
 
+class AuditFloor(WriteFloor):
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.prev = ""
+
+    def response(self, flow: Any) -> None:
+        req, resp = flow.request, flow.response
+        line = orjson.dumps({
+            "schema_version": 1, "time": "2026-11-22T00:00:00.000000Z", "event": "decision",
+            "request_id": flow.id, "phase": "passed", "client": flow.client_conn.peername[0],
+            "user": None, "agency": "modot", "policy_digest": "0" * 64, "method": req.method,
+            "scheme": req.scheme, "host": req.host, "path": req.path,
+            "http_version": req.http_version, "categories": ["uncategorized"],
+            "rule": "default", "clauses": [], "action": "allow", "step": "default",
+            "window": "work-hours", "grant": None, "network": None, "device": None,
+            "enforced": None, "status": resp.status_code, "bytes": len(resp.raw_content or b""),
+            "error": None, "prev": self.prev,
+        }) + b"\n"
+        self.prev = hashlib.sha256(line).hexdigest()
+        os.stat(self.path)
+        os.write(self.fd, line)
+
+
 _FLOOR_LOG = os.environ.get("AUPGATE_BENCH_FLOOR_LOG")
-addons = [WriteFloor(_FLOOR_LOG) if _FLOOR_LOG else Noop()]
+_AUDIT_FLOOR_LOG = os.environ.get("AUPGATE_BENCH_AUDIT_FLOOR")
+addons = [AuditFloor(_AUDIT_FLOOR_LOG) if _AUDIT_FLOOR_LOG
+          else WriteFloor(_FLOOR_LOG) if _FLOOR_LOG else Noop()]

@@ -13,8 +13,12 @@ the median round. Loopback only.
 `--distinct-urls` gives every request a URL not seen before (a new query), so no memo in the
 proxy can answer it: the cost of deciding cold, against the default of one URL repeated.
 
+`--breakdown` adds aupgate with clocks inside (`timed_addon.py`) and prints where its time goes
+per request in the running proxy: each hook, the audit line's steps, the garbage collector.
+
 Usage: .venv/bin/python bench/proxy_overhead/run.py [--seconds 10] [--rounds 3]
-       [--connections 10] [--threads 2] [--agency modot] [--distinct-urls] [--json out.json]
+       [--connections 10] [--threads 2] [--agency modot] [--distinct-urls] [--breakdown]
+       [--json out.json]
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -115,10 +120,12 @@ LOAD_CPU: list[str] = []  # ... and wrk + the upstream on the other, so they do 
 COMMON = ["--set", "connection_strategy=lazy", "--set", "flow_detail=0", "-q"]
 
 
-def start_bare(work: Path, port: int, *extra: str,
+def start_bare(work: Path, port: int, *extra: str, name: str = "bare",
                env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """mitmdump with `extra` arguments; each `name` its own confdir (mitmdumps starting together
+    in one confdir race to create its CA, and one of them fails)."""
     argv = [str(BIN / "mitmdump"), "--listen-host", "127.0.0.1", "-p", str(port),
-            "--set", f"confdir={work / 'conf-bare'}", *COMMON, *extra]
+            "--set", f"confdir={work / ('conf-' + name)}", *COMMON, *extra]
     return subprocess.Popen([*PROXY_CPU, *argv], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
 
@@ -138,6 +145,45 @@ def start_aupgate(work: Path, port: int, agency: str, *, audit: bool = True,
     env = {**os.environ, "PYTHONPATH": str(code)} if code is not None else None
     return subprocess.Popen([*PROXY_CPU, *argv], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=env)
+
+
+NOOP_ADDON = Path(__file__).with_name("noop_addon.py")
+TIMED_ADDON = Path(__file__).with_name("timed_addon.py")
+
+
+def start_timed(work: Path, port: int, agency: str, policies: Path,
+                categories: Path) -> subprocess.Popen[bytes]:
+    """aupgate as `mitmdump -s timed_addon.py` (the addon with clocks), with `aupgate run`'s
+    options: its timings go to `timed.json`. Its throughput is not aupgate's (the clocks cost)."""
+    return start_bare(
+        work, port, "-s", str(TIMED_ADDON),
+        "--set", f"aupgate_policy_dir={policies.resolve()}",
+        "--set", f"aupgate_categories={categories.resolve()}",
+        "--set", f"aupgate_audit_log={work / 'timed.jsonl'}",
+        "--set", f"aupgate_default_agency={agency}", "--set", "aupgate_reload_seconds=0",
+        name="timed", env={"AUPGATE_BENCH_TIMINGS": str(work / "timed.json")})
+
+
+def print_breakdown(timed: dict[str, Any], bare_gc: dict[str, Any]) -> None:
+    """Microseconds per response inside the running proxies, the nested steps indented."""
+    steps = timed["timings"]
+    print(f"in-proxy time per response (aupgate with clocks on, {timed['responses']} responses; "
+          "each step includes the ones indented under it; the `timed` and `bare-gc` rows above "
+          "carry clocks, so read their timings here, not their rates):")
+    for name, indent in (("hook: requestheaders", 0), ("hook: responseheaders", 0),
+                         ("hook: response", 0), ("audit: structlog + render + file", 1),
+                         ("audit file: write_line", 2), ("audit file: stat (rotation check)", 3),
+                         ("audit file: write(2)", 3), ("audit file: sha256 (chain)", 3)):
+        if name in steps:
+            label = "  " * indent + name
+            print(f"  {label:<42} {steps[name]['us_per_response']:7.1f} us")
+    hooks = sum(steps[name]["us_per_response"] for name in steps if name.startswith("hook: "))
+    print(f"  {'three hooks together':<42} {hooks:7.1f} us")
+    for name in sorted(set(steps) | set(bare_gc["timings"])):
+        if name.startswith("gc: "):
+            ours = steps.get(name, {}).get("us_per_response", 0.0)
+            theirs = bare_gc["timings"].get(name, {}).get("us_per_response", 0.0)
+            print(f"  {name:<42} {ours:7.1f} us   (mitmdump: {theirs:.1f} us)")
 
 
 # --------------------------------------------------------------------------- load
@@ -235,12 +281,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--also-write-floor", action="store_true",
                         help="add noop_addon.py writing a fixed line per request (stat + write): "
                              "the floor of any per-request audit file")
+    parser.add_argument("--also-audit-floor", action="store_true",
+                        help="add noop_addon.py writing the cheapest audit line the issue allows "
+                             "(fields from the flow, orjson, SHA-256 chain, stat + write)")
     parser.add_argument("--baseline", type=Path, metavar="DIR",
                         help="add `aupgate run` from another version's addon/ directory, e.g. "
                              "`git archive COMMIT addon | tar -x -C /tmp/old` then "
                              "--baseline /tmp/old/addon: before and after in one run")
     parser.add_argument("--distinct-urls", action="store_true",
                         help="a new URL (query) for every request instead of one URL repeated")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="add aupgate with clocks on its hooks, audit steps and the garbage "
+                             "collector (timed_addon.py), and mitmdump with the collector's "
+                             "clock: where the time goes inside the running proxy")
     parser.add_argument("--no-pin", action="store_true",
                         help="do not pin proxies to CPU 1 and wrk + upstream to CPU 0")
     args = parser.parse_args(argv)
@@ -270,19 +323,33 @@ def main(argv: list[str] | None = None) -> int:
                 categories=args.categories, code=args.baseline.resolve()))
         if args.also_noop_addon:
             port = free_port()
-            proxies["noop-addon"] = (port, start_bare(
-                work, port, "-s", str(Path(__file__).with_name("noop_addon.py"))))
+            proxies["noop-addon"] = (port, start_bare(work, port, "-s", str(NOOP_ADDON),
+                                                      name="noop-addon"))
         if args.also_write_floor:
             port = free_port()
             proxies["write-floor"] = (port, start_bare(
-                work, port, "-s", str(Path(__file__).with_name("noop_addon.py")),
+                work, port, "-s", str(NOOP_ADDON), name="write-floor",
                 env={"AUPGATE_BENCH_FLOOR_LOG": str(work / "floor.jsonl")}))
+        if args.also_audit_floor:
+            port = free_port()
+            proxies["audit-floor"] = (port, start_bare(
+                work, port, "-s", str(NOOP_ADDON), name="audit-floor",
+                env={"AUPGATE_BENCH_AUDIT_FLOOR": str(work / "audit-floor.jsonl")}))
         if args.also_without_audit:
             port = free_port()
             proxies["no-audit"] = (port, start_aupgate(work, port, args.agency, audit=False,
                                                        name="no-audit",
                                                        policies=args.policy_dir,
                                                        categories=args.categories))
+        if args.breakdown:
+            port = free_port()
+            proxies["timed"] = (port, start_timed(work, port, args.agency, args.policy_dir,
+                                                  args.categories))
+            port = free_port()
+            proxies["bare-gc"] = (port, start_bare(
+                work, port, "-s", str(TIMED_ADDON), name="bare-gc",
+                env={"AUPGATE_BENCH_GC_ONLY": "1",
+                     "AUPGATE_BENCH_TIMINGS": str(work / "bare-gc.json")}))
         try:
             for name, (port, process) in proxies.items():
                 wait_port(port, process, name)
@@ -303,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             for _port, process in proxies.values():
                 stop(process)
             stop(upstream)
+        timings = ({name: json.loads((work / f"{name}.json").read_text())
+                    for name in ("timed", "bare-gc")} if args.breakdown else {})
 
     def median(name: str) -> Round:
         ordered = sorted(rounds[name], key=lambda r: r.requests_per_s)
@@ -323,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r.proxy:<11} {r.requests_per_s:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
               f"{r.errors:>7} {cpu:>11.0f}   {every}")
     print(f"throughput ratio aupgate/mitmdump: {ratio:.3f} (target >= 0.95)")
-    for other in ("baseline", "noop-addon", "write-floor", "no-audit"):
+    for other in ("baseline", "noop-addon", "write-floor", "audit-floor", "no-audit"):
         if other in rounds:
             print(f"throughput ratio {other}/mitmdump: "
                   f"{median(other).requests_per_s / bare_r.requests_per_s:.3f}")
@@ -334,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(+{cpu_aup - cpu_bare:.0f} us; CPU-bound ratio {cpu_bare / cpu_aup:.3f})")
     print(f"p99 difference: {aup_r.p99_ms - bare_r.p99_ms:+.2f} ms (target <= +1 ms)")
     print(f"audit lines written by aupgate: {audit_lines}")
+    if timings:
+        print_breakdown(timings["timed"], timings["bare-gc"])
     if args.json:
         args.json.write_text(json.dumps({
             "upstream": kind, "seconds": args.seconds, "rounds": args.rounds,
