@@ -117,27 +117,13 @@ def save() -> None:
 class TimedAupgate(Aupgate):
     """aupgate, with a clock around each per-request hook."""
 
-    def requestheaders(self, flow: Any) -> None:
-        started = _clock()
-        try:
-            super().requestheaders(flow)
-        finally:
-            _add("hook: requestheaders", started)
-
-    def responseheaders(self, flow: Any) -> None:
-        started = _clock()
-        try:
-            super().responseheaders(flow)
-        finally:
-            _add("hook: responseheaders", started)
+    requestheaders = timed("hook: requestheaders", Aupgate.requestheaders)
+    responseheaders = timed("hook: responseheaders", Aupgate.responseheaders)
+    _timed_response = timed("hook: response", Aupgate.response)
 
     def response(self, flow: Any) -> None:
-        started = _clock()
-        try:
-            super().response(flow)
-        finally:
-            _add("hook: response", started)
-            _count_response()
+        self._timed_response(flow)
+        _count_response()
 
     async def done(self) -> None:
         save()
