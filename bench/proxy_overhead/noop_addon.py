@@ -8,9 +8,10 @@
   rotation and one `write`), set by AUPGATE_BENCH_FLOOR_LOG: the floor of any per-request audit
   file, with no JSON, hashing or deciding at all.
 - `run.py --also-audit-floor`: the same hooks, and `response` writes the cheapest audit line the
-  issue allows, set by AUPGATE_BENCH_AUDIT_FLOOR: the decision line's fields read from the flow,
-  rendered by orjson, chained by SHA-256, one `stat` and one `write`. No structlog, no redaction,
-  no deciding: what a per-request, flushed, hash-chained JSON line costs at the least.
+  issues allow, set by AUPGATE_BENCH_AUDIT_FLOOR: the decision line's 25 fields (the request's
+  and response's read from the flow, the decision's and the time fixed), rendered by orjson,
+  chained by SHA-256, one `stat` and one `write`. No structlog, no redaction, no deciding: what a
+  per-request, flushed, hash-chained JSON line costs at the least.
 """
 
 from __future__ import annotations

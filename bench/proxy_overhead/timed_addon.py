@@ -83,6 +83,7 @@ def _wrap_audit() -> None:
     auditfile.AuditFile.write_line = timed(  # type: ignore[method-assign]
         "audit file: write_line", auditfile.AuditFile.write_line)
 
+
 _gc_started = 0
 
 
