@@ -346,7 +346,9 @@ def test_concurrent_starters_compile_once(small: Path, monkeypatch: pytest.Monke
     assert len(calls) == 1
 
 
-def test_a_broken_list_is_an_error_not_an_empty_index(tmp_path: Path) -> None:
+@pytest.fixture
+def broken_sources(tmp_path: Path) -> Path:
+    """A sources.yaml whose one UT1 list (`broken/domains.gz`) is not gzip."""
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "domains.gz").write_bytes(b"not gzip")
@@ -355,9 +357,13 @@ def test_a_broken_list_is_an_error_not_an_empty_index(tmp_path: Path) -> None:
         "sources:\n  - path: broken\n    format: ut1\n    category: dating\n" + PROVENANCE,
         encoding="utf-8",
     )
+    return sources
+
+
+def test_a_broken_list_is_an_error_not_an_empty_index(broken_sources: Path) -> None:
     with pytest.raises(CategoryError, match="cannot read"):
-        load_index(sources)
-    assert not (tmp_path / "index.aupidx").exists()
+        load_index(broken_sources)
+    assert not (broken_sources.parent / "index.aupidx").exists()
 
 
 def test_moving_the_folder_keeps_the_index_and_renames_report_files(small: Path) -> None:
@@ -390,19 +396,11 @@ def test_compiling_in_a_child_process(small: Path, tmp_path: Path) -> None:
     assert index.classify("www.bet365.com").categories == ("gambling", "malware-phishing")
 
 
-def test_a_child_compile_reports_problems_like_an_in_process_one(tmp_path: Path) -> None:
-    folder = tmp_path / "broken"
-    folder.mkdir()
-    (folder / "domains.gz").write_bytes(b"not gzip")
-    sources = tmp_path / "sources.yaml"
-    sources.write_text(
-        "sources:\n  - path: broken\n    format: ut1\n    category: dating\n" + PROVENANCE,
-        encoding="utf-8",
-    )
+def test_a_child_compile_reports_problems_like_an_in_process_one(broken_sources: Path) -> None:
     with pytest.raises(CategoryError) as info:
-        rebuild(sources, [tmp_path / "x.aupidx"], isolate=True)
+        rebuild(broken_sources, [broken_sources.parent / "x.aupidx"], isolate=True)
     (problem,) = info.value.problems
-    assert problem.file == str(folder / "domains.gz")
+    assert problem.file == str(broken_sources.parent / "broken" / "domains.gz")
     assert problem.message.startswith("cannot read")
 
 
