@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from aupgate.categories import load_index
+from aupgate.categories.cache import load_index
 from aupgate.engine import Facts, decide
 from aupgate.normalise import parse_url
 from aupgate.policy import load_policy_dir

@@ -12,22 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aupgate.categories import (
-    CATEGORY_IDS,
-    UNCATEGORIZED,
-    CategoryIndex,
-    Classification,
-    Entry,
-    EntryError,
-    Hit,
-    ListIndex,
-    LoadReport,
-    classification_of,
-    load_index,
-    parse_entry,
-    read_entries,
-    read_numbered,
-)
+from aupgate.categories.cache import load_index
+from aupgate.categories.entries import Entry, EntryError, parse_entry
+from aupgate.categories.ids import CATEGORY_IDS, UNCATEGORIZED
+from aupgate.categories.index import CategoryIndex, Classification, Hit, classification_of
+from aupgate.categories.listindex import ListIndex
+from aupgate.categories.loadreport import LoadReport
+from aupgate.categories.readers import read_entries, read_numbered
 from aupgate.errors import CategoryError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +29,7 @@ PROVENANCE = "    source: test\n    licence: test\n    snapshot: test\n"
 
 
 def index(*pairs: tuple[str, str]) -> CategoryIndex:
-    return CategoryIndex.from_entries(pairs)
+    return ListIndex.from_entries(pairs)
 
 
 def warnings_of(report: LoadReport) -> list[str]:
@@ -542,7 +533,7 @@ def test_sources_yaml_errors_name_file_line_and_field(tmp_path: Path) -> None:
         ("sources: 3\n", "1: sources: expected a list"),
         ("sources:\n  - 3\n", "2: sources[0]: expected a mapping"),
         ("sources:\n  - path: [a]\n", "2: sources[0].path: expected a non-empty string"),
-        ("sources: [\n", "2: not valid YAML: "),
+        ("sources: [\n", "2: invalid YAML: "),
     ],
 )
 def test_sources_yaml_shape_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -728,7 +719,7 @@ def naive_classify(pairs: Iterable[tuple[str, str]], host: str, path: str) -> Cl
 def test_index_agrees_with_naive_reference(
     pairs: list[tuple[str, str]], queries: list[tuple[str, str]]
 ) -> None:
-    idx = CategoryIndex.from_entries(pairs)
+    idx = ListIndex.from_entries(pairs)
     for host, path in queries + queries:  # twice: remembered results must not change answers
         expected = naive_classify(pairs, host, path)
         assert idx.classify(host, path) == expected

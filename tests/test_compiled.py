@@ -14,18 +14,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aupgate import compiler, indexcache
-from aupgate.categories import (
-    CATEGORY_IDS,
-    Entry,
-    ListIndex,
-    classification_of,
+from aupgate.categories import cache as indexcache
+from aupgate.categories import compiler
+from aupgate.categories.cache import (
+    check_index,
+    index_locations,
     load_index,
-    load_lists,
+    rebuild,
 )
-from aupgate.compiled import MAGIC, CompiledIndex, IndexFileError
+from aupgate.categories.compiled import MAGIC, CompiledIndex, IndexFileError
+from aupgate.categories.entries import Entry
+from aupgate.categories.ids import CATEGORY_IDS
+from aupgate.categories.index import classification_of
+from aupgate.categories.listindex import ListIndex, load_lists
 from aupgate.errors import CategoryError
-from aupgate.indexcache import check_index, index_locations, load_compiled, rebuild
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "categories" / "sources.yaml"
@@ -318,7 +320,7 @@ def test_no_writable_location_is_an_error(small: Path, tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("", encoding="utf-8")
     with pytest.raises(CategoryError, match="cannot write a compiled index"):
-        load_compiled(small, index_file=blocked / "index.aupidx")
+        load_index(small, index_file=blocked / "index.aupidx")
 
 
 def test_concurrent_starters_compile_once(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:

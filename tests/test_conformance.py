@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from aupgate.categories import CategoryIndex, load_index
+from aupgate.categories.cache import load_index
+from aupgate.categories.index import CategoryIndex
 from aupgate.engine import Decision, Facts, decide, decide_content
 from aupgate.normalise import parse_url
 from aupgate.policy import Policy, PolicySet, load_policy_dir

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from aupgate.categories import CategoryIndex, load_index
+from aupgate.categories.cache import load_index
+from aupgate.categories.index import CategoryIndex
 from aupgate.content import CONTENT_KINDS
 from aupgate.engine import Decision, Facts, decide, decide_content, host_suffixes
 from aupgate.normalise import parse_url

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aupgate.categories import load_index, read_sources
+from aupgate.categories.cache import load_index
+from aupgate.categories.importer import ImportRequest, load_mapping, run_import
+from aupgate.categories.sources import read_sources
+from aupgate.categories.ut1 import UT1_MAP
 from aupgate.cli import main
 from aupgate.errors import CategoryError
-from aupgate.importer import ImportRequest, load_mapping, run_import
 from aupgate.progress import Progress
-from aupgate.ut1 import UT1_MAP
 
 TODAY = date(2026, 11, 22)
 PROVENANCE = "    source: shared list\n    licence: CC0\n    snapshot: s1\n"

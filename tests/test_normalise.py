@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aupgate import normalise
+from aupgate import hostname, normalise
 from aupgate.errors import UrlError
-from aupgate.normalise import Url, normalise_host, parse_url, registered_domain
+from aupgate.hostname import normalise_host, registered_domain
+from aupgate.normalise import Url, parse_url
 
 MODEST = settings(max_examples=200, deadline=None)
 
@@ -352,13 +353,13 @@ def test_suffix_list_never_touches_network_or_disk(
     monkeypatch.setenv("TLDEXTRACT_CACHE", str(tmp_path / "tldextract"))
     monkeypatch.setenv("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "https://publicsuffix.org/list/x.dat")
 
-    extractor = normalise._make_extractor()
+    extractor = hostname._make_extractor()
     parts = extractor("forums.news.bbc.co.uk")
 
     assert (parts.domain, parts.suffix) == ("bbc", "co.uk")
     assert extractor.suffix_list_urls == ()
-    assert normalise._EXTRACT.suffix_list_urls == ()
-    assert normalise._EXTRACT.include_psl_private_domains is False
+    assert hostname._EXTRACT.suffix_list_urls == ()
+    assert hostname._EXTRACT.include_psl_private_domains is False
     assert list(tmp_path.rglob("*")) == []
 
 

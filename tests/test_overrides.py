@@ -11,18 +11,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aupgate.categories import (
-    CATEGORY_IDS,
-    CategoryIndex,
-    Classification,
-    Entry,
-    classification_of,
-    parse_entry,
-)
+from aupgate.categories.entries import Entry, parse_entry
+from aupgate.categories.ids import CATEGORY_IDS
+from aupgate.categories.index import CategoryIndex, Classification, classification_of
+from aupgate.categories.listindex import ListIndex
+from aupgate.categories.overrides import CategoryOverrides, describe_effect, read_overrides
 from aupgate.cli import main
 from aupgate.engine import Facts, decide
 from aupgate.normalise import parse_url
-from aupgate.overrides import CategoryOverrides, describe_effect, read_overrides
 from aupgate.policy import load_policy
 from aupgate.yamlsource import load_yaml
 
@@ -41,7 +37,7 @@ SHARED = [
 
 @pytest.fixture(scope="module")
 def index() -> CategoryIndex:
-    return CategoryIndex.from_entries(SHARED)
+    return ListIndex.from_entries(SHARED)
 
 
 def overrides(text: str, tmp_path: Path) -> tuple[CategoryOverrides | None, list[str]]:
@@ -118,7 +114,7 @@ def test_overrides_mean_edited_lists(index: CategoryIndex, tmp_path: Path) -> No
         ("mail.zoho.com", "shopping"),
         ("mail.zoho.com", "webmail"),
     ]
-    reference = CategoryIndex.from_entries(edited)
+    reference = ListIndex.from_entries(edited)
     for host in (
         "zoho.com",
         "a.mail.zoho.com",
@@ -156,9 +152,9 @@ def test_overrides_equal_an_edited_index(
     gone = {parse_entry(e) for e in removed}
     adds = tuple((parse_entry(e), c) for e, c in added if parse_entry(e) not in gone)
     found = CategoryOverrides.of(add=adds, remove=frozenset(gone))
-    index = CategoryIndex.from_entries(shared)
+    index = ListIndex.from_entries(shared)
     kept = [(e, c) for e, c in shared if parse_entry(e) not in gone]
-    reference = CategoryIndex.from_entries(kept + [(str(e), c) for e, c in adds])
+    reference = ListIndex.from_entries(kept + [(str(e), c) for e, c in adds])
     for host, path in queries:
         assert found.classify(index, host, path) == reference.classify(host, path)
         assert classification_of(found.hits(index, host, path)) == reference.classify(host, path)
@@ -245,7 +241,7 @@ def test_policy_overrides_reach_the_engine_and_check(
     policy, problems = load_policy(folder / "alpha.yaml", today=datetime(2026, 11, 23).date())
     assert [p for p in problems if p.severity == "error"] == []
     assert policy is not None and policy.overrides is not None
-    index = CategoryIndex.from_entries([("bet365.com", "gambling")])
+    index = ListIndex.from_entries([("bet365.com", "gambling")])
     facts = Facts(url=parse_url("http://www.intranet-casino.example/"))
     decision = decide(policy, index, facts, datetime(2026, 11, 23, 15, tzinfo=UTC))
     assert decision.categories == ("gambling",)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aupgate.categories import CategoryIndex
+from aupgate.categories.listindex import ListIndex
 from aupgate.engine import Facts, decide
 from aupgate.normalise import parse_url
 from aupgate.policy import Policy, load_policy
@@ -53,7 +53,7 @@ def test_example_decides_as_documented(
     example: Policy, url: str, at: str, action: str, rule: str
 ) -> None:
     """The example's rules, lists and default decide in the documented precedence."""
-    index = CategoryIndex.from_entries(
+    index = ListIndex.from_entries(
         [("facebook.com", "social-networking"), ("bet365.com", "gambling")]
     )
     now = datetime.fromisoformat(at).replace(tzinfo=CHICAGO)

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import yaml
 
-from aupgate.categories import CATEGORY_IDS, load_index
+from aupgate.categories.cache import load_index
+from aupgate.categories.ids import CATEGORY_IDS
+from aupgate.categories.ut1 import UT1_MAP
 from aupgate.errors import CategoryError
-from aupgate.ut1 import UT1_MAP
 
 UT1_DIR = "categories-ut1"
 UT1_COMMIT = "804da92a9177149204d9a3d0c4ab5bd1cafe120d"

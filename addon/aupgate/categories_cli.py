@@ -1,6 +1,6 @@
 """`aupgate categories import|compile|lookup`: managing category lists from the command line.
 
-Each command parses, calls the library (`importer`, `indexcache`, the index), prints and returns an
+Each command parses, calls the library (`importer`, `cache`, the index), prints and returns an
 exit code, like the rest of `aupgate`; problems arrive as `CategoryError` and `cli.main` prints
 them. Progress is drawn on stderr, and only on a terminal.
 """
@@ -16,13 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .categories import FORMATS, Classification, Hit, classification_of, rank
-from .compiled import CompiledIndex, Origin
+from .categories.cache import check_index, index_locations, load_index, rebuild
+from .categories.compiled import CompiledIndex, Origin
+from .categories.entries import rank
+from .categories.importer import ImportRequest, ListImport, load_mapping, run_import
+from .categories.index import Classification, Hit, classification_of
+from .categories.overrides import CategoryOverrides
+from .categories.readers import FORMATS
 from .errors import CategoryError, Problem, UrlError
-from .importer import ImportRequest, ListImport, load_mapping, run_import
-from .indexcache import check_index, index_locations, load_compiled, rebuild
-from .normalise import normalise_host, parse_url
-from .overrides import CategoryOverrides
+from .hostname import normalise_host
+from .normalise import parse_url
 from .paths import default_categories, default_policy_dir
 from .policy import load_policy_dir
 from .progress import Progress
@@ -218,7 +221,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_lookup(args: argparse.Namespace) -> int:
     host, target = _target(args.target)
-    index, _ = load_compiled(_sources(args))
+    index, _ = load_index(_sources(args))
     shared = index.matches(host, target)
     rows: list[Row] = [Row(hit, index.origins(hit.entry), "") for hit in shared]
     hits = shared

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .auditverify import add_audit_parser
-from .categories import CategoryIndex, load_index
+from .categories.cache import load_index
+from .categories.index import CategoryIndex
+from .categories.overrides import describe_effect
 from .categories_cli import add_categories_parser
 from .engine import Decision, Facts, decide
 from .errors import CategoryError, PolicyError, UrlError
 from .mitm.run import add_run_parser
 from .normalise import parse_url
-from .overrides import describe_effect
 from .pac import add_pac_parser
 from .paths import default_categories, default_policy_dir
 from .policy import DEVICES, Policy, PolicySet, load_policy_dir

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from .categories import UNCATEGORIZED, CategoryIndex, Classification
+from .categories.ids import UNCATEGORIZED
+from .categories.index import CategoryIndex, Classification
 from .content import detect_url_content
 from .normalise import Url
 from .policy_model import Action, Grant, Network, Policy, Rule, Verdict

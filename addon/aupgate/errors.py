@@ -6,6 +6,7 @@ YAML file or a domain list and needs to find the spot, not a stack trace.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -56,3 +57,9 @@ class PolicyError(ProblemsError):
 
 class CategoryError(ProblemsError):
     """A category source that cannot be read."""
+
+
+def did_you_mean(name: str, choices: Iterable[str], *, cutoff: float = 0.7) -> str:
+    """` (did you mean 'x'?)` for the closest choice, or "": the one spelling of every hint."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=cutoff)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -23,7 +23,9 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from .categories import CategoryIndex, load_index, read_sources
+from .categories.cache import load_index
+from .categories.index import CategoryIndex
+from .categories.sources import read_sources
 from .errors import CategoryError, PolicyError, Problem
 from .policy import PolicySet, load_policy_dir
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .categories.overrides import read_overrides
 from .content import CONTENT_KINDS
-from .errors import PolicyError, Problem, UrlError
-from .normalise import normalise_host
-from .overrides import read_overrides
+from .errors import PolicyError, Problem, UrlError, did_you_mean
+from .hostname import normalise_host
 from .policy_model import (
     ACTIONS,
     DEVICES,
@@ -45,14 +45,7 @@ from .policy_model import (
     Verdict,
 )
 from .schedule import ANY, DAY_NAMES, WINDOWS, Interval, Schedule, parse_interval
-from .yamlsource import (
-    FieldReader,
-    did_you_mean,
-    join_field,
-    kind_of,
-    line_of,
-    load_yaml,
-)
+from .yamlsource import FieldReader, join_field, kind_of, line_of, load_yaml
 
 __all__ = [
     "ACTIONS",

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from .categories import CATEGORY_IDS, UNCATEGORIZED
+from .categories.ids import CATEGORY_IDS, UNCATEGORIZED
+from .categories.overrides import CategoryOverrides
 from .errors import Problem
-from .overrides import CategoryOverrides
 from .schedule import Schedule
 
 Action = Literal["allow", "log", "warn", "block"]

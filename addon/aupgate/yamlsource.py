@@ -1,20 +1,25 @@
-"""YAML that remembers where every key and item came from.
+"""The one way aupgate reads YAML: data that remembers where every key and item came from.
 
-Administrators edit policy files by hand. An error that says "rules[3].match.windows[1]" without a
-line number sends them counting list items; so the loader keeps the line of every mapping key and
-sequence item, and validation reports `FILE:LINE: FIELD: message`.
+Administrators edit policy files, sources.yaml and mapping files by hand. An error that says
+"rules[3].match.windows[1]" without a line number sends them counting list items; so the loader
+keeps the line of every mapping key and sequence item, and `FieldReader` walks the data collecting
+problems as `FILE:LINE: FIELD: message`. Policies are read with YAML's types (dates, numbers);
+files whose values are all text (sources.yaml, a UT1 mapping) are read with every scalar as the
+text written, so `snapshot: 1.10` stays "1.10".
+
+Reading only: the importer edits sources.yaml with ruamel.yaml's round trip, which keeps comments.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from .errors import PolicyError, Problem
+from .errors import PolicyError, Problem, ProblemsError, did_you_mean
 
 
 class Located(dict[str, Any]):
@@ -35,7 +40,11 @@ class _LineLoader(yaml.SafeLoader):
     """SafeLoader whose mappings and sequences carry line numbers (1-based)."""
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> Located:
+class _TextLineLoader(yaml.BaseLoader):
+    """The same, with every scalar kept as the text written (YAML's BaseLoader resolves none)."""
+
+
+def _construct_mapping(loader: yaml.BaseLoader, node: yaml.MappingNode) -> Located:
     result = Located()
     result.line = node.start_mark.line + 1
     result.key_lines = {}
@@ -54,7 +63,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> Located:
     return result
 
 
-def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LocatedList:
+def _construct_sequence(loader: yaml.BaseLoader, node: yaml.SequenceNode) -> LocatedList:
     result = LocatedList(loader.construct_object(child, deep=True) for child in node.value)
     result.line = node.start_mark.line + 1
     result.item_lines = [child.start_mark.line + 1 for child in node.value]
@@ -75,23 +84,34 @@ def _construct_timestamp(loader: _LineLoader, node: yaml.ScalarNode) -> Any:
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 _LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+_TextLineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_TextLineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence
+)
 
 
-def load_yaml(path: Path) -> Any:
-    """Parse one YAML file; syntax errors become a PolicyError naming the file and line."""
+def load_yaml(
+    path: Path, *, error: type[ProblemsError] = PolicyError, text: bool = False
+) -> Any:
+    """Parse one YAML file into `Located` data; problems raise `error` naming file and line.
+
+    `text`: every scalar is the text written (no dates, numbers or booleans).
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        source = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError([Problem(str(path), None, "", f"cannot read: {exc}")]) from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise error([Problem(str(path), None, "", f"cannot read: {reason}")]) from exc
+    loader = _TextLineLoader if text else _LineLoader
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(source, Loader=loader)  # noqa: S506 - SafeLoader/BaseLoader subclasses
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         message = exc.problem or str(exc)
-        raise PolicyError([Problem(str(path), line, "", f"invalid YAML: {message}")]) from exc
+        raise error([Problem(str(path), line, "", f"invalid YAML: {message}")]) from exc
     except yaml.YAMLError as exc:
-        raise PolicyError([Problem(str(path), None, "", f"invalid YAML: {exc}")]) from exc
+        raise error([Problem(str(path), None, "", f"invalid YAML: {exc}")]) from exc
 
 
 def line_of(container: object, key: str | int | None = None) -> int | None:
@@ -217,6 +237,43 @@ class FieldReader:
         return frozenset(chosen)
 
 
+    def items(self, parent: Mapping[str, Any], key: str, where: str, message: str) -> list[Any]:
+        """A non-empty list (a single value is a list of one); `message` when it is neither."""
+        value = parent.get(key)
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            self.problem(parent, key, where, message)
+            return []
+        return value
+
+    def day(self, container: object, key: str | int, field: str, value: object) -> date | None:
+        """A calendar date (YAML's own, or `YYYY-MM-DD` text); None and a problem otherwise."""
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            self.problem(container, key, field, f"'{value}' is not a date (YYYY-MM-DD)")
+            return None
+
+
+def plain(value: Any) -> Any:
+    """`Located` data as plain dicts and lists again (for writing it back out)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def keys_of(value: object) -> tuple[str, ...]:
+    """The keys of a mapping (any name allowed), or none when it is not one."""
+    return tuple(value) if isinstance(value, dict) else ()
+
+
 def _item(parent: object, key: str | int) -> Any:
     if isinstance(parent, dict) and isinstance(key, str):
         return parent.get(key, MISSING)
@@ -242,8 +299,3 @@ def kind_of(value: object) -> str:
 
 def join_field(field: str, key: str) -> str:
     return f"{field}.{key}" if field else key
-
-
-def did_you_mean(name: str, allowed: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(allowed), n=1, cutoff=0.7)
-    return f" (did you mean '{close[0]}'?)" if close else ""

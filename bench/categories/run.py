@@ -73,7 +73,7 @@ def evict(paths: list[Path]) -> None:
 
 
 def child_compile(sources: Path) -> dict[str, Any]:
-    from aupgate.indexcache import rebuild
+    from aupgate.categories.cache import rebuild
 
     started = time.perf_counter()
     index, stats = rebuild(sources, [sources.parent / "index.aupidx"], force=True, isolate=False)
@@ -92,7 +92,7 @@ def child_compile(sources: Path) -> dict[str, Any]:
 
 def child_load(sources: Path, queries_file: Path | None, seconds: float) -> dict[str, Any]:
     started = time.perf_counter()
-    from aupgate.categories import load_index
+    from aupgate.categories.cache import load_index
 
     imported = time.perf_counter()
     index, _ = load_index(sources)

@@ -16,7 +16,8 @@ from mitmproxy import http
 from ..audit import redact_query, redact_url
 from ..engine import Decision
 from ..errors import AupgateError
-from ..normalise import Url, parse_url, registered_domain
+from ..hostname import registered_domain
+from ..normalise import Url, parse_url
 
 SEVERITY = {"allow": 0, "log": 1, "warn": 2, "block": 3}
 

@@ -26,28 +26,23 @@ hits). The engine remembers the result per host and path anyway.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .categories import (
-    CATEGORY_IDS,
-    UNCATEGORIZED,
-    CategoryIndex,
-    Classification,
-    Entry,
-    EntryError,
-    Hit,
-    classification_of,
-    parse_entry,
-)
-from .errors import Problem
-from .yamlsource import FieldReader
+from aupgate.errors import Problem
+from aupgate.hostname import is_under
+from aupgate.yamlsource import FieldReader
+
+from .entries import Entry, EntryError, parse_entry
+from .ids import UNCATEGORIZED, category_problem
+from .index import CategoryIndex, Classification, Hit, classification_of
 
 __all__ = ["OVERRIDE_KEYS", "CategoryOverrides", "describe_effect", "read_overrides"]
 
 OVERRIDE_KEYS = ("add", "remove", "recategorise")
+_NOT_A_LIST = f"'{UNCATEGORIZED}' is no list's category; use categories.remove"
+_ENTRIES = "expected a list of entries"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +95,7 @@ class CategoryOverrides:
 
 
 def _covers(entry: Entry, host: str, path: str) -> bool:
-    on_host = host == entry.host or host.endswith("." + entry.host)
-    return on_host and (entry.path is None or path.startswith(entry.path))
+    return is_under(host, entry.host) and (entry.path is None or path.startswith(entry.path))
 
 
 # --- reading the policy's `categories` key -------------------------------------------------------
@@ -164,27 +158,12 @@ class _Reader(FieldReader):
         return entry
 
     def category(self, container: object, key: str | int, where: str, name: object) -> str | None:
-        if isinstance(name, str) and name in CATEGORY_IDS:
-            return name
-        if name == UNCATEGORIZED:
-            message = f"'{UNCATEGORIZED}' is no list's category; use categories.remove"
-        else:
-            close = difflib.get_close_matches(str(name), CATEGORY_IDS, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            message = f"unknown category '{name}'{hint}"
+        text = str(name)
+        message = category_problem(text, uncategorized=_NOT_A_LIST)
+        if not message:
+            return text
         self.problem(container, key, where, message)
         return None
-
-    def items(self, parent: Mapping[str, Any], key: str, where: str) -> list[Any]:
-        value = parent.get(key)
-        if value is None:
-            return []
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not value:
-            self.problem(parent, key, where, "expected a list of entries")
-            return []
-        return value
 
     def additions(self, raw: Mapping[str, Any]) -> list[tuple[Entry, str]]:
         if "add" not in raw:
@@ -197,7 +176,7 @@ class _Reader(FieldReader):
         for name in add:
             where = f"categories.add.{name}"
             category = self.category(add, name, where, name)
-            for i, text in enumerate(self.items(add, name, where)):
+            for i, text in enumerate(self.items(add, name, where, _ENTRIES)):
                 entry = self.entry(add[name], i, f"{where}[{i}]", text)
                 if entry is not None and category is not None:
                     out.append((entry, category))
@@ -205,7 +184,7 @@ class _Reader(FieldReader):
 
     def removals(self, raw: Mapping[str, Any]) -> list[Entry]:
         out = []
-        for i, text in enumerate(self.items(raw, "remove", "categories.remove")):
+        for i, text in enumerate(self.items(raw, "remove", "categories.remove", _ENTRIES)):
             entry = self.entry(raw["remove"], i, f"categories.remove[{i}]", text)
             if entry is not None:
                 out.append(entry)

@@ -1,6 +1,6 @@
 """Where the compiled index lives, whether it may be used, and rebuilding it when not.
 
-`load_compiled(sources.yaml)` is what `categories.load_index` does: digest the sources (every
+`load_index(sources.yaml)` gives the index every process uses: digest the sources (every
 byte, tens of milliseconds), open the index file and check it (magic, version, size, sha256 of
 its body), compare its recorded source digest, and use it only if all agree. A missing, stale or
 corrupt index is rebuilt, never trusted: the reason is logged, the new file is written beside it
@@ -29,10 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .categories import LoadReport, read_sources, source_files
+from aupgate.errors import CategoryError, Problem
+
 from .compiled import CompiledIndex, IndexFileError
 from .compiler import CompileStats, ProgressFn, compile_sources, sources_digest
-from .errors import CategoryError, Problem
+from .loadreport import LoadReport
+from .readers import source_files
+from .sources import read_sources
 
 __all__ = [
     "ENV_INDEX_DIR",
@@ -40,7 +43,7 @@ __all__ = [
     "Freshness",
     "check_index",
     "index_locations",
-    "load_compiled",
+    "load_index",
     "rebuild",
 ]
 
@@ -105,10 +108,15 @@ def check_index(sources_file: Path, index_file: Path | None = None) -> Freshness
     return first
 
 
-def load_compiled(
+def load_index(
     sources_file: Path, *, index_file: Path | None = None, progress: ProgressFn | None = None
 ) -> tuple[CompiledIndex, LoadReport]:
-    """The current compiled index for `sources_file`, rebuilt first if needed, and its report.
+    """The index of every list sources.yaml names, and the report of loading them.
+
+    This is the compiled index (`compiled.py`), opened in milliseconds and shared between
+    processes; it is compiled first when missing, and rebuilt when a list, sources.yaml or the
+    list-reading code changed or the file is corrupt. Lines that cannot be used are warnings in
+    the report, as with `listindex.load_lists`.
 
     Raises:
         CategoryError: sources.yaml is invalid, a list cannot be read, or no index can be written.
@@ -233,14 +241,15 @@ def _source_bytes(sources_file: Path) -> int:
 
 
 def _compile_in_child(sources_file: Path, target: Path, digest: str) -> CompileStats:
-    """Run `python -m aupgate.indexcache` to compile; its problems come back as JSON.
+    """Run `python -m aupgate.categories.cache` to compile; its problems come back as JSON.
 
     If no child can be started (an interpreter that cannot run `-m`, such as a frozen binary),
     compile here after all: a proxy with a larger heap beats a proxy without categories.
     """
-    addon = str(Path(__file__).resolve().parents[1])
+    addon = str(Path(__file__).resolve().parents[2])
     path = os.pathsep.join(p for p in (addon, os.environ.get("PYTHONPATH", "")) if p)
-    command = [sys.executable, "-m", "aupgate.indexcache", str(sources_file), str(target), digest]
+    module = "aupgate.categories.cache"
+    command = [sys.executable, "-m", module, str(sources_file), str(target), digest]
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}

@@ -22,7 +22,7 @@ File layout (little-endian; sections 8-byte aligned):
     meta       JSON: sources and their provenance, the load report, classes, section offsets
 
 A file whose magic, version, size or checksum is wrong is refused with `IndexFileError`; whether
-it is *current* (its sources unchanged) is decided by `indexcache`, which rebuilds it.
+it is *current* (its sources unchanged) is decided by `cache`, which rebuilds it.
 """
 
 from __future__ import annotations
@@ -40,17 +40,14 @@ from typing import Any, BinaryIO, NamedTuple, Protocol, cast
 
 import marisa_trie  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
-from .categories import (
-    CATEGORY_IDS,
-    CategoryIndex,
-    Classification,
-    Entry,
-    Hit,
-    LoadReport,
-    SourceReport,
-    SourceSpec,
-)
-from .errors import Problem
+from aupgate.errors import Problem
+from aupgate.memo import remember
+
+from .entries import Entry
+from .ids import CATEGORY_IDS
+from .index import NO_MATCH, CategoryIndex, Classification, Hit
+from .loadreport import LoadReport, SourceReport
+from .sources import SourceSpec
 
 __all__ = [
     "FORMAT_VERSION",
@@ -69,7 +66,6 @@ _BODY_START = 80  # the preamble, padded
 HAS_URLS = 1  # class flag: URL-prefix entries hang under this host key
 _CHUNK = 1 << 20
 _MEMO_LIMIT = 65_536
-_NO_MATCH = Classification((), (), None)
 
 
 class IndexFileError(Exception):
@@ -207,7 +203,7 @@ class CompiledIndex(CategoryIndex):
     """A compiled index file, memory-mapped; answers exactly as `ListIndex` over the same lists.
 
     Open it with `CompiledIndex.open` (checks integrity) or, normally, through
-    `categories.load_index`, which also checks that it is current and rebuilds it if not.
+    `cache.load_index`, which also checks that it is current and rebuilds it if not.
     """
 
     __slots__ = (
@@ -315,7 +311,7 @@ class CompiledIndex(CategoryIndex):
         """
         found = [*self._prefix_ids(host[::-1] + ".")]
         if not found:
-            return _NO_MATCH
+            return NO_MATCH
         if len(found) == 1:
             key, kid = found[0]
             mask, flags = self._classes[self._values[kid]]
@@ -348,13 +344,10 @@ class CompiledIndex(CategoryIndex):
         result = (
             Classification(self._names(win_mask), self._names(masks), _host_of(winner))
             if winner
-            else _NO_MATCH
+            else NO_MATCH
         )
         known = _Chain(result, masks, tuple(reversed(url_hosts))) if url_hosts else result
-        if len(self._memo) >= _MEMO_LIMIT:
-            self._memo.clear()
-        self._memo[found[-1][0]] = known
-        return known
+        return remember(self._memo, found[-1][0], known, _MEMO_LIMIT)
 
     def _with_urls(self, chain: _Chain, path: str) -> Classification:
         """Any URL match beats every domain match; the most specific host, then longest path."""

@@ -13,8 +13,6 @@ networking), but the administrator sees it before the proxy uses it.
 
 from __future__ import annotations
 
-import difflib
-import gzip
 import hashlib
 import re
 import shutil
@@ -26,21 +24,15 @@ from typing import Any
 
 import yaml
 
-from .categories import (
-    CATEGORY_IDS,
-    UNCATEGORIZED,
-    Entry,
-    Format,
-    Rejected,
-    Skipped,
-    read_numbered,
-    read_sources,
-    source_files,
-    ut1_files,
-)
+from aupgate.errors import CategoryError, Problem
+from aupgate.yamlsource import line_of, load_yaml, plain
+
+from .cache import load_index
 from .compiled import CompiledIndex
-from .errors import CategoryError, Problem
-from .indexcache import load_compiled
+from .entries import Entry
+from .ids import CATEGORY_IDS, category_problem
+from .readers import Format, Rejected, Skipped, count_lines, read_numbered, source_files, ut1_files
+from .sources import edit_sources, read_sources
 from .ut1 import UT1_MAP
 
 __all__ = [
@@ -129,32 +121,18 @@ def load_mapping(spec: str) -> dict[str, str]:
     """
     if spec == "ut1":
         return dict(UT1_MAP)
-    path = Path(spec)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise CategoryError([Problem(spec, None, "", f"cannot read the mapping: {e}")]) from e
+    raw = load_yaml(Path(spec), error=CategoryError, text=True)
     if not isinstance(raw, dict) or not raw:
         message = "expected a mapping of list folder names to category ids"
         raise CategoryError([Problem(spec, None, "", message)])
     problems = [
-        Problem(spec, None, str(folder), message)
+        Problem(spec, line_of(raw, folder), str(folder), message)
         for folder, category in raw.items()
-        if (message := _category_problem(str(category)))
+        if (message := category_problem(str(category)))
     ]
     if problems:
         raise CategoryError(problems)
     return {str(k): str(v) for k, v in raw.items()}
-
-
-def _category_problem(category: str) -> str:
-    if category in CATEGORY_IDS:
-        return ""
-    if category == UNCATEGORIZED:
-        return f"'{UNCATEGORIZED}' means 'on no list'; a list cannot carry it"
-    close = difflib.get_close_matches(category, CATEGORY_IDS, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"unknown category '{category}'{hint}"
 
 
 def plan_import(request: ImportRequest, sources_file: Path) -> tuple[list[ListImport], list[str]]:
@@ -192,7 +170,7 @@ def plan_import(request: ImportRequest, sources_file: Path) -> tuple[list[ListIm
     else:
         if request.category is None:
             raise CategoryError([Problem(where, None, "", "say --as CATEGORY or --mapping")])
-        if message := _category_problem(request.category):
+        if message := category_problem(request.category):
             raise CategoryError([Problem(where, None, "as", message)])
         if request.format == "ut1":
             if not request.source.is_dir() or not ut1_files(request.source):
@@ -223,7 +201,7 @@ def analyse(
     bit_names = set(CATEGORY_IDS)
     seen: set[Entry] = set()
     files = source_files(item.source, item.format)
-    item.lines = sum(_count_lines(f) for f in files)
+    item.lines = sum(count_lines(f) for f in files)
     item.sha256 = _digest(files)
     done = 0
     for file, number, result in read_numbered(item.source, item.format):
@@ -265,17 +243,6 @@ def _compare(
             item.conflict_examples.append(f"{entry}: also {', '.join(others)}")
 
 
-def _count_lines(file: Path) -> int:
-    opener = gzip.open if file.name.endswith(".gz") else open
-    count = 0
-    last = b"\n"
-    with opener(file, "rb") as f:
-        while chunk := f.read(1 << 20):
-            count += chunk.count(b"\n")
-            last = chunk[-1:]
-    return count + (last != b"\n")
-
-
 def _digest(files: Iterable[Path]) -> str:
     digest = hashlib.sha256()
     for file in files:
@@ -312,7 +279,7 @@ def run_import(
         message = f"already imported as {', '.join(clashes)} (use --replace to update it)"
         raise CategoryError([Problem(str(sources_file), None, "", message)])
     if index is None:
-        index = load_compiled(sources_file)[0]
+        index = load_index(sources_file)[0]
     for item in lists:
         own = [str(f) for f in source_files(folder / item.dest, item.format)] if replace else []
         analyse(item, index, own_files=own, progress=progress)
@@ -340,45 +307,21 @@ def _copy(item: ListImport, folder: Path) -> None:
 
 
 def _edit_sources(sources_file: Path, lists: list[ListImport], request: ImportRequest) -> None:
-    """Append the new items to sources.yaml (replacing items with the same path), keeping the
-    rest of the file, comments included, as it is."""
-    text = sources_file.read_text(encoding="utf-8")
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    lines = text.splitlines(keepends=True)
-    dests = {item.dest for item in lists}
-    items_node = None
-    if isinstance(root, yaml.MappingNode):
-        items_node = next((v for k, v in root.value if k.value == "sources"), None)
-    drop: set[int] = set()
-    if isinstance(items_node, yaml.SequenceNode):
-        for node in items_node.value:
-            if not isinstance(node, yaml.MappingNode):
-                continue
-            path = next((v.value for k, v in node.value if k.value == "path"), None)
-            if path in dests:
-                end = node.end_mark.line + (1 if node.end_mark.column else 0)
-                drop.update(range(node.start_mark.line, end))
-    kept = "".join(line for i, line in enumerate(lines) if i not in drop)
-    new = [
-        {
-            "path": item.dest,
-            "format": item.format,
-            "category": item.category,
-            "source": request.origin,
-            "licence": request.licence,
-            "snapshot": request.snapshot,
-        }
-        for item in lists
-    ]
-    block = yaml.safe_dump(new, sort_keys=False, allow_unicode=True, width=200)
-    if isinstance(items_node, yaml.SequenceNode) and items_node.flow_style:
-        kept = "".join(
-            line for line in kept.splitlines(keepends=True) if line.strip() != "sources: []"
-        )
-        kept = kept.rstrip("\n") + ("\n" if kept.strip() else "") + "sources:\n"
-    if kept and not kept.endswith("\n"):
-        kept += "\n"
-    sources_file.write_text(kept + block, encoding="utf-8")
+    """Name the new lists in sources.yaml (replacing items with the same path)."""
+    edit_sources(
+        sources_file,
+        [
+            {
+                "path": item.dest,
+                "format": item.format,
+                "category": item.category,
+                "source": request.origin,
+                "licence": request.licence,
+                "snapshot": request.snapshot,
+            }
+            for item in lists
+        ],
+    )
 
 
 def _write_manifest(
@@ -387,8 +330,8 @@ def _write_manifest(
     """Record each list's provenance and findings, replacing earlier records of the same path."""
     records: list[dict[str, Any]] = []
     if manifest.exists():
-        loaded = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
-        records = list(loaded.get("imports", []))
+        loaded = plain(load_yaml(manifest, error=CategoryError)) or {}
+        records = list(loaded.get("imports", [])) if isinstance(loaded, dict) else []
     dests = {item.dest for item in lists}
     records = [r for r in records if r.get("path") not in dests]
     for item in lists:

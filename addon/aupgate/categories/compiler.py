@@ -19,18 +19,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import categories, compiled, normalise
-from .categories import (
-    CATEGORY_IDS,
-    Rejected,
-    Skipped,
-    SourceSpec,
-    read_numbered,
-    read_sources,
-    rejection,
-    source_files,
-)
+import idna
+
+from aupgate import hostname, normalise
+
+from . import compiled, entries, ids, readers
 from .compiled import FORMAT_VERSION, HAS_URLS, host_key, write_index
+from .ids import CATEGORY_IDS
+from .readers import Rejected, Skipped, read_numbered, rejection, source_files
+from .sources import SourceSpec, read_sources
 
 __all__ = ["CompileStats", "compile_sources", "sources_digest"]
 
@@ -44,17 +41,12 @@ ProgressFn = Callable[[int, str], None]
 def _code_fingerprint() -> bytes:
     """The modules whose code decides what a list line means, and the index format version."""
     digest = hashlib.sha256(f"aupgate-index-format-{FORMAT_VERSION}\0".encode())
-    for module in (categories, normalise, compiled):
+    for module in (ids, entries, readers, hostname, normalise, compiled):
         file = module.__file__
         if file is not None:
             digest.update(Path(file).read_bytes())
     digest.update(Path(__file__).read_bytes())
-    try:
-        import idna
-
-        digest.update(str(getattr(idna, "__version__", "")).encode())
-    except ImportError:  # pragma: no cover - normalise needs idna anyway
-        pass
+    digest.update(str(getattr(idna, "__version__", "")).encode())
     return digest.digest()
 
 
