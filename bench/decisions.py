@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from aupgate.categories.cache import load_index
 from aupgate.engine import Facts, decide
 from aupgate.normalise import parse_url
-from aupgate.policy import load_policy_dir
+from aupgate.policy.loader import load_policy_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CHICAGO = ZoneInfo("America/Chicago")

@@ -22,8 +22,9 @@ from aupgate.categories.cache import load_index
 from aupgate.categories.index import CategoryIndex
 from aupgate.engine import Decision, Facts, decide, decide_content
 from aupgate.normalise import parse_url
-from aupgate.policy import Policy, PolicySet, load_policy_dir
-from aupgate.schedule import WINDOWS
+from aupgate.policy.loader import load_policy_dir
+from aupgate.policy.model import Policy, PolicySet
+from aupgate.policy.schedule import WINDOWS
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES_DIR = Path(__file__).resolve().parent / "conformance"

@@ -22,8 +22,9 @@ from aupgate.categories.index import CategoryIndex
 from aupgate.content import CONTENT_KINDS
 from aupgate.engine import Decision, Facts, decide, decide_content, host_suffixes
 from aupgate.normalise import parse_url
-from aupgate.policy import Match, Policy, PolicySet, Rule, Site, load_policy_dir
-from aupgate.schedule import WINDOWS
+from aupgate.policy.loader import load_policy_dir
+from aupgate.policy.model import Match, Policy, PolicySet, Rule, Site
+from aupgate.policy.schedule import WINDOWS
 
 CORE = Path(__file__).parent / "fixtures" / "core"
 TODAY = date(2026, 11, 23)

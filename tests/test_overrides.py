@@ -19,7 +19,7 @@ from aupgate.categories.overrides import CategoryOverrides, describe_effect, rea
 from aupgate.cli import main
 from aupgate.engine import Facts, decide
 from aupgate.normalise import parse_url
-from aupgate.policy import load_policy
+from aupgate.policy.loader import load_policy
 from aupgate.yamlsource import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ import pytest
 
 from aupgate.cli import main
 from aupgate.pac import PAC_CONTENT_TYPE, client_hash, proxy_orders, render_pac, result_for_client
-from aupgate.policy import load_policy
+from aupgate.policy.loader import load_policy
 
 try:
     import pacparser

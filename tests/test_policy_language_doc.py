@@ -12,7 +12,8 @@ import pytest
 from aupgate.categories.listindex import ListIndex
 from aupgate.engine import Facts, decide
 from aupgate.normalise import parse_url
-from aupgate.policy import Policy, load_policy
+from aupgate.policy.loader import load_policy
+from aupgate.policy.model import Policy
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "policy-language.md"
 CHICAGO = ZoneInfo("America/Chicago")

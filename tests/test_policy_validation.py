@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from aupgate.errors import PolicyError
-from aupgate.policy import Policy, load_policy, load_policy_dir
+from aupgate.policy.loader import load_policy, load_policy_dir
+from aupgate.policy.model import Policy
 
 TODAY = date(2026, 11, 23)
 MARK = "# <-"

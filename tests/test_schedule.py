@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aupgate.schedule import WINDOWS, Interval, Schedule, parse_interval
+from aupgate.policy.schedule import WINDOWS, Interval, Schedule, parse_interval
 
 CHICAGO = ZoneInfo("America/Chicago")
 WEEKDAYS = frozenset(range(5))

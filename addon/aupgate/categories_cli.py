@@ -27,7 +27,7 @@ from .errors import CategoryError, Problem, UrlError
 from .hostname import normalise_host
 from .normalise import parse_url
 from .paths import default_categories, default_policy_dir
-from .policy import load_policy_dir
+from .policy.loader import load_policy_dir
 from .progress import Progress
 
 __all__ = ["add_categories_parser", "cmd_compile", "cmd_import", "cmd_lookup"]

@@ -29,7 +29,8 @@ from .mitm.run import add_run_parser
 from .normalise import parse_url
 from .pac import add_pac_parser
 from .paths import default_categories, default_policy_dir
-from .policy import DEVICES, Policy, PolicySet, load_policy_dir
+from .policy.loader import load_policy_dir
+from .policy.model import DEVICES, Policy, PolicySet
 from .report import add_report_parser
 from .review import add_review_parser
 

@@ -17,7 +17,7 @@ from .categories.ids import UNCATEGORIZED
 from .categories.index import CategoryIndex, Classification
 from .content import detect_url_content
 from .normalise import Url
-from .policy_model import Action, Grant, Network, Policy, Rule, Verdict
+from .policy.model import Action, Grant, Network, Policy, Rule, Verdict
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Step = Literal["deny-list", "allow-list", "rule", "grant", "default"]

@@ -27,7 +27,8 @@ from .categories.cache import load_index
 from .categories.index import CategoryIndex
 from .categories.sources import read_sources
 from .errors import CategoryError, PolicyError, Problem
-from .policy import PolicySet, load_policy_dir
+from .policy.loader import load_policy_dir
+from .policy.model import PolicySet
 
 Part = Literal["policies", "categories"]
 Fingerprint = tuple[tuple[str, int, int], ...]

@@ -46,7 +46,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .paths import default_policy_dir
-from .policy import PacSettings, Policy, ProxyEndpoint, load_policy_dir
+from .policy.loader import load_policy_dir
+from .policy.model import PacSettings, Policy, ProxyEndpoint
 
 __all__ = [
     "PAC_CONTENT_TYPE",

@@ -51,7 +51,7 @@ from ..gateway import Gateway, ReloadOutcome, Snapshot
 from ..normalise import Url, parse_url
 from ..pages import CONTINUE_PATH, RESERVED_PREFIX, CitedClause, Page, render
 from ..paths import default_categories, default_policy_dir
-from ..policy import Policy
+from ..policy.model import Policy
 from . import options as opts
 from .decisionmemo import DecisionMemo
 from .flowtext import (

@@ -11,7 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from ..policy import Policy
+from ..policy.model import Policy
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from aupgate.memo import remember
+
 WINDOWS: tuple[str, ...] = (
     "work",
     "lunch",
@@ -102,9 +104,8 @@ class Schedule:
         key = int(now.timestamp()) // 60
         cached = self._by_minute.get(key)
         if cached is None:
-            if len(self._by_minute) >= _CACHE_LIMIT:
-                self._by_minute.clear()
-            cached = self._by_minute[key] = self._window_local(now.astimezone(self.timezone))
+            local = self._window_local(now.astimezone(self.timezone))
+            cached = remember(self._by_minute, key, local, _CACHE_LIMIT)
         return cached
 
     def _window_local(self, local: datetime) -> str:

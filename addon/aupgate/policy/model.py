@@ -1,23 +1,34 @@
 """The policy model: one agency's validated policy as immutable data.
 
-`policy.py` builds it from YAML; the engine decides with it. Nothing here reads files or clocks.
+`loader.py` builds it from YAML; the engine decides with it. Nothing here reads files or clocks.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from .categories.ids import CATEGORY_IDS, UNCATEGORIZED
-from .categories.overrides import CategoryOverrides
-from .errors import Problem
+from aupgate.categories.ids import CATEGORY_IDS, UNCATEGORIZED
+from aupgate.categories.overrides import CategoryOverrides
+from aupgate.errors import Problem
+from aupgate.hostname import is_under
+
 from .schedule import Schedule
 
 Action = Literal["allow", "log", "warn", "block"]
 ACTIONS: tuple[Action, ...] = ("allow", "log", "warn", "block")
+"""Every action, least severe first: the one order of severity (the strictest decision wins,
+reports list actions most severe first)."""
+SEVERITY: dict[str, int] = {action: rank for rank, action in enumerate(ACTIONS)}
+STOPPING: frozenset[str] = frozenset({"warn", "block"})
+"""The actions that stop a request until something happens (a stated reason, or never)."""
+ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+"""What an agency, rule, group or grant id may be."""
+CLAUSE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]*$")
 DEVICES: tuple[str, ...] = ("state", "personal")
 POLICY_CATEGORIES: frozenset[str] = frozenset((*CATEGORY_IDS, UNCATEGORIZED))
 
@@ -89,7 +100,7 @@ class Site:
             return False
         return all(
             _domain_under(host, self.domains)
-            or any(_host_under(host, h) and path.startswith(p) for h, p in self.urls)
+            or any(is_under(host, h) and path.startswith(p) for h, p in self.urls)
             for host, path in other.urls
         )
 
@@ -97,12 +108,8 @@ class Site:
         return bool(self.categories or self.domains or self.urls)
 
 
-def _host_under(host: str, domain: str) -> bool:
-    return host == domain or host.endswith("." + domain)
-
-
 def _domain_under(host: str, domains: Iterable[str]) -> bool:
-    return any(_host_under(host, d) for d in domains)
+    return any(is_under(host, d) for d in domains)
 
 
 @dataclass(frozen=True, slots=True)
