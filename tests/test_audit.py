@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from aupgate.audit import REDACTED, AuditLog, redact_query, redact_url
+from aupgate.audit.log import AuditLog
+from aupgate.audit.redaction import REDACTED, redact_query, redact_url
 
 
 @pytest.mark.parametrize(

@@ -24,8 +24,9 @@ from typing import Any
 
 import pytest
 
-from aupgate.audit import REDACTED, AuditLog, redact_query, redact_url, scrub_url
-from aupgate.auditverify import verify_files
+from aupgate.audit.log import AuditLog
+from aupgate.audit.redaction import REDACTED, redact_query, redact_url, scrub_url
+from aupgate.audit.verify import verify_files
 from aupgate.normalise import parse_url
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,9 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from aupgate.auditchain import format_time, line_hash, link, link_bytes, now_text, walk
-from aupgate.auditfile import AuditFile
-from aupgate.auditverify import add_audit_parser, verify_files
+from aupgate.audit.chain import line_hash, link, walk
+from aupgate.audit.envelope import format_time
+from aupgate.audit.file import AuditFile
+from aupgate.audit.log import now_text
+from aupgate.audit.verify import verify_files
+from aupgate.cli.audit import add_audit_parsers
+
+
+def link_text(line: str, prev: str | None, chain: dict[str, object] | None = None) -> str:
+    """`link` for a line held as text (the tests build lines with json.dumps)."""
+    return link(line.encode(), prev, chain).decode()
 
 
 def rendered(n: int, minute: int = 0) -> str:
@@ -48,11 +56,16 @@ def test_now_text_is_format_time_of_now() -> None:
 @pytest.mark.parametrize("prev", [None, "ab" * 32])
 @pytest.mark.parametrize("chain", [None, {"reason": "new-file", "file": "/x/a\u00e9.jsonl",
                                           "continues": None}])
-def test_link_bytes_is_link(prev: str | None, chain: dict[str, object] | None) -> None:
+def test_link_keeps_the_line_and_appends_valid_json(prev: str | None,
+                                                    chain: dict[str, object] | None) -> None:
     line = rendered(1)
-    assert link_bytes(line.encode(), prev, chain) == link(line, prev, chain).encode()
+    linked = link(line.encode(), prev, chain)
+    record = json.loads(linked)
+    assert linked.startswith(line[:-1].encode())
+    assert record["prev"] == prev and record.get("chain") == chain
+    assert list(record)[-1] == ("chain" if chain else "prev")
     with pytest.raises(ValueError, match="non-empty JSON object"):
-        link_bytes(b"{}", prev, chain)
+        link(b"{}", prev, chain)
 
 
 def test_format_time_is_fixed_width() -> None:
@@ -63,12 +76,12 @@ def test_format_time_is_fixed_width() -> None:
 
 
 def test_link_appends_prev_last() -> None:
-    assert link('{"a": 1}', None, {"reason": "new-file"}) == (
+    assert link_text('{"a": 1}', None, {"reason": "new-file"}) == (
         '{"a": 1, "prev": null, "chain": {"reason": "new-file"}}'
     )
-    assert link('{"a": 1}\n', "ab") == '{"a": 1, "prev": "ab"}'
+    assert link_text('{"a": 1}', "ab") == '{"a": 1, "prev": "ab"}'
     with pytest.raises(ValueError, match="non-empty JSON object"):
-        link("{}", None)
+        link(b"{}", None)
 
 
 def test_intact_file_passes(tmp_path: Path) -> None:
@@ -125,7 +138,7 @@ def test_restart_in_mid_file_is_a_break(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     write_log(path, 3).close()
     with path.open("a") as handle:
-        handle.write(link(rendered(9), None, {"reason": "new-file", "file": "x"}) + "\n")
+        handle.write(link_text(rendered(9), None, {"reason": "new-file", "file": "x"}) + "\n")
     code, out = verify(path)
     assert code == 1
     assert f"{path}:4: chain restarts in mid-file (new-file)" in out
@@ -186,7 +199,7 @@ def test_copytruncate_race_line_links_to_the_copy(tmp_path: Path) -> None:
     write_log(first, 2).close()
     last = line_hash(first.read_bytes().splitlines()[-1])
     second = tmp_path / "b.jsonl"
-    second.write_text(link(rendered(5, minute=3), last) + "\n")
+    second.write_text(link_text(rendered(5, minute=3), last) + "\n")
     assert verify(first, second)[0] == 0
     code, out = verify(second)
     assert code == 1
@@ -221,7 +234,7 @@ def test_rehashed_file_passes_without_anchor(tmp_path: Path) -> None:
         record.pop("prev")
         chain = record.pop("chain", None)
         record["n"] = 99
-        line = link(json.dumps(record), prev, chain)
+        line = link_text(json.dumps(record), prev, chain)
         out_lines.append(line)
         prev = line_hash(line.encode())
     forged.write_text("\n".join(out_lines) + "\n")
@@ -231,8 +244,8 @@ def test_rehashed_file_passes_without_anchor(tmp_path: Path) -> None:
 
 
 def test_walk_counts_lines() -> None:
-    lines = [link(rendered(0), None, {"reason": "new-file", "file": "f"}).encode() + b"\n"]
-    lines.append(link(rendered(1), line_hash(lines[0])).encode() + b"\n")
+    lines = [link_text(rendered(0), None, {"reason": "new-file", "file": "f"}).encode() + b"\n"]
+    lines.append(link_text(rendered(1), line_hash(lines[0])).encode() + b"\n")
     result = walk("f", lines)
     assert result.broken is None
     assert result.lines == 2
@@ -242,7 +255,7 @@ def test_walk_counts_lines() -> None:
 def test_parser_registers_audit_verify(tmp_path: Path) -> None:
     """`aupgate audit verify FILE... --anchor H` parses to the verify command."""
     parser = argparse.ArgumentParser(prog="aupgate")
-    add_audit_parser(parser.add_subparsers(dest="command"))
+    add_audit_parsers(parser.add_subparsers(dest="command"))
     path = tmp_path / "audit.jsonl"
     write_log(path, 2).close()
     args = parser.parse_args(["audit", "verify", str(path)])

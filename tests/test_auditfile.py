@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from aupgate.audit import AuditLog
-from aupgate.auditchain import line_hash, walk
-from aupgate.auditfile import AuditFile, AuditUnavailableError, install_sighup_reopen
+from aupgate.audit.chain import line_hash, walk
+from aupgate.audit.file import AuditFile, AuditUnavailableError, install_sighup_reopen
+from aupgate.audit.log import AuditLog
 
 DEV_FULL = Path("/dev/full")
 

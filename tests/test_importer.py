@@ -16,8 +16,8 @@ from aupgate.categories.importer import ImportRequest, load_mapping, run_import
 from aupgate.categories.sources import read_sources
 from aupgate.categories.ut1 import UT1_MAP
 from aupgate.cli import main
+from aupgate.cli.progress import Progress
 from aupgate.errors import CategoryError
-from aupgate.progress import Progress
 
 TODAY = date(2026, 11, 22)
 PROVENANCE = "    source: shared list\n    licence: CC0\n    snapshot: s1\n"

@@ -18,10 +18,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from mitmproxy.test import taddons, tflow
 
+from aupgate.identity import client_address
 from aupgate.mitm import options as opts
 from aupgate.mitm.addon import Aupgate
 from aupgate.mitm.flowtext import authority_host, strictest
-from aupgate.mitm.identity import client_address
 
 FIXTURES = Path(__file__).parent / "e2e" / "fixtures"
 

@@ -20,17 +20,13 @@ from typing import Any
 
 import pytest
 
-from aupgate.report import (
-    COLOURS,
-    Options,
-    TopCounter,
-    _Progress,
-    add_report_parser,
-    render_html,
-    run_report,
-    summarise,
-)
-from aupgate.review import ReviewError
+from aupgate.audit.reader import ReviewError
+from aupgate.audit.report import reading
+from aupgate.audit.report.counting import TopCounter
+from aupgate.audit.report.html import COLOURS, render_html
+from aupgate.audit.report.reading import summarise
+from aupgate.audit.report.summary import Options
+from aupgate.cli.audit import add_audit_parsers, run_report
 
 NOW = datetime(2026, 5, 5, 9, 0, tzinfo=UTC)
 DIGEST = "ab" * 32
@@ -129,7 +125,7 @@ def log(tmp_path: Path) -> Path:
 
 def report(*argv: str) -> str:
     root = argparse.ArgumentParser(prog="aupgate")
-    add_report_parser(root.add_subparsers(dest="command"))
+    add_audit_parsers(root.add_subparsers(dest="command"))
     args = root.parse_args(["report", *argv])
     out = io.StringIO()
     assert run_report(args, out, io.StringIO(), now=NOW) == 0
@@ -296,7 +292,7 @@ def test_report_says_when_a_list_is_approximate(tmp_path: Path) -> None:
         tmp_path / "audit.jsonl",
         [decision(14, i % 60, host=f"h{i}.example") for i in range(30)],
     )
-    summary = summarise([path], Options(cap=5), progress=io.StringIO())
+    summary = summarise([path], Options(cap=5))
     hosts = summary.to_json([str(path)], NOW)["categories"][0]["top_hosts"]
     assert hosts["approximate"] is True
     assert hosts["error_bound"] > 0
@@ -323,36 +319,26 @@ def test_top_counter_merge_keeps_the_bound() -> None:
 
 def test_jobs_give_the_same_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Byte ranges summarised by worker processes and merged equal one streaming pass."""
-    from aupgate import report as report_module
-
     records = sample() * 20
     plain = write(tmp_path / "audit.jsonl", records)
     packed = write(tmp_path / "audit.jsonl.1.gz", sample())
-    monkeypatch.setattr(report_module, "_CHUNK", 1000)  # cut even this small file
-    assert len(report_module._parts([plain], [plain.stat().st_size], 3)) == 6
+    monkeypatch.setattr(reading, "_CHUNK", 1000)  # cut even this small file
+    assert len(reading._parts([plain], [plain.stat().st_size], 3)) == 6
     one = model(str(plain), str(packed), "--by-user", "--uncategorized")
     three = model(str(plain), str(packed), "--by-user", "--uncategorized", "--jobs", "3")
     assert three == one
     assert one["decisions"]["total"] == 11 * 21
 
 
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_bar_only_on_a_terminal() -> None:
-    quiet = io.StringIO()
-    bar = _Progress(100, quiet)
-    bar._last = -1.0
-    bar.update(50)
-    bar.close()
-    assert quiet.getvalue() == ""
-    tty = Terminal()
-    bar = _Progress(100, tty)
-    bar._last = -1.0
-    bar.update(50)
-    assert "50.0%" in tty.getvalue()
+def test_progress_counts_the_bytes_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`summarise` says how far it got in bytes, ending at the files' size (the bar's total)."""
+    plain = write(tmp_path / "audit.jsonl", sample() * 20)
+    packed = write(tmp_path / "audit.jsonl.1.gz", sample())
+    total = plain.stat().st_size + packed.stat().st_size
+    monkeypatch.setattr(reading, "_CHUNK", 1000)
+    seen: list[int] = []
+    summarise([plain, packed], Options(), progress=seen.append, jobs=2)
+    assert seen == sorted(seen) and seen[-1] == total and len(seen) > 2
 
 
 # --------------------------------------------------------------------------- HTML

@@ -17,14 +17,10 @@ from typing import Any
 
 import pytest
 
-from aupgate.review import (
-    ReviewError,
-    add_review_parser,
-    format_event,
-    parse_when,
-    run_review,
-    time_key,
-)
+from aupgate.audit.envelope import time_key
+from aupgate.audit.reader import ReviewError, parse_when
+from aupgate.audit.review import format_event
+from aupgate.cli.audit import add_audit_parsers, run_review
 
 NOW = datetime(2026, 5, 4, 18, 0, tzinfo=UTC)
 
@@ -70,7 +66,7 @@ def write(path: Path, records: list[dict[str, Any]]) -> Path:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="aupgate")
-    add_review_parser(root.add_subparsers(dest="command"))
+    add_audit_parsers(root.add_subparsers(dest="command"))
     return root
 
 

@@ -35,23 +35,15 @@ diff shows exactly what changed.
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import json
-import os
-import sys
-import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
-from .paths import default_policy_dir
-from .policy.loader import load_policy_dir
 from .policy.model import PacSettings, Policy, ProxyEndpoint
 
 __all__ = [
     "PAC_CONTENT_TYPE",
-    "add_pac_parser",
     "client_hash",
     "proxy_orders",
     "proxy_string",
@@ -66,9 +58,6 @@ _HASH_MODULUS = 65521
 """Largest prime below 2**16: keeps `h * 31 + c` far inside a double's exact integers in JS."""
 
 _LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
-
-
-# --------------------------------------------------------------------------- pure core
 
 
 def client_hash(address: str) -> int:
@@ -248,86 +237,3 @@ def render_pac(policy: Policy, settings: PacSettings | None = None) -> str:
         ]
     out.append("}")
     return "\n".join(out) + "\n"
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def add_pac_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `aupgate pac` (cli.py calls this when the module exists)."""
-    pac = subparsers.add_parser(
-        "pac",
-        help="write the PAC file (and wpad.dat) that sends browsers to the gateway",
-        description=(
-            "Write the proxy auto-configuration file for an agency from its policy's pac section. "
-            "Serve it as " + PAC_CONTENT_TYPE + " (see docs/deployment.md)."
-        ),
-    )
-    pac.add_argument("--agency", required=True, help="agency id")
-    pac.add_argument(
-        "--policy-dir",
-        type=Path,
-        default=None,
-        help=f"directory of agency policies (default: {default_policy_dir()})",
-    )
-    pac.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="write the PAC file here, atomically (default: standard output)",
-    )
-    pac.add_argument(
-        "--wpad",
-        action="store_true",
-        help="also write wpad.dat (same content) beside --output, for WPAD discovery",
-    )
-    pac.set_defaults(func=cmd_pac)
-
-
-def cmd_pac(args: argparse.Namespace) -> int:
-    """Load the policies, render the agency's PAC file, print or write it."""
-    if args.wpad and args.output is None:
-        print("aupgate pac: --wpad needs --output (wpad.dat is written beside it)", file=sys.stderr)
-        return 2
-    today = datetime.now(UTC).date()
-    policies = load_policy_dir(args.policy_dir or default_policy_dir(), today=today)
-    policy = policies.policies.get(args.agency)
-    if policy is None:
-        known = ", ".join(sorted(policies.policies))
-        print(f"aupgate pac: unknown agency '{args.agency}' (known: {known})", file=sys.stderr)
-        return 2
-    try:
-        text = render_pac(policy)
-    except ValueError as exc:
-        print(f"aupgate pac: {exc}", file=sys.stderr)
-        return 1
-    if args.output is None:
-        sys.stdout.write(text)
-        return 0
-    targets = [args.output]
-    if args.wpad:
-        targets.append(args.output.parent / "wpad.dat")
-    for target in targets:
-        _write_atomically(target, text)
-        print(f"wrote {target}", file=sys.stderr)
-    return 0
-
-
-def _write_atomically(target: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a web server never serves half a PAC file.
-
-    A browser that fetches a truncated PAC file gets a syntax error and, depending on the
-    browser, goes DIRECT (bypassing the gateway) or loses the web; a rename is all or nothing.
-    The file is made world-readable: the web server's user serves it.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        Path(temp).chmod(0o644)
-        Path(temp).replace(target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

@@ -10,7 +10,7 @@
 - `run.py --also-audit-floor`: the same hooks, and `response` writes the cheapest audit line the
   issues allow, set by AUPGATE_BENCH_AUDIT_FLOOR: the decision line's 25 fields (the request's
   and response's read from the flow, the decision's and the time fixed), rendered by orjson,
-  chained by SHA-256, one `stat` and one `write`. No structlog, no redaction, no deciding: what a
+  chained by SHA-256, one `stat` and one `write`. No redaction, no deciding: what a
   per-request, flushed, hash-chained JSON line costs at the least.
 """
 

@@ -171,7 +171,7 @@ def print_breakdown(timed: dict[str, Any], bare_gc: dict[str, Any]) -> None:
           "each step includes the ones indented under it; the `timed` and `bare-gc` rows above "
           "carry clocks, so read their timings here, not their rates):")
     for name, indent in (("hook: requestheaders", 0), ("hook: responseheaders", 0),
-                         ("hook: response", 0), ("audit: structlog + render + file", 1),
+                         ("hook: response", 0), ("audit: redact + render + file", 1),
                          ("audit file: write_line", 2), ("audit file: stat (rotation check)", 3),
                          ("audit file: write(2)", 3), ("audit file: sha256 (chain)", 3)):
         if name in steps:

@@ -3,7 +3,7 @@
 The in-process loop (`hooks.py`) times the hooks warm, one after another; in the proxy the same
 code runs between mitmproxy's own work for each request and costs several times as much. This
 script is aupgate's addon as `mitmdump -s` loads it, with a clock around each per-request hook,
-the audit line's steps (building the fields, structlog and rendering, the file writer's `stat`,
+the audit line's steps (building the fields, redacting and rendering, the file writer's `stat`,
 `write` and hash) and the garbage collector, so the breakdown is measured where the cost is paid.
 
 The clocks cost a little themselves, so this proxy's throughput is not aupgate's: `run.py` reports
@@ -27,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aupgate import audit, auditfile
+from aupgate.audit import file as auditfile
+from aupgate.audit import log as audit
 from aupgate.mitm.addon import Aupgate
 
 _OUT = Path(os.environ.get("AUPGATE_BENCH_TIMINGS", "aupgate-timings.json"))
@@ -79,7 +80,7 @@ def _wrap_audit() -> None:
     setattr(auditfile, "os", _TimedOs())  # noqa: B010 - the module's own names, replaced
     setattr(auditfile, "hashlib", _TimedHashlib())  # noqa: B010
     audit.AuditLog.record = timed(  # type: ignore[method-assign]
-        "audit: structlog + render + file", audit.AuditLog.record)
+        "audit: redact + render + file", audit.AuditLog.record)
     auditfile.AuditFile.write_line = timed(  # type: ignore[method-assign]
         "audit file: write_line", auditfile.AuditFile.write_line)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from deploy_support import DEPLOY, Upstream, Worker, free_port, require, start_worker, wait_for_port
 
-from aupgate.auditchain import walk
+from aupgate.audit.chain import walk
 
 CLIENTS = 16  # source addresses 127.0.0.10 .. 127.0.0.25
 LOAD_SECONDS = 7.0

@@ -43,11 +43,12 @@ from mitmproxy.addonmanager import Loader
 from mitmproxy.proxy import server_hooks
 
 from .. import __version__
-from ..audit import AuditLog
+from ..audit.log import AuditLog
 from ..content import detect_content, is_icy_response
 from ..engine import Decision, Facts, decide, decide_content
 from ..errors import AupgateError, Problem
 from ..gateway import Gateway, ReloadOutcome, Snapshot
+from ..identity import Identity, client_address
 from ..normalise import Url, parse_url
 from ..pages import CONTINUE_PATH, RESERVED_PREFIX, CitedClause, Page, render
 from ..paths import default_categories, default_policy_dir
@@ -65,7 +66,6 @@ from .flowtext import (
     url_text,
 )
 from .guard import InjectedFaultError, guarded, options_error
-from .identity import Identity, client_address
 from .passes import Passes, clean_reason
 from .resolver import ResolveOverride
 from .responses import make_response, redirect, replace_streaming

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from mitmproxy import http
 
-from ..audit import redact_query, redact_url
+from ..audit.redaction import redact_query, redact_url
 from ..engine import Decision
 from ..errors import AupgateError
 from ..hostname import registered_domain

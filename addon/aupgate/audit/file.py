@@ -8,7 +8,7 @@ sink
 - checks before every line whether the path still names the file it has open (inode and device)
   and whether the file shrank: logrotate's `create` mode (rename, new file) and `copytruncate`
   mode both work without signals, and `SIGHUP` (`request_reopen`) forces a reopen too;
-- links every line to the one before it (`auditchain`), starting a new chain in a new file and
+- links every line to the one before it (`chain`), starting a new chain in a new file and
   saying why;
 - on a full disk or an unwritable file logs at CRITICAL, counts what it loses, keeps retrying on
   every event, and writes an `audit_gap` event with the count when it can write again. Whether the
@@ -18,13 +18,15 @@ sink
 
 One writer per file: two processes appending to one file interleave two chains. Durability is
 the page cache's (no fsync per line): a killed process loses nothing, a power cut may.
+
+Reads the clock: the time of an `audit_gap` and of the once-a-minute complaint while failing (one
+of the two modules outside the edges that may; see `log.py`).
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import logging
 import os
 import signal
@@ -36,7 +38,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal, Protocol
 
-from .auditchain import SCHEMA_VERSION, ChainReason, format_time, last_line, line_hash, link_bytes
+from .chain import ChainReason, line_hash, link
+from .envelope import format_time, render
+from .reader import last_line
 
 OnAuditFailure = Literal["serve", "fail-closed"]
 ON_AUDIT_FAILURE: tuple[OnAuditFailure, ...] = ("serve", "fail-closed")
@@ -210,7 +214,7 @@ class AuditFile:
             self._write_all(b"\n")  # end the torn line so the next one is whole
             self._torn = False
             self._end += 1
-        data = link_bytes(rendered, self._prev, self._pending_chain) + b"\n"
+        data = link(rendered, self._prev, self._pending_chain) + b"\n"
         self._write_all(data)
         self._prev = hashlib.sha256(memoryview(data)[:-1]).hexdigest()  # line_hash, no copy
         self._pending_chain = None
@@ -238,15 +242,8 @@ class AuditFile:
 
     def _write_gap(self) -> None:
         """Record, in the chain, how many events were lost while the file could not be written."""
-        gap = {
-            "schema_version": SCHEMA_VERSION,
-            "time": format_time(self._clock()),
-            "event": "audit_gap",
-            "lost": self._lost,
-            "since": self._lost_since,
-            "error": self.last_error or "unknown",
-        }
-        self._write_linked(json.dumps(gap).encode("utf-8"))
+        gap = {"lost": self._lost, "since": self._lost_since, "error": self.last_error or "unknown"}
+        self._write_linked(render(format_time(self._clock()), "audit_gap", gap))
         self._lost = 0
         self._lost_since = None
 

@@ -1,7 +1,7 @@
-"""`aupgate`: check policies, explain decisions, print clause maps, run the proxy.
+"""`aupgate check`, `explain` and `clauses`: the questions an administrator asks of the policies.
 
-Every command parses its arguments, calls the pure core, prints, and returns an exit code, so
-tests call `main([...])` directly. Exit codes: 0 fine, 1 a problem was found, 2 bad usage.
+Each command parses its arguments, calls the core, prints, and returns an exit code (0 fine, 1 a
+problem was found, 2 bad usage); `cli.main` dispatches.
 """
 
 from __future__ import annotations
@@ -12,54 +12,40 @@ import json
 import sys
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .auditverify import add_audit_parser
-from .categories.cache import load_index
-from .categories.index import CategoryIndex
-from .categories.overrides import describe_effect
-from .categories_cli import add_categories_parser
-from .engine import Decision, Facts, decide
-from .errors import CategoryError, PolicyError, UrlError
-from .mitm.run import add_run_parser
-from .normalise import parse_url
-from .pac import add_pac_parser
-from .paths import default_categories, default_policy_dir
-from .policy.loader import load_policy_dir
-from .policy.model import DEVICES, Policy, PolicySet
-from .report import add_report_parser
-from .review import add_review_parser
+from aupgate.categories.cache import load_index
+from aupgate.categories.index import CategoryIndex
+from aupgate.categories.overrides import describe_effect
+from aupgate.engine import Decision, Facts, decide
+from aupgate.errors import PolicyError, UrlError
+from aupgate.identity import identify
+from aupgate.normalise import parse_url
+from aupgate.paths import default_policy_dir
+from aupgate.policy.loader import load_policy_dir
+from aupgate.policy.model import DEVICES, Policy, PolicySet
+
+from .common import (
+    UsageError,
+    add_categories_option,
+    add_policy_dir_option,
+    categories_path,
+    load_index_of,
+    load_policies,
+    now,
+    parse_time,
+    unknown_agency,
+)
+
+__all__ = ["add_policy_parsers", "render_decision", "render_table"]
 
 
-class UsageError(Exception):
-    """Bad arguments: exit 2 with the message."""
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except UsageError as exc:
-        print(f"aupgate: {exc}", file=sys.stderr)
-        return 2
-    except (PolicyError, CategoryError) as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 1
-    except BrokenPipeError:  # `aupgate explain ... | head`
-        return 0
-    return code
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aupgate", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_policy_parsers(sub: Any) -> None:
+    """Register `check`, `explain` and `clauses`."""
     check = sub.add_parser(
         "check", help="validate policies and category sources; exit 1 on any policy problem"
     )
@@ -97,32 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     clauses.add_argument("--json", action="store_true", help="print JSON instead of a table")
     clauses.set_defaults(func=cmd_clauses)
 
-    # Subcommands with a module of their own register themselves; this file stays the index.
-    for register in (
-        add_run_parser,
-        add_pac_parser,
-        add_review_parser,
-        add_report_parser,
-        add_audit_parser,
-        add_categories_parser,
-    ):
-        register(sub)
-    return parser
-
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--policy-dir",
-        type=Path,
-        default=None,
-        help=f"directory of agency policies (default: {default_policy_dir()})",
-    )
-    parser.add_argument(
-        "--categories",
-        type=Path,
-        default=None,
-        help=f"category sources file (default: {default_categories()})",
-    )
+    add_policy_dir_option(parser)
+    add_categories_option(parser)
 
 
 # --------------------------------------------------------------------------- loading
@@ -134,34 +98,15 @@ class _Loaded:
     index: CategoryIndex
 
 
-def _load_policies(args: argparse.Namespace, today: date) -> PolicySet:
-    policies = load_policy_dir(args.policy_dir or default_policy_dir(), today=today)
-    for warning in policies.warnings:
-        print(warning, file=sys.stderr)
-    return policies
-
-
 def _load(args: argparse.Namespace, today: date) -> _Loaded:
-    policies = _load_policies(args, today)
-    index, _report = load_index(args.categories or default_categories())
-    return _Loaded(policies, index)
-
-
-def _parse_time(text: str | None) -> datetime:
-    """`--at`: ISO-8601, `Z` allowed; naive times are agency-local (the engine's rule)."""
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise UsageError(f"--at: '{text}' is not an ISO-8601 time ({exc})") from exc
+    return _Loaded(load_policies(args, today), load_index_of(args))
 
 
 # --------------------------------------------------------------------------- check
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    at = _parse_time(args.at)
+    at = parse_time(args.at)
     started = time.perf_counter()
     try:
         policies = load_policy_dir(args.policy_dir or default_policy_dir(), today=at.date())
@@ -173,7 +118,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     for warning in policies.warnings:
         print(warning)
-    index, report = load_index(args.categories or default_categories())
+    index, report = load_index(categories_path(args))
     elapsed = time.perf_counter() - started
     print(report.summary())
     if args.verbose:
@@ -202,7 +147,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     if (args.url is None) == (args.batch is None):
         raise UsageError("explain needs a URL or --batch FILE.jsonl (not both)")
-    at = _parse_time(args.at)
+    at = parse_time(args.at)
     loaded = _load(args, at.date())
     if args.batch is not None:
         return _explain_batch(loaded, args.batch, sys.stdout, at)
@@ -239,11 +184,11 @@ def _explain_one(loaded: _Loaded, request: dict[str, Any], at: datetime) -> tupl
     if device is not None and device not in DEVICES:
         raise ValueError(f"unknown device class '{device}' (one of: {', '.join(DEVICES)})")
     agency = request.get("agency")
-    policy = loaded.policies.policies.get(agency) if agency else loaded.policies.agency_for(client)
+    policy = identify(loaded.policies, client, agency=agency).policy
     if policy is None:
-        known = ", ".join(sorted(loaded.policies.policies))
         if agency:
-            raise ValueError(f"unknown agency '{agency}' (known: {known})")
+            raise ValueError(unknown_agency(loaded.policies, agency))
+        known = ", ".join(sorted(loaded.policies.policies))
         raise ValueError(
             f"no agency given and the client is in no agency's networks (known: {known})"
         )
@@ -332,11 +277,10 @@ def _decided_by(policy: Policy, decision: Decision) -> str:
 
 
 def cmd_clauses(args: argparse.Namespace) -> int:
-    policies = _load_policies(args, datetime.now(UTC).date())
+    policies = load_policies(args, now().date())
     policy = policies.policies.get(args.agency)
     if policy is None:
-        known = ", ".join(sorted(policies.policies))
-        raise UsageError(f"unknown agency '{args.agency}' (known: {known})")
+        raise UsageError(unknown_agency(policies, args.agency))
     rows = [
         {
             "clause": clause.id,
@@ -370,6 +314,3 @@ def render_table(rows: list[dict[str, Any]]) -> str:
         out.extend(f"{'':<67} {more}" for more in wrapped[1:])
     return "\n".join(out)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -16,18 +16,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .categories.cache import check_index, index_locations, load_index, rebuild
-from .categories.compiled import CompiledIndex, Origin
-from .categories.entries import rank
-from .categories.importer import ImportRequest, ListImport, load_mapping, run_import
-from .categories.index import Classification, Hit, classification_of
-from .categories.overrides import CategoryOverrides
-from .categories.readers import FORMATS
-from .errors import CategoryError, Problem, UrlError
-from .hostname import normalise_host
-from .normalise import parse_url
-from .paths import default_categories, default_policy_dir
-from .policy.loader import load_policy_dir
+from aupgate.categories.cache import check_index, index_locations, load_index, rebuild
+from aupgate.categories.compiled import CompiledIndex, Origin
+from aupgate.categories.entries import rank
+from aupgate.categories.importer import ImportRequest, ListImport, load_mapping, run_import
+from aupgate.categories.index import Classification, Hit, classification_of
+from aupgate.categories.overrides import CategoryOverrides
+from aupgate.categories.readers import FORMATS
+from aupgate.errors import CategoryError, Problem, UrlError
+from aupgate.hostname import normalise_host
+from aupgate.normalise import parse_url
+
+from .common import add_categories_option, categories_path, load_policies, now, unknown_agency
 from .progress import Progress
 
 __all__ = ["add_categories_parser", "cmd_compile", "cmd_import", "cmd_lookup"]
@@ -60,7 +60,7 @@ def add_categories_parser(subparsers: Any) -> None:
     imp.add_argument("--snapshot", help="version or date of the list (default: the file's date)")
     imp.add_argument("--replace", action="store_true", help="update an earlier import of NAME")
     imp.add_argument("--dry-run", action="store_true", help="report only; change nothing")
-    _categories_option(imp)
+    add_categories_option(imp)
     imp.set_defaults(func=cmd_import)
 
     comp = sub.add_parser(
@@ -70,7 +70,7 @@ def add_categories_parser(subparsers: Any) -> None:
     comp.add_argument("--output", type=Path, help="index file (default: beside sources.yaml)")
     comp.add_argument("--check", action="store_true", help="only say whether it is current")
     comp.add_argument("--force", action="store_true", help="compile even if it is current")
-    _categories_option(comp)
+    add_categories_option(comp)
     comp.set_defaults(func=cmd_compile)
 
     look = sub.add_parser(
@@ -81,28 +81,17 @@ def add_categories_parser(subparsers: Any) -> None:
     look.add_argument("--json", action="store_true", help="print one JSON object")
     look.add_argument("--agency", help="apply this agency's category overrides (its policy)")
     look.add_argument("--policy-dir", type=Path, default=None, help="directory of policies")
-    _categories_option(look)
+    add_categories_option(look)
     look.set_defaults(func=cmd_lookup)
 
 
-def _categories_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--categories",
-        type=Path,
-        default=None,
-        help=f"category sources file (default: {default_categories()})",
-    )
-
-
-def _sources(args: argparse.Namespace) -> Path:
-    return Path(args.categories or default_categories())
 
 
 # --------------------------------------------------------------------------- import
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    sources_file = _sources(args)
+    sources_file = categories_path(args)
     source: Path = args.source
     request = ImportRequest(
         source=source,
@@ -118,7 +107,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     lists, unmapped = run_import(
         request,
         sources_file,
-        today=datetime.now(UTC).date(),
+        today=now().date(),
         replace=args.replace,
         dry_run=args.dry_run,
         progress=lambda done, label: bar.update(done, f"reading {label}"),
@@ -197,7 +186,7 @@ def _compile_with_progress(
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    sources_file = _sources(args)
+    sources_file = categories_path(args)
     if args.check:
         fresh = check_index(sources_file, args.output)
         print(f"{fresh.path}: {fresh.state} ({fresh.reason})")
@@ -221,7 +210,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_lookup(args: argparse.Namespace) -> int:
     host, target = _target(args.target)
-    index, _ = load_index(_sources(args))
+    index, _ = load_index(categories_path(args))
     shared = index.matches(host, target)
     rows: list[Row] = [Row(hit, index.origins(hit.entry), "") for hit in shared]
     hits = shared
@@ -261,15 +250,11 @@ class Row:
 def _agency_overrides(args: argparse.Namespace) -> tuple[CategoryOverrides | None, str]:
     if not args.agency:
         return None, ""
-    policies = load_policy_dir(
-        args.policy_dir or default_policy_dir(), today=datetime.now(UTC).date()
-    )
+    policies = load_policies(args, now().date(), warnings=False)
     policy = policies.policies.get(args.agency)
     if policy is None:
-        known = ", ".join(sorted(policies.policies))
-        raise CategoryError(
-            [Problem("lookup", None, "agency", f"unknown agency '{args.agency}' (known: {known})")]
-        )
+        message = unknown_agency(policies, args.agency)
+        raise CategoryError([Problem("lookup", None, "agency", message)])
     return policy.overrides, policy.source
 
 

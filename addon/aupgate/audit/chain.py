@@ -8,61 +8,21 @@ saying why a chain starts there (a new file, a rotation, a truncation) and, when
 it, the hash of the last line it wrote to the previous file (`continues`), so rotated files link up.
 
 The link is spliced into the already rendered line (`...}` becomes `..., "prev": "..."}`) so the
-hash covers exactly the bytes on disk and nothing is serialised twice. The checks here are pure:
-they take lines and return problems; `auditverify` reads files and prints.
+hash covers exactly the bytes on disk and nothing is serialised twice. Everything here is pure:
+it takes lines and returns problems; `verify` reads the files and prints.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import os
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
-SCHEMA_VERSION = 1
-"""Bumped when a field is removed or changes type; adding a field does not bump it."""
+import orjson
 
 ChainReason = Literal["new-file", "rotated", "truncated", "damaged-tail", "resumed-unreadable"]
-
-_TAIL_BLOCK = 64 * 1024
-
-
-def _fast_loads() -> Callable[[bytes], Any]:
-    """orjson's loads when installed (about 3x json's on audit lines), else the standard one."""
-    try:
-        module = importlib.import_module("orjson")
-    except ImportError:
-        return json.loads
-    loader: Callable[[bytes], Any] = module.loads
-    return loader
-
-
-loads = _fast_loads()
-"""Parse one JSON line (bytes); raises ValueError on bad JSON, whichever parser it is."""
-
-
-def format_time(moment: datetime) -> str:
-    """UTC with microseconds always present: fixed width, so times sort and compare as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-_second: tuple[int, str] = (-1, "")  # the last second formatted, swapped as one reference
-
-
-def now_text() -> str:
-    """`format_time` of the current time, formatting each second's date and time only once."""
-    global _second
-    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
-    cached = _second
-    if cached[0] != seconds:
-        cached = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
-    return f"{cached[1]}.{nanos // 1000:06d}Z"
 
 
 def line_hash(line: bytes) -> str:
@@ -70,53 +30,18 @@ def line_hash(line: bytes) -> str:
     return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
 
 
-def link(rendered: str, prev: str | None, chain: dict[str, Any] | None = None) -> str:
+def link(rendered: bytes, prev: str | None, chain: dict[str, Any] | None = None) -> bytes:
     """A rendered JSON object line with `prev` (and, at a chain start, `chain`) appended.
 
-    `rendered` is one JSON object without a newline, as the audit renderer produces it; the
+    `rendered` is one JSON object without a newline, as `envelope.render` produces it; the
     fields are added before its closing brace so that they come last, after the event's own.
     """
-    body = rendered.rstrip("\n")
-    if not body.endswith("}") or body == "{}":
-        raise ValueError("an audit line must be a non-empty JSON object")
-    extra = f', "prev": {json.dumps(prev)}'
-    if chain is not None:
-        extra += f', "chain": {json.dumps(chain)}'
-    return body[:-1] + extra + "}"
-
-
-def link_bytes(rendered: bytes, prev: str | None, chain: dict[str, Any] | None = None) -> bytes:
-    """`link` for a line rendered as bytes (the audit writer's form): same result, encoded."""
     if not rendered.endswith(b"}") or rendered == b"{}":
         raise ValueError("an audit line must be a non-empty JSON object")
     extra = b', "prev": null' if prev is None else b', "prev": "' + prev.encode("ascii") + b'"'
     if chain is not None:
         extra += b', "chain": ' + json.dumps(chain).encode("utf-8")
     return rendered[:-1] + extra + b"}"
-
-
-def last_line(path: Path) -> tuple[bytes | None, bool]:
-    """The last complete line of a file (None when there is none) and whether it ends in a newline.
-
-    Reads backwards in blocks, so resuming a multi-gigabyte file costs one small read.
-    """
-    with path.open("rb") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        if size == 0:
-            return None, True
-        buffer = b""
-        position = size
-        while position > 0 and buffer.count(b"\n") < 2:
-            step = min(_TAIL_BLOCK, position)
-            position -= step
-            handle.seek(position)
-            buffer = handle.read(step) + buffer
-    ends_clean = buffer.endswith(b"\n")
-    end = len(buffer) - 1 if ends_clean else buffer.rfind(b"\n")
-    if end < 0:
-        return None, ends_clean
-    body = buffer[:end]
-    return body[body.rfind(b"\n") + 1 :], ends_clean
 
 
 # --------------------------------------------------------------------------- verifying
@@ -173,7 +98,7 @@ def walk(name: str, lines: Iterable[bytes], *, anchors: frozenset[str] = frozens
         if not raw.endswith(b"\n"):
             return result(Break(name, number, "last line is incomplete (no newline): torn write"))
         try:
-            record = loads(raw)
+            record = orjson.loads(raw)
         except ValueError:
             return result(Break(name, number, "line is not JSON: damaged or partly written"))
         if not isinstance(record, dict):

@@ -1,0 +1,100 @@
+"""What never reaches the audit trail, a page or the proxy's log: credentials and secret values.
+
+Redaction happens at the one place events are written (`log.AuditLog`), whoever records them:
+userinfo never reaches an event (`Url` drops it; a raw URL passed by mistake is scrubbed), query
+values whose names look secret (`password`, `token`, `sig`...) are replaced, and a header passed by
+mistake (Cookie, Authorization) is replaced whole, so the trail can be shared with a supervisor
+without leaking credentials. docs/audit-log.md lists the rules; the tests hold them as a table.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["REDACTED", "redact_fields", "redact_query", "redact_url", "scrub_url"]
+
+REDACTED = "REDACTED"
+
+_SECRET_NAME = re.compile(
+    r"pass|pwd|token|key|secret|sig|code|auth|session|sess|sid|cred|jwt|otp|ticket|nonce|saml",
+    re.IGNORECASE,
+)
+_SECRET_FIELDS = frozenset({"cookie", "set-cookie", "authorization", "proxy-authorization"})
+_URL_FIELDS = frozenset({"url", "path"})
+# Fields audit_schema.json defines as scalars or lists of scalars, none of them a URL: they cannot
+# carry a header or a URL's secrets, so the redaction pass sets them aside.
+_SCALAR_FIELDS = frozenset({
+    "schema_version", "time", "event", "prev", "request_id", "phase", "client", "user",
+    "agency", "policy_digest", "method", "scheme", "host", "port", "http_version", "sni",
+    "connect_host", "device", "network", "error", "categories", "all_categories", "matched",
+    "rule", "clauses", "reason", "action", "step", "window", "grant", "intercept", "enforced",
+    "status", "bytes", "content", "rule_continued", "clauses_continued", "work_reason",
+    "continued_host", "pass_minutes", "names", "actions", "hook", "agencies", "digest",
+    "categories_digest", "warnings", "errors", "entries", "part", "version", "pid", "listen",
+    "policy_dir", "default_agency", "fixed_time", "on_audit_failure", "uptime_s",
+    "category_entries", "lost", "since",
+})  # fmt: skip
+_DOCUMENTED = _SCALAR_FIELDS | _URL_FIELDS  # every name an event may have without a second look
+_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@]*@")
+
+
+def redact_query(query: str) -> str:
+    """The query with every secret-looking value replaced; names and order are kept."""
+    if not query:
+        return query
+    parts = []
+    for item in query.split("&"):
+        name, eq, _value = item.partition("=")
+        if eq and _SECRET_NAME.search(urllib.parse.unquote_plus(name)):
+            parts.append(f"{name}={REDACTED}")
+        else:
+            parts.append(item)
+    return "&".join(parts)
+
+
+def redact_url(scheme: str, host: str, port: int | None, path: str, query: str) -> str:
+    """A URL fit for the audit trail and the block page: no userinfo, no secret values."""
+    shown_host = f"[{host}]" if ":" in host else host
+    prefix = f"{scheme}://" if scheme else ""
+    suffix = f":{port}" if port is not None else ""
+    q = redact_query(query)
+    return f"{prefix}{shown_host}{suffix}{path}" + (f"?{q}" if q else "")
+
+
+def scrub_url(text: str) -> str:
+    """A URL or path as given, minus userinfo and with secret-looking query values redacted."""
+    if "@" in text:
+        text = _USERINFO.sub(r"\1", text)
+    base, mark, query = text.partition("?")
+    return base + mark + redact_query(query) if mark else text
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_secret_field(name: str) -> bool:
+    """`Cookie`, `set_cookie`, `Proxy-Authorization`: header names however a caller spells them."""
+    return name.lower().replace("_", "-") in _SECRET_FIELDS
+
+
+def redact_fields(fields: dict[str, Any]) -> None:
+    """Make one event's fields fit for the trail, in place: the last line of defence.
+
+    Only fields that can hold a secret are looked at: `url` and `path` (scrubbed), and every field
+    the schema does not define as a scalar or a list of scalars (a header passed by mistake, a
+    mapping of headers). The usual event has only documented fields, which one set test shows.
+    """
+    if not _DOCUMENTED.issuperset(fields):
+        for name in fields.keys() - _SCALAR_FIELDS:
+            value = fields[name]
+            if _is_secret_field(name):
+                fields[name] = REDACTED
+            elif isinstance(value, Mapping):
+                fields[name] = {k: REDACTED if _is_secret_field(str(k)) else v
+                                for k, v in value.items()}
+    for name in _URL_FIELDS:
+        value = fields.get(name)
+        if isinstance(value, str):
+            fields[name] = scrub_url(value)
