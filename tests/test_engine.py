@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from aupgate.categories.cache import load_index
 from aupgate.categories.index import CategoryIndex
 from aupgate.content import CONTENT_KINDS
-from aupgate.engine import Decision, Facts, decide, decide_content, host_suffixes
+from aupgate.engine import Decision, Facts, decide, decide_content
+from aupgate.hostname import host_suffixes
 from aupgate.normalise import parse_url
 from aupgate.policy.loader import load_policy_dir
 from aupgate.policy.model import Match, Policy, PolicySet, Rule, Site

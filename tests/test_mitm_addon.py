@@ -18,10 +18,11 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from mitmproxy.test import taddons, tflow
 
+from aupgate.engine import strictest
 from aupgate.identity import client_address
 from aupgate.mitm import options as opts
 from aupgate.mitm.addon import Aupgate
-from aupgate.mitm.flowtext import authority_host, strictest
+from aupgate.mitm.flowtext import authority_host
 
 FIXTURES = Path(__file__).parent / "e2e" / "fixtures"
 
@@ -272,7 +273,7 @@ async def test_every_decision_names_its_policy_file(addon: Aupgate, audit_path: 
 async def test_clienthello_reuses_the_connect_decision(addon: Aupgate, audit_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """CONNECT host and SNI are usually one name: it is decided once per tunnel."""
-    import aupgate.mitm.addon as addon_module
+    import aupgate.mitm.deciding as addon_module
 
     calls: list[str] = []
     real = addon_module.decide
@@ -355,10 +356,10 @@ async def test_counted_transfer_under_a_warn_rule(addon: Aupgate, tmp_path: Path
                        aupgate_audit_log=str(audit_path),
                        aupgate_fixed_time="2026-11-24T10:30:00-06:00")
         if with_pass:
-            token = addon.passes.issue(client="127.0.0.1", user=None, host="www.example.org",
+            token = addon.warn.passes.issue(client="127.0.0.1", user=None, host="www.example.org",
                                        url="http://www.example.org/big", agency="lab",
                                        rule="no-large", clauses=("5",), now=time.monotonic())
-            assert addon.passes.redeem(token, client="127.0.0.1", user=None,
+            assert addon.warn.passes.redeem(token, client="127.0.0.1", user=None,
                                        host="www.example.org", now=time.monotonic())
         flow = flow_for("www.example.org", "/big")
         addon.requestheaders(flow)
@@ -398,8 +399,8 @@ async def test_a_moved_policy_clock_is_not_answered_from_memory(addon: Aupgate,
         work = flow_for("mail.google.com")
         addon.requestheaders(work)
         assert work.response is not None and work.response.status_code == 403  # the warn page
-        assert work.metadata["aupgate"].decision.action == "warn"
-        assert work.metadata["aupgate"].decision.window == "work"
+        assert addon.record_of(work).decision.action == "warn"
+        assert addon.record_of(work).decision.window == "work"
 
 
 @pytest.mark.parametrize(("headers", "reason", "blocked"), [
@@ -419,4 +420,4 @@ async def test_shoutcast_and_icecast_answers_are_audio_streams(
         addon.responseheaders(flow)
         assert (flow.response.status_code == 403) is blocked
         if blocked:
-            assert flow.metadata["aupgate"].decision.rule == "no-audio"
+            assert addon.record_of(flow).decision.rule == "no-audio"

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aupgate.errors import UrlError
-from aupgate.mitm.flowtext import RequestUrls, url_text
-from aupgate.normalise import parse_url
+from aupgate.mitm.flowtext import RequestUrls
+from aupgate.normalise import parse_url, url_text
 
 HOSTS = ["www.example.org", "WWW.Example.ORG.", "127.0.0.1", "0x7f.1", "::1", "b\u00fccher.de",
          "xn--bcher-kva.de", "a_b.example", "10.0.0.1."]

@@ -8,7 +8,7 @@ first matching rule (relaxed by a live grant), default.
 
 from __future__ import annotations
 
-import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
@@ -16,10 +16,13 @@ from typing import Any, Literal, NamedTuple
 from .categories.ids import UNCATEGORIZED
 from .categories.index import CategoryIndex, Classification
 from .content import detect_url_content
+from .hostname import host_suffixes
+from .memo import remember
 from .normalise import Url
-from .policy.model import Action, Grant, Network, Policy, Rule, Verdict
+from .policy.model import SEVERITY, Action, Grant, IPAddress, Network, Policy, Rule, Verdict
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+__all__ = ["Decision", "Facts", "Step", "decide", "decide_content", "strictest"]
+
 Step = Literal["deny-list", "allow-list", "rule", "grant", "default"]
 
 
@@ -81,14 +84,14 @@ class Decision(NamedTuple):
         }
 
 
-def host_suffixes(host: str) -> tuple[str, ...]:
-    """`a.b.c` -> (`a.b.c`, `b.c`, `c`): the names a domain condition can match on."""
-    suffixes = [host]
-    dot = host.find(".")
-    while dot != -1:
-        suffixes.append(host[dot + 1 :])
-        dot = host.find(".", dot + 1)
-    return tuple(suffixes)
+def strictest(decisions: Sequence[Decision]) -> Decision:
+    """The most severe of several decisions for one request (its names: request host, Host
+    header, SNI); on a tie the first, the request's own name, wins."""
+    best = decisions[0]
+    for d in decisions[1:]:
+        if SEVERITY[d.action] > SEVERITY[best.action]:
+            best = d
+    return best
 
 
 def decide(policy: Policy, index: CategoryIndex, facts: Facts, now: datetime) -> Decision:
@@ -213,10 +216,7 @@ def _site_facts(
         and policy.never_decrypt.holds(classification.all_categories, suffixes, target),
         site_mask=_site_mask(table, suffixes, target),
     )
-    if len(table.sites) >= _MEMO_LIMIT:
-        table.sites.clear()
-    table.sites[key] = facts
-    return facts
+    return remember(table.sites, key, facts, _MEMO_LIMIT)
 
 
 def _site_mask(table: _RuleTable, suffixes: tuple[str, ...], target: str) -> int:
@@ -235,10 +235,7 @@ def _network(policy: Policy, table: _RuleTable, client: IPAddress | None) -> Net
     found = table.networks.get(client, _UNSEEN)
     if found is not _UNSEEN:
         return found  # type: ignore[return-value]
-    if len(table.networks) >= _MEMO_LIMIT:
-        table.networks.clear()
-    found = table.networks[client] = policy.network_for(client)
-    return found
+    return remember(table.networks, client, policy.network_for(client), _MEMO_LIMIT)
 
 
 def _decide(
@@ -314,9 +311,7 @@ def _decide(
             kinds,
             site.site_mask,
         )
-        if len(table.selections) >= _MEMO_LIMIT:
-            table.selections.clear()
-        table.selections[key] = chosen
+        remember(table.selections, key, chosen, _MEMO_LIMIT)
     if chosen < 0:
         return None if content_only else verdict(policy.default, "default", "default")
 

@@ -10,7 +10,7 @@ compared on each `check()`; only when it moved is the content hashed, so a `touc
 rewriting identical bytes does not reload a multi-second category index. Loading is separated
 from checking so the adapter can load in a worker thread and keep serving traffic meanwhile.
 
-Pure apart from reading the files: no mitmproxy, no clock (today's date is passed in).
+It reads files (that is its job) but never the clock: today's date is a function passed in.
 """
 
 from __future__ import annotations

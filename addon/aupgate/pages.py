@@ -17,6 +17,9 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
+from .engine import Decision
+from .policy.model import Policy
+
 PageKind = Literal["block", "warn", "refused", "error"]
 Format = Literal["html", "json", "text"]
 
@@ -98,6 +101,56 @@ class Page:
             out["continue"] = {"method": "POST", "path": CONTINUE_PATH,
                                "fields": {"token": self.token, "reason": "..."}}
         return out
+
+
+def page_for(
+    kind: PageKind,
+    request_id: str,
+    host: str,
+    url: str,
+    decision: Decision | None,
+    policy: Policy | None,
+    *,
+    reason: str | None = None,
+    token: str | None = None,
+    pass_minutes: int | None = None,
+) -> Page:
+    """The page for a decision under a policy: the clauses it cites, the category, the window.
+
+    Without a decision (refusals, errors) the page says `reason`; without a policy it names no
+    agency.
+    """
+    clauses: tuple[CitedClause, ...] = ()
+    if decision is not None and policy is not None:
+        clauses = tuple(CitedClause(cid, policy.clauses[cid].title, policy.clauses[cid].text)
+                        for cid in decision.clauses if cid in policy.clauses)
+    return Page(
+        kind=kind,
+        request_id=request_id,
+        host=host,
+        url=url,
+        reason=reason or (decision.reason if decision else ""),
+        agency=policy.agency if policy else None,
+        agency_name=policy.name if policy else None,
+        document=policy.document.title if policy else None,
+        clauses=clauses,
+        categories=decision.categories if decision else (),
+        window=decision.window if decision else None,
+        rule=decision.rule if decision else None,
+        contact=policy.contact if policy else None,
+        action=decision.action if decision else None,
+        token=token,
+        pass_minutes=pass_minutes,
+    )
+
+
+def refused_page(request_id: str, host: str, url: str, client_text: str) -> Page:
+    """The page for a client in no agency's networks (and no default agency)."""
+    who = client_text or "this computer"
+    return page_for(
+        "refused", request_id, host, url, None, None,
+        reason=f"The gateway serves agency networks only, and {who} is in none of them. "
+               "Ask your IT service desk to connect this computer to an agency network.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..engine import Decision
 from ..gateway import Snapshot
+from ..memo import remember
 from ..normalise import Url
 
 _LIMIT = 8192  # distinct requests remembered per minute; emptied, not evicted, when full
@@ -60,7 +61,4 @@ class DecisionMemo:
 
     def put(self, key: MemoKey, decision: Decision, url: Url) -> None:
         """Remember a decision just taken under the snapshot and minute `get` last saw."""
-        entries = self._entries
-        if len(entries) >= _LIMIT:
-            entries.clear()
-        entries[key] = (decision, url)
+        remember(self._entries, key, (decision, url), _LIMIT)

@@ -1,9 +1,7 @@
 """Reading names and URLs off a request, for deciding and for showing.
 
-A request names its destination up to three times (the request target or CONNECT host, the Host
-header or `:authority`, the TLS SNI) and they need not agree: each is decided and the strictest
-decision wins. These helpers turn mitmproxy's request fields into the URL text the core parses
-and the redacted URL pages and the audit show.
+These helpers turn mitmproxy's request fields into the `Url` the core decides on and the redacted
+URL pages show, and pick out the response headers content rules read.
 """
 
 from __future__ import annotations
@@ -13,22 +11,11 @@ from collections.abc import Sequence
 
 from mitmproxy import http
 
-from ..audit.redaction import redact_query, redact_url
-from ..engine import Decision
-from ..errors import AupgateError
-from ..hostname import registered_domain
-from ..normalise import Url, parse_url
+from ..audit.redaction import redact_url
+from ..memo import remember
+from ..normalise import DEFAULT_PORTS, Url, parse_url, url_text
 
-SEVERITY = {"allow": 0, "log": 1, "warn": 2, "block": 3}
-
-
-def strictest(decisions: Sequence[Decision]) -> Decision:
-    """The most severe decision; on a tie the first (the request's own name) wins."""
-    best = decisions[0]
-    for d in decisions[1:]:
-        if SEVERITY[d.action] > SEVERITY[best.action]:
-            best = d
-    return best
+__all__ = ["RequestUrls", "authority_host", "response_headers", "shown_url"]
 
 
 def authority_host(authority: str) -> str:
@@ -61,7 +48,6 @@ def response_headers(fields: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
 # mitmproxy gives them. tests/test_mitm_flowtext.py holds the two to the same answers.
 _CANONICAL_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
 _CANONICAL_QUERY = re.compile(r"[\x21-\x22\x24-\x7e]*")  # printable ASCII except "#"
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _HOSTS_MAX = 4096
 
 
@@ -80,39 +66,18 @@ class RequestUrls:
 
     def url(self, scheme: str, host: str, port: int, path: str, query: str) -> Url:
         known = self._hosts.get(host)
-        default = _DEFAULT_PORTS.get(scheme)
+        default = DEFAULT_PORTS.get(scheme)
         if known is None or default is None or not _CANONICAL_PATH.fullmatch(path) or (
                 "/." in path) or (query and not _CANONICAL_QUERY.fullmatch(query)):
             url = parse_url(url_text(scheme, host, port, path, query))
             if known is None:
-                if len(self._hosts) >= _HOSTS_MAX:
-                    self._hosts.clear()
-                self._hosts[host] = (url.host, url.is_ip)
+                remember(self._hosts, host, (url.host, url.is_ip), _HOSTS_MAX)
             return url
         return Url(scheme, known[0], None if port == default else port, path, query, known[1])
 
 
-def url_text(scheme: str, host: str, port: int, path: str, query: str) -> str:
-    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    default = {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(scheme)
-    port_text = "" if port == default else f":{port}"
-    return f"{scheme}://{shown}{port_text}{path}" + (f"?{query}" if query else "")
-
-
 def shown_url(req: http.Request) -> str:
     """The request's URL as pages and the audit show it: no userinfo, no secret values."""
-    port = None if req.port == {"http": 80, "https": 443}.get(req.scheme) else req.port
+    port = None if req.port == DEFAULT_PORTS.get(req.scheme) else req.port
     path, _, query = req.path.partition("?")
     return redact_url(req.scheme, req.host, port, path, query)
-
-
-def safe_path(path: str) -> str:
-    base, sep, query = path.partition("?")
-    return base + (f"?{redact_query(query)}" if sep else "")
-
-
-def registered(host: str) -> str:
-    try:
-        return registered_domain(host)
-    except AupgateError:
-        return host

@@ -1,18 +1,23 @@
 """Failing closed: a hook that raises must block what it was deciding, never pass it.
 
 mitmproxy logs an exception raised in an addon hook as "Addon error" and carries on, which for a
-request means forwarding it. `guarded` wraps a hook so that any exception goes to the addon's
-`on_error` handler instead, which answers with an error page, refuses the connection or kills
-the flow, and audits an `engine_error`.
+request means forwarding it. `guarded` wraps a hook so that any exception goes to a handler
+instead; the handlers here answer with an error page (or kill a flow whose body is under way),
+fail a tunnel's upstream connection, and audit an `engine_error`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from mitmproxy import exceptions
+from mitmproxy import exceptions, http
+
+from ..audit.log import AuditLog
+from ..pages import page_for, render
+from .responses import make_response, replace_streaming
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +35,12 @@ def options_error(message: str) -> exceptions.OptionsError:
 
 
 def guarded(
-    on_error: Callable[[S, Any, BaseException], None],
+    on_error: Callable[[Any, Any, BaseException], None],
 ) -> Callable[[Callable[[S, A], None]], Callable[[S, A], None]]:
     """Run a hook so that an exception blocks what it was deciding instead of passing it.
+
+    `on_error(addon, data, exc)` is one of the handlers below: it receives the addon the hook is
+    a method of (a `Guarded`).
 
     Every mitmproxy hook takes one argument (the flow, or the hook's data), so the wrapper takes
     exactly one: it runs for every request, and packing `*args` costs more than the call.
@@ -53,3 +61,79 @@ def guarded(
         return run
 
     return wrap
+
+
+class Guarded(Protocol):
+    """What the handlers need of the addon: its audit log, flow records and tunnels."""
+
+    audit: AuditLog
+
+    def record_of(self, flow: http.HTTPFlow) -> Any: ...
+
+    def refuse_tunnel(self, client_id: str, message: str) -> None: ...
+
+
+_ERROR_REASON = ("An internal error stopped this request before anything was sent to the site. "
+                 "Quote the request id to your IT service desk if it persists.")
+
+
+def fail_flow(addon: Guarded, flow: Any, exc: BaseException) -> None:
+    """An HTTP hook raised: answer with the error page (or kill the flow), then audit it."""
+    logger.error("aupgate: engine error, request blocked: %r", exc, exc_info=exc)
+    digest = None
+    if isinstance(flow, http.HTTPFlow):
+        record = addon.record_of(flow)
+        if record is not None:
+            digest = record.identity.policy_digest
+            record.enforced = "error"
+            record.audited = True  # the engine_error event is this request's record
+        if flow.response is not None and flow.response.stream:
+            # the body is already on its way: stopping it is all that is left
+            if flow.killable:
+                flow.kill()  # type: ignore[no-untyped-call]
+        else:
+            page = page_for("error", flow.id, flow.request.host, "", None, None,
+                            reason=_ERROR_REASON)
+            rendered = render(page, flow.request.headers.get("accept"))
+            if flow.response is not None:
+                replace_streaming(flow, rendered)
+            elif flow.live:
+                flow.response = make_response(rendered)
+    with contextlib.suppress(Exception):  # the audit may be what failed
+        addon.audit.event("engine_error", request_id=getattr(flow, "id", ""),
+                          host=getattr(getattr(flow, "request", None), "host", None),
+                          policy_digest=digest, error=repr(exc), action="block")
+
+
+def fail_tls(addon: Guarded, data: Any, exc: BaseException) -> None:
+    """The ClientHello hook raised: pass the TLS through and fail its upstream connection."""
+    logger.error("aupgate: engine error at ClientHello, connection blocked: %r", exc,
+                 exc_info=exc)
+    client = data.context.client
+    addon.refuse_tunnel(client.id, "aupgate engine error")
+    data.ignore_connection = True
+    with contextlib.suppress(Exception):
+        addon.audit.event("engine_error", request_id=client.id, phase="tls",
+                          sni=getattr(data.client_hello, "sni", None), error=repr(exc),
+                          action="block")
+
+
+def fail_server(addon: Guarded, data: Any, exc: BaseException) -> None:
+    """The upstream-connection hook raised: the connection is refused."""
+    logger.error("aupgate: engine error at server_connect, connection refused: %r", exc,
+                 exc_info=exc)
+    data.server.error = "aupgate engine error"
+    with contextlib.suppress(Exception):
+        addon.audit.event("engine_error", request_id=data.client.id, phase="server_connect",
+                          error=repr(exc), action="block")
+
+
+__all__ = [
+    "Guarded",
+    "InjectedFaultError",
+    "fail_flow",
+    "fail_server",
+    "fail_tls",
+    "guarded",
+    "options_error",
+]

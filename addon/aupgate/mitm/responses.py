@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from mitmproxy import http
 
-from ..pages import Rendered
+from ..pages import Page, Rendered, render
+from .state import ANSWERED
 
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
@@ -48,3 +49,14 @@ def _send_once(body: bytes) -> Callable[[bytes], bytes]:
 
 def redirect(location: str) -> http.Response:
     return http.Response.make(303, b"", {"Location": location, **_HEADERS})
+
+
+def respond(flow: http.HTTPFlow, page: Page) -> None:
+    """Answer with a page in the format the client's Accept header prefers."""
+    answer(flow, make_response(render(page, flow.request.headers.get("accept"))))
+
+
+def answer(flow: http.HTTPFlow, response: http.Response) -> None:
+    """Answer the request ourselves (it never goes upstream), and mark the flow so."""
+    flow.metadata[ANSWERED] = True
+    flow.response = response

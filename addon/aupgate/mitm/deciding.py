@@ -1,0 +1,173 @@
+"""Deciding for the proxy: who asks, which names a request gives, and the decision for each.
+
+A request names its destination up to three times (the request target or CONNECT host, the Host
+header or `:authority`, the TLS SNI) and they need not agree: each distinct name is decided and
+the strictest decision wins (`engine.strictest`). The common request gives one name, and its
+decision is remembered for the minute by request parts (`DecisionMemo`), so most requests cost a
+dict lookup. The clock is read here, at the edge: `aupgate_fixed_time` freezes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from mitmproxy import connection, http
+
+from ..engine import Decision, Facts, decide, decide_content, strictest
+from ..gateway import Gateway, Snapshot
+from ..identity import Identity, client_address, identify
+from ..normalise import Url, parse_url, url_text
+from .decisionmemo import DecisionMemo
+from .flowtext import RequestUrls, authority_host
+from .guard import InjectedFaultError
+from .options import Fault
+
+__all__ = ["Decider"]
+
+
+class Decider:
+    """The policies in force, the clock, and the memos that make a request's decision cheap."""
+
+    def __init__(self) -> None:
+        self.gateway: Gateway | None = None
+        self.fixed_time: datetime | None = None
+        self.fault: Fault | None = None
+        self.default_agency: str = ""
+        self.urls = RequestUrls()
+        self.decisions = DecisionMemo()
+        # client connection id -> (policies' digest, the identity without a login)
+        self._clients: dict[str, tuple[str, Identity]] = {}
+
+    # ------------------------------------------------------------------ time and policies
+
+    def now(self) -> datetime:
+        return self.fixed_time or datetime.now(UTC)
+
+    def freeze(self, fixed: datetime | None) -> None:
+        """Decide at `fixed` from now on (None: the real clock); remembered decisions go."""
+        self.fixed_time = fixed
+        self.decisions.freeze(fixed)
+
+    def snapshot(self) -> Snapshot:
+        if self.gateway is None:
+            raise RuntimeError("aupgate is not configured: no policies loaded")
+        return self.gateway.current
+
+    def forget_clients(self, client_id: str | None = None) -> None:
+        """Drop one connection's remembered identity, or all (the default agency changed)."""
+        if client_id is None:
+            self._clients.clear()
+        else:
+            self._clients.pop(client_id, None)
+
+    # ------------------------------------------------------------------ who
+
+    def identify(self, snap: Snapshot, client: connection.Client,
+                 metadata: dict[str, Any]) -> Identity:
+        """Client address -> agency (or the default agency); the proxy login names the user.
+
+        The address and its agency are worked out once per connection and policy set: a
+        keep-alive connection carries many requests, and a reload may move the client.
+        """
+        cached = self._clients.get(client.id)
+        if cached is None or cached[0] != snap.policy_digest:
+            address = client_address(client.peername)
+            # keyed by the policies' digest, not the snapshot: an idle connection must not keep
+            # a replaced category index alive
+            cached = self._clients[client.id] = (
+                snap.policy_digest,
+                identify(snap.policies, address, default_agency=self.default_agency))
+        auth = metadata.get("proxyauth")
+        if not auth:
+            return cached[1]  # no login: the connection's identity, shared by its requests
+        user = str(auth[0]) if isinstance(auth, tuple) and auth[0] else None
+        return cached[1].with_user(user)
+
+    # ------------------------------------------------------------------ what
+
+    def check_fault(self, point: str, host: str) -> None:
+        """Test mode: `aupgate_fault` makes this step raise, to prove the gateway fails closed."""
+        fault = self.fault
+        if fault is not None and fault.point == point and fault.host in (None, host):
+            raise InjectedFaultError(f"injected fault at {point} for {host}")
+
+    def decide(self, snap: Snapshot, ident: Identity, url: Url, point: str = "decide") -> Decision:
+        self.check_fault(point, url.host)
+        assert ident.policy is not None
+        facts = Facts(url=url, user=ident.user, client=ident.client)
+        return decide(ident.policy, snap.index, facts, self.now())
+
+    def decide_names(self, snap: Snapshot, ident: Identity, scheme: str, port: int,
+                     path: str, query: str, names: Sequence[str | None],
+                     point: str = "decide", known: Decision | None = None,
+                     ) -> tuple[Decision, list[Decision]]:
+        """Decide each distinct name (request host, Host header, SNI) once; the strictest wins.
+
+        `known` is a decision already taken for one of the names with the same scheme, port and
+        target (the CONNECT host's, at the ClientHello): it is used for its name instead of
+        deciding that name again.
+        """
+        decisions: list[Decision] = []
+        seen: set[str] = set()
+        for name in names:
+            if not name:
+                continue
+            url = parse_url(url_text(scheme, name, port, path, query))
+            if url.host in seen:
+                continue
+            seen.add(url.host)
+            if known is not None and known.host == url.host:
+                self.check_fault(point, url.host)
+                decisions.append(known)
+            else:
+                decisions.append(self.decide(snap, ident, url, point))
+        return strictest(decisions), decisions
+
+    def decide_request(self, snap: Snapshot, ident: Identity, flow: http.HTTPFlow, path: str,
+                       query: str) -> tuple[Decision, list[Decision], Url | None]:
+        """A request's decision, every name's decision, and its URL (None with several names).
+
+        The names this request gives for its destination (the request's host, the Host header or
+        :authority, the SNI), each decided once; usually they are one name, decided once.
+        """
+        req = flow.request
+        scheme, host, port = req.scheme, req.host, req.port
+        lower = host.lower()
+        others: list[str] = []
+        host_header = req.host_header
+        if host_header:
+            named = authority_host(host_header)
+            if named.lower() != lower:
+                others.append(named)
+        if scheme == "https":
+            sni = flow.client_conn.sni
+            if sni and sni.lower() != lower:
+                others.append(sni)
+        if others:
+            decision, decisions = self.decide_names(snap, ident, scheme, port, path or "/",
+                                                    query, [host, *others])
+            return decision, decisions, None
+        policy = ident.policy
+        key = (id(policy), ident.client_text, ident.user, scheme, host, port, path, query)
+        known = self.decisions.get(snap, key)
+        if known is None or self.fault is not None:
+            url = self.urls.url(scheme, host, port, path or "/", query)
+            decision = self.decide(snap, ident, url)
+            self.decisions.put(key, decision, url)
+        else:
+            decision, url = known
+        return decision, [decision], url
+
+    def decide_content(self, flow: http.HTTPFlow, ident: Identity, url: Url | None,
+                       kinds: frozenset[str]) -> Decision | None:
+        """The content rules' decision for what the response turned out to be, if any."""
+        policy = ident.policy
+        assert policy is not None
+        if url is None:
+            req = flow.request
+            path, _, query = req.path.partition("?")
+            url = self.urls.url(req.scheme, req.host, req.port, path or "/", query)
+        facts = Facts(url=url, user=ident.user, client=ident.client)
+        return decide_content(policy, self.snapshot().index, facts, kinds, self.now())

@@ -1,0 +1,145 @@
+"""Starting, configuring and reporting on the gateway: the parts of the addon that run at
+start-up and on option changes, not per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..audit.log import AuditLog
+from ..errors import AupgateError, Problem
+from ..gateway import Gateway
+from ..paths import default_categories, default_policy_dir
+from .events import agency_digests, listen_text
+from .guard import options_error
+
+__all__ = [
+    "check_default_agency",
+    "freeze_heap",
+    "load_gateway",
+    "open_audit",
+    "start_fields",
+    "stop_on_signals",
+]
+
+logger = logging.getLogger(__name__)
+
+AuditKey = tuple[str, bool, str]
+
+
+def open_audit(options: Any, current: AuditKey | None) -> tuple[AuditLog, AuditKey] | None:
+    """The audit log the options ask for, or None when it is the one already open."""
+    key = (options.aupgate_audit_log, bool(options.aupgate_audit_stdout),
+           options.aupgate_on_audit_failure)
+    if key == current:
+        return None
+    try:
+        audit = AuditLog.open(
+            Path(options.aupgate_audit_log) if options.aupgate_audit_log else None,
+            stdout=options.aupgate_audit_stdout, on_failure=options.aupgate_on_audit_failure)
+    except OSError as exc:
+        raise options_error(f"aupgate: cannot open the audit log: {exc}") from exc
+    return audit, key
+
+
+def load_gateway(options: Any, today: Callable[[], date], audit: AuditLog,
+                 fixed_time: datetime | None) -> Gateway:
+    """Load the policies and categories the options name; a problem stops the start (or the
+    option change) with every problem logged."""
+    policy_dir = (Path(options.aupgate_policy_dir) if options.aupgate_policy_dir
+                  else default_policy_dir())
+    categories = (Path(options.aupgate_categories) if options.aupgate_categories
+                  else default_categories())
+    started = time.perf_counter()
+    try:
+        gateway = Gateway(policy_dir, categories, today)
+    except AupgateError as exc:
+        problems: Sequence[Problem] = getattr(exc, "problems", ())
+        for problem in problems:
+            logger.error("aupgate: %s", problem)
+        raise options_error(
+            f"aupgate: cannot load policies from {policy_dir} and categories from "
+            f"{categories}: {len(problems)} problem(s), first: "
+            f"{problems[0] if problems else exc}") from exc
+    snap = gateway.current
+    for warning in snap.policies.warnings:
+        logger.warning("aupgate: %s", warning)
+    logger.info("aupgate: %d agencies (%s), %d category entries, loaded in %.2fs",
+                len(snap.policies.policies), ", ".join(sorted(snap.policies.policies)),
+                len(snap.index), time.perf_counter() - started)
+    audit.event("policy_loaded", agencies=sorted(snap.policies.policies),
+                agency_digests=agency_digests(snap),
+                policy_digest=snap.policy_digest,
+                categories_digest=snap.categories_digest,
+                fixed_time=fixed_time.isoformat() if fixed_time else None)
+    return gateway
+
+
+def check_default_agency(options: Any, gateway: Gateway | None) -> None:
+    """`aupgate_default_agency` must name a loaded agency."""
+    agency = options.aupgate_default_agency
+    if agency and gateway is not None:
+        known = gateway.current.policies.policies
+        if agency not in known:
+            raise options_error(f"aupgate: aupgate_default_agency '{agency}' is not a "
+                                f"loaded agency ({', '.join(sorted(known))})")
+
+
+def start_fields(options: Any, gateway: Gateway | None,
+                 fixed_time: datetime | None) -> dict[str, Any]:
+    """The `proxy_start` event's fields: where the gateway listens and what it enforces."""
+    fields: dict[str, Any] = {
+        "version": __version__, "pid": os.getpid(), "listen": listen_text(),
+        "default_agency": options.aupgate_default_agency or None,
+        "fixed_time": fixed_time.isoformat() if fixed_time else None,
+        "on_audit_failure": options.aupgate_on_audit_failure,
+    }
+    if gateway is not None:
+        snap = gateway.current
+        fields.update(
+            policy_dir=str(gateway.policy_dir), categories=str(gateway.categories),
+            policy_digest=snap.policy_digest, categories_digest=snap.categories_digest,
+            agencies=sorted(snap.policies.policies),
+            agency_digests=agency_digests(snap),
+            category_entries=len(snap.index),
+            category_counts=snap.index.category_counts())
+    return fields
+
+
+def stop_on_signals(loop: asyncio.AbstractEventLoop, master: Any,
+                    stopped_by: Callable[[str], None]) -> None:
+    """SIGTERM and SIGINT stop the proxy as mitmproxy does, saying first which signal it was.
+
+    mitmdump installs its SIGINT/SIGTERM handlers before `running`; these replace them and do
+    the same thing (shut the master down, or ask first where the master prompts).
+    """
+
+    def stop(name: str) -> None:
+        stopped_by(name)
+        getattr(master, "prompt_for_exit", master.shutdown)()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop, signal.Signals(signum).name)
+
+
+def freeze_heap() -> None:
+    """Move the loaded policies and category index out of the garbage collector's sight.
+
+    The shipped index is millions of long-lived objects; without this every full collection
+    (triggered by the per-request allocations) walks all of them and stalls traffic. Objects
+    allocated before a reload stay frozen (an old index is freed by reference counting, not by
+    the cycle collector), which costs nothing for acyclic data like the index.
+    """
+    gc.freeze()
