@@ -421,3 +421,46 @@ async def test_shoutcast_and_icecast_answers_are_audio_streams(
         assert (flow.response.status_code == 403) is blocked
         if blocked:
             assert addon.record_of(flow).decision.rule == "no-audio"
+
+
+@pytest.mark.parametrize("host", ["www.example.org", "www.bet365.com", "www.facebook.com"])
+async def test_a_handled_flow_can_be_copied_and_saved(addon: Aupgate, audit_path: Path,
+                                                      host: str) -> None:
+    """flow.copy() and the saved state (what -w, mitmweb's duplicate and replay use) work on a
+    flow aupgate decided; only plain marks travel with it, the addon's record stays behind."""
+    import io
+
+    from mitmproxy import io as mitm_io
+
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path)
+        flow = flow_for(host)
+        addon.requestheaders(flow)
+        if flow.response is None:
+            flow.response = tflow.tresp()
+            addon.responseheaders(flow)
+        addon.response(flow)
+        record = addon.record_of(flow)
+        assert record is not None and record.audited
+        copy = flow.copy()
+        assert copy.metadata["aupgate"] == flow.metadata["aupgate"]
+        assert copy.metadata["aupgate"]["action"] == record.decision.action
+        assert addon.record_of(copy) is None  # the addon's own record is not copied
+        buffer = io.BytesIO()
+        mitm_io.FlowWriter(buffer).add(flow)
+        buffer.seek(0)
+        [read] = list(mitm_io.FlowReader(buffer).stream())
+        assert read.metadata["aupgate"] == flow.metadata["aupgate"]
+
+
+async def test_the_record_of_a_flow_goes_with_the_flow(addon: Aupgate, audit_path: Path) -> None:
+    import gc
+
+    with taddons.context(addon) as tctx:
+        configured(tctx, addon, audit_path)
+        flow = flow_for("www.bet365.com")
+        addon.requestheaders(flow)
+        assert len(addon.records) == 1
+        del flow
+        gc.collect()
+        assert len(addon.records) == 0

@@ -36,6 +36,7 @@ from cryptography.x509.oid import NameOID
 FIXTURES = Path(__file__).parent / "fixtures"
 VENV_BIN = Path(sys.executable).parent
 AUPGATE = VENV_BIN / "aupgate"
+SCRIPT = Path(__file__).resolve().parents[2] / "addon" / "aupgate" / "mitm" / "script.py"
 FIXED_TIME = "2026-11-24T10:30:00-06:00"  # a Tuesday, work window in America/Chicago
 CURL = shutil.which("curl") or "/usr/bin/curl"
 
@@ -292,26 +293,36 @@ class Proxy:
 
 
 def start_proxy(home: Path, certs: Certs, upstreams: Upstreams, *extra: str,
-                env: dict[str, str] | None = None) -> Proxy:
-    """Copy the fixture policies and categories into `home` and start `aupgate run` on them."""
+                env: dict[str, str] | None = None, mitmdump: bool = False) -> Proxy:
+    """Copy the fixture policies and categories into `home` and start `aupgate run` on them.
+
+    `mitmdump`: start mitmproxy's own `mitmdump -s .../mitm/script.py` with the same settings as
+    `--set` options instead, the way an administrator who runs mitmproxy themselves loads aupgate.
+    """
     if not (home / "policies").exists():
         shutil.copytree(FIXTURES / "policies", home / "policies")
         shutil.copytree(FIXTURES / "categories", home / "categories")
     port = free_port()
-    argv = [
-        str(AUPGATE), "run", "--listen-port", str(port),
-        "--policy-dir", str(home / "policies"),
-        "--categories", str(home / "categories" / "sources.yaml"),
-        "--audit-log", str(home / "audit.jsonl"),
-        "--fixed-time", FIXED_TIME,
-        "--resolve", f"*:80:127.0.0.1:{upstreams.http.port}",
-        "--resolve", f"*:443:127.0.0.1:{upstreams.https.port}",
-        "--set", f"confdir={home / 'conf'}",
-        "--set", f"ssl_verify_upstream_trusted_ca={certs.ca_pem}",
-        "--set", "aupgate_reload_seconds=1",
-        "--set", "flow_detail=0",
-        *extra,
+    settings = [
+        f"aupgate_policy_dir={home / 'policies'}",
+        f"aupgate_categories={home / 'categories' / 'sources.yaml'}",
+        f"aupgate_audit_log={home / 'audit.jsonl'}",
+        f"aupgate_fixed_time={FIXED_TIME}",
+        f"aupgate_resolve=*:80:127.0.0.1:{upstreams.http.port}",
+        f"aupgate_resolve=*:443:127.0.0.1:{upstreams.https.port}",
+        f"confdir={home / 'conf'}",
+        f"ssl_verify_upstream_trusted_ca={certs.ca_pem}",
+        "aupgate_reload_seconds=1",
+        "flow_detail=0",
     ]
+    if mitmdump:
+        argv = [str(VENV_BIN / "mitmdump"), "-s", str(SCRIPT), "--set", "listen_host=127.0.0.1",
+                "--set", f"listen_port={port}", "--set", "connection_strategy=lazy"]
+    else:
+        argv = [str(AUPGATE), "run", "--listen-port", str(port)]
+    for setting in settings:
+        argv += ["--set", setting]
+    argv += extra
     process = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "AUPGATE_TEST_MODE": "1", **(env or {})},
