@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check bench categories clean
+.PHONY: run test test-fast lint typecheck check bench categories clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/aupgate check --policy-dir policies
 	$(BIN)/pytest
+
+## The inner loop (under a minute): lint, types and the unit tests, without the tests marked
+## e2e, deploy or slow (real proxies, servers, browsers; seconds-long property tests).
+test-fast: $(STAMP)
+	$(BIN)/ruff check addon tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q -m "not e2e and not deploy and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check addon tests bench

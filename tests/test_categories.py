@@ -714,6 +714,7 @@ def naive_classify(pairs: Iterable[tuple[str, str]], host: str, path: str) -> Cl
     return Classification(categories, everything, str(best))
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(pairs=PAIRS, queries=st.lists(st.tuples(HOSTS, PATHS), min_size=1, max_size=6))
 def test_index_agrees_with_naive_reference(
@@ -736,6 +737,3 @@ def test_matches_lists_every_matching_entry(nested: CategoryIndex) -> None:
     }
     assert nested.matches("example.org") == []
 
-
-def test_from_entries_builds_a_list_index() -> None:
-    assert isinstance(index(("a.example", "games")), ListIndex)

@@ -26,7 +26,7 @@ from aupgate.categories.compiled import MAGIC, CompiledIndex, IndexFileError
 from aupgate.categories.entries import Entry
 from aupgate.categories.ids import CATEGORY_IDS
 from aupgate.categories.index import classification_of
-from aupgate.categories.listindex import ListIndex, load_lists
+from aupgate.categories.listindex import load_lists
 from aupgate.errors import CategoryError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +79,7 @@ ENTRIES = st.tuples(HOSTS, st.none() | PATHS).map(lambda e: e[0] if e[1] is None
 PAIRS = st.lists(st.tuples(ENTRIES, st.sampled_from(CATEGORY_IDS[:4])), max_size=12)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pairs=PAIRS, queries=st.lists(st.tuples(HOSTS, PATHS), min_size=1, max_size=8))
 def test_compiled_index_equals_the_lists(
@@ -123,6 +124,7 @@ def test_compiled_matches_lists_on_the_tricky_shapes(small: Path, host: str, pat
     assert compiled.classify(host, path) == lists.classify(host, path)
 
 
+@pytest.mark.slow
 def test_shipped_compiled_index_equals_the_lists() -> None:
     """The one test that reads the shipped lists in full: 20,000 requests answer identically.
 
@@ -384,10 +386,6 @@ def test_moving_the_folder_keeps_the_index_and_renames_report_files(small: Path)
     _, report = load_index(moved / "sources.yaml")
     assert target.stat().st_mtime_ns == stamp
     assert [p.file for p in report.problems] == [str(moved / "dating.txt")]
-
-
-def test_list_index_is_what_from_entries_gives() -> None:
-    assert isinstance(ListIndex.from_entries([("a.example", "games")]), ListIndex)
 
 
 def test_compiling_in_a_child_process(small: Path, tmp_path: Path) -> None:

@@ -249,6 +249,7 @@ def one_pass_reference(content_type: str | None, content_length: int | None,
     length=st.sampled_from([None, 0, MB, 3 * MB]),
     limit=st.sampled_from([None, 2 * MB]),
 )
+@pytest.mark.slow
 def test_detector_equals_the_one_pass_reference(path: str, query: str, content_type: str | None,
                                                 disposition: str | None, length: int | None,
                                                 limit: int | None) -> None:

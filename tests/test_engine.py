@@ -713,6 +713,7 @@ GRID = [facts(url, **who) for url in PROPERTY_URLS for who in WHO]
     now=st.sampled_from([BEFORE, WORK, BREAK, LUNCH, AFTER, WEEKEND, HOLIDAY]),
     kinds=subsets(list(CONTENT_KINDS), min_size=1),
 )
+@pytest.mark.slow
 def test_covers_is_sound(
     alpha: Policy,
     index: CategoryIndex,
@@ -806,6 +807,7 @@ def held_request(draw: st.DrawFn, site: Site) -> tuple[tuple[str, ...], str, str
     return tuple(sorted(categories or {"uncategorized"})), host, path
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(pair=site_pairs(), data=st.data())
 def test_site_covers_is_sound(pair: tuple[Site, Site], data: st.DataObject) -> None:

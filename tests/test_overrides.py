@@ -142,6 +142,7 @@ CATS = st.sampled_from(CATEGORY_IDS[:3])
     removed=st.lists(ENTRIES, max_size=3),
     queries=st.lists(st.tuples(HOSTS, PATHS), min_size=1, max_size=5),
 )
+@pytest.mark.slow
 def test_overrides_equal_an_edited_index(
     shared: list[tuple[str, str]],
     added: list[tuple[str, str]],

@@ -9,8 +9,6 @@ import pytest
 
 from .conftest import Proxy, Upstreams, curl, curl_many
 
-pytestmark = pytest.mark.e2e
-
 
 def test_allowed_site_passes_through(proxy: Proxy) -> None:
     r = curl(proxy, "http://www.example.org/hello?q=1")

@@ -3,11 +3,7 @@ domain fronting, HTTP/2."""
 
 from __future__ import annotations
 
-import pytest
-
 from .conftest import Certs, Proxy, Upstreams, curl, curl_many
-
-pytestmark = pytest.mark.e2e
 
 
 def test_intercepted_site_passes(proxy: Proxy) -> None:

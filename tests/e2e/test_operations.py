@@ -10,8 +10,6 @@ import pytest
 
 from .conftest import AUPGATE, Certs, Proxy, Upstreams, curl, start_proxy, stop_proxy
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory, certs: Certs,

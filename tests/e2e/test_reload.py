@@ -13,8 +13,6 @@ import pytest
 
 from .conftest import Certs, Proxy, Upstreams, curl, start_proxy, stop_proxy
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
 def reloading(tmp_path_factory: pytest.TempPathFactory, certs: Certs,
