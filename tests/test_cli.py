@@ -371,7 +371,7 @@ def test_batch_bad_lines(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
         (4, f"{path}:4: unknown agency 'gamma' (known: alpha, beta)"),
         (5, f"{path}:5: unknown field(s): browser"),
         (6, f"{path}:6: invalid host 'exa mple.org': contains whitespace"),
-        (7, f"{path}:7: 'at': 'noon' is not an ISO-8601 time"),
+        (7, f"{path}:7: 'at': 'noon' is not an ISO-8601 time (Invalid isoformat string: 'noon')"),
         (8, f"{path}:8: unknown device class 'laptop' (one of: state, personal)"),
         (9, f"{path}:9: 'user' must be text"),
         (10, None),

@@ -237,6 +237,20 @@ class FieldReader:
         return frozenset(chosen)
 
 
+    def sequence(self, parent: Mapping[str, Any], key: str, field: str, *,
+                 null_is_empty: bool = True) -> list[Any]:
+        """A list section (absent: empty); anything else is a problem and reads as empty.
+
+        `null_is_empty`: a key given with no value (`rules:`) is an empty list, not a problem.
+        """
+        value = parent.get(key, MISSING)
+        if value is MISSING or (value is None and null_is_empty):
+            return []
+        if not isinstance(value, list):
+            self.problem(parent, key, field, f"expected a list, got {kind_of(value)}")
+            return []
+        return value
+
     def items(self, parent: Mapping[str, Any], key: str, where: str, message: str) -> list[Any]:
         """A non-empty list (a single value is a list of one); `message` when it is neither."""
         value = parent.get(key)

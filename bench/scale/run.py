@@ -42,9 +42,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "deploy"))  # the deployment tests' worker, shared
+
+from deploy_support import worker_argv  # noqa: E402
+
 VENV_BIN = Path(sys.executable).parent
-FIXTURES = ROOT / "tests" / "deploy" / "fixtures"
-FIXED_TIME = "2026-11-24T10:30:00-06:00"
 PAGE = b"<!doctype html>" + b"x" * 597  # 612 bytes, nginx's welcome page size
 
 
@@ -133,36 +135,7 @@ def mitmdump(tmp: Path, upstream: int) -> Iterator[int]:
 
 
 def _worker_argv(tmp: Path, name: str, port: int, upstream: int) -> list[str]:
-    home = tmp / name
-    if not home.exists():
-        home.mkdir()
-        shutil.copytree(FIXTURES / "policies", home / "policies")
-        shutil.copytree(FIXTURES / "categories", home / "categories")
-    return [
-        str(VENV_BIN / "aupgate"),
-        "run",
-        "--listen-host",
-        "127.0.0.1",
-        "--listen-port",
-        str(port),
-        "--policy-dir",
-        str(home / "policies"),
-        "--categories",
-        str(home / "categories" / "sources.yaml"),
-        "--audit-log",
-        str(home / "audit.jsonl"),
-        "--default-agency",
-        "lab",
-        "--fixed-time",
-        FIXED_TIME,
-        "--resolve",
-        f"*:80:127.0.0.1:{upstream}",
-        "--set",
-        f"confdir={tmp / 'conf'}",
-        "--set",
-        "flow_detail=0",
-        "--quiet",
-    ]
+    return worker_argv(tmp / name, port, upstream, confdir=tmp / "conf", quiet=True)
 
 
 @contextmanager

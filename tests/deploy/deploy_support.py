@@ -167,14 +167,15 @@ class Worker:
                 self.process.wait()
 
 
-def start_worker(home: Path, upstream: Upstream, port: int | None = None) -> Worker:
-    """`aupgate run` on the fixture agency, every test name sent to the local upstream."""
+def worker_argv(home: Path, port: int, upstream_port: int, *, confdir: Path | None = None,
+                quiet: bool = False) -> list[str]:
+    """`aupgate run` on the fixture agency (copied into `home`), every name sent to the local
+    upstream; the benchmark in bench/scale starts its workers with this too."""
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "policies").exists():
         shutil.copytree(FIXTURES / "policies", home / "policies")
         shutil.copytree(FIXTURES / "categories", home / "categories")
-    port = port or free_port()
-    argv = [
+    return [
         str(AUPGATE),
         "run",
         "--listen-host",
@@ -192,14 +193,21 @@ def start_worker(home: Path, upstream: Upstream, port: int | None = None) -> Wor
         "--fixed-time",
         FIXED_TIME,
         "--resolve",
-        f"*:80:127.0.0.1:{upstream.port}",
+        f"*:80:127.0.0.1:{upstream_port}",
         "--resolve",
-        f"*:{upstream.port}:127.0.0.1:{upstream.port}",
+        f"*:{upstream_port}:127.0.0.1:{upstream_port}",
         "--set",
-        f"confdir={home / 'conf'}",
+        f"confdir={confdir or home / 'conf'}",
         "--set",
         "flow_detail=0",
+        *(["--quiet"] if quiet else []),
     ]
+
+
+def start_worker(home: Path, upstream: Upstream, port: int | None = None) -> Worker:
+    """`aupgate run` on the fixture agency, every test name sent to the local upstream."""
+    port = port or free_port()
+    argv = worker_argv(home, port, upstream.port)
     with (home / "output.log").open("wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
     worker = Worker(port, home, process)

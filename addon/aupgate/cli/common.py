@@ -15,6 +15,7 @@ from aupgate.categories.index import CategoryIndex
 from aupgate.paths import default_categories, default_policy_dir
 from aupgate.policy.loader import load_policy_dir
 from aupgate.policy.model import PolicySet
+from aupgate.policy.schedule import parse_moment
 
 __all__ = [
     "UsageError",
@@ -39,21 +40,13 @@ def now() -> datetime:
 
 
 def add_policy_dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--policy-dir",
-        type=Path,
-        default=None,
-        help=f"directory of agency policies (default: {default_policy_dir()})",
-    )
+    help_text = f"directory of agency policies (default: {default_policy_dir()})"
+    parser.add_argument("--policy-dir", type=Path, default=None, help=help_text)
 
 
 def add_categories_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--categories",
-        type=Path,
-        default=None,
-        help=f"category sources file (default: {default_categories()})",
-    )
+    help_text = f"category sources file (default: {default_categories()})"
+    parser.add_argument("--categories", type=Path, default=None, help=help_text)
 
 
 def categories_path(args: argparse.Namespace) -> Path:
@@ -85,6 +78,6 @@ def parse_time(text: str | None) -> datetime:
     if text is None:
         return now()
     try:
-        return datetime.fromisoformat(text)
+        return parse_moment(text)
     except ValueError as exc:
-        raise UsageError(f"--at: '{text}' is not an ISO-8601 time ({exc})") from exc
+        raise UsageError(f"--at: {exc}") from exc

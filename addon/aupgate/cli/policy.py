@@ -28,6 +28,7 @@ from aupgate.normalise import parse_url
 from aupgate.paths import default_policy_dir
 from aupgate.policy.loader import load_policy_dir
 from aupgate.policy.model import DEVICES, Policy, PolicySet
+from aupgate.policy.schedule import parse_moment
 
 from .common import (
     UsageError,
@@ -195,9 +196,9 @@ def _explain_one(loaded: _Loaded, request: dict[str, Any], at: datetime) -> tupl
     when = at
     if request.get("at"):
         try:
-            when = datetime.fromisoformat(request["at"])
+            when = parse_moment(request["at"])
         except ValueError as exc:
-            raise ValueError(f"'at': '{request['at']}' is not an ISO-8601 time") from exc
+            raise ValueError(f"'at': {exc}") from exc
     facts = Facts(
         url=parse_url(request["url"]), user=request.get("user"), client=client, device=device
     )

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from ..policy.schedule import parse_moment
+
 TEST_MODE_ENV = "AUPGATE_TEST_MODE"
 """`aupgate_fault` is refused unless this environment variable is "1": a production gateway can
 never be configured to fail on purpose."""
@@ -128,10 +130,7 @@ def parse_fixed_time(text: str) -> datetime | None:
     """`aupgate_fixed_time`: empty for the real clock; ISO-8601 (`Z` allowed) otherwise."""
     if not text.strip():
         return None
-    try:
-        return datetime.fromisoformat(text.strip())
-    except ValueError as exc:
-        raise ValueError(f"'{text}' is not an ISO-8601 time ({exc})") from exc
+    return parse_moment(text)
 
 
 class Fault(NamedTuple):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from mitmproxy import http
 
 from ..engine import Decision
+from ..policy.model import STOPPING
 from .state import FlowRecord
 
 __all__ = ["counting_stream"]
@@ -57,7 +58,7 @@ def counting_stream(
             stopped = True
             fail(exc)
             return b""
-        if decision is None or decision.action not in ("block", "warn"):
+        if decision is None or decision.action not in STOPPING:
             return data
         if decision.action == "warn" and pass_covers(decision):
             # the body is under way: a page cannot be shown now, but a pass lets it through

@@ -55,17 +55,10 @@ _TOP_KEYS = (
     "limits",
     "categories",
 )
-_REQUIRED_TOP = (
-    "agency",
-    "name",
-    "document",
-    "contact",
-    "timezone",
-    "schedule",
-    "clauses",
-    "rules",
-    "default",
+_OPTIONAL_TOP = frozenset(
+    {"identity", "allow", "deny", "grants", "never_decrypt", "pac", "limits", "categories"}
 )
+_REQUIRED_TOP = tuple(key for key in _TOP_KEYS if key not in _OPTIONAL_TOP)
 
 
 def load_policy(path: Path, *, today: date) -> tuple[Policy | None, list[Problem]]:

@@ -53,6 +53,15 @@ class Interval:
         )
 
 
+def parse_moment(text: str) -> datetime:
+    """An instant as administrators write it: ISO-8601, `Z` allowed; without an offset it is
+    agency-local (`Schedule.local`). Raises ValueError saying what was wrong."""
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise ValueError(f"'{text}' is not an ISO-8601 time ({exc})") from exc
+
+
 def parse_interval(text: str) -> Interval:
     """Parse `HH:MM-HH:MM`; raises ValueError with a message fit for an administrator."""
     parts = text.split("-")

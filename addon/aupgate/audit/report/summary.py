@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from aupgate.memo import remember
 from aupgate.policy.model import ACTIONS as _LEAST_SEVERE_FIRST
 
 from ..envelope import HEAD, TIME_AT, time_key
@@ -22,6 +23,7 @@ _MAX_CATEGORIES = 200
 _MAX_DAYS = 4_000
 _MAX_POLICY_EVENTS = 200
 _OTHER = "(other)"
+_LOCAL_MEMO_LIMIT = 20_001
 
 
 @dataclass
@@ -223,10 +225,8 @@ class Summary:
                 moment = datetime.fromisoformat(minute + ":00+00:00").astimezone(self.options.zone)
             except ValueError:
                 return "-", 0
-            found = (moment.date().isoformat(), moment.hour)
-            if len(self._local) > 20_000:
-                self._local.clear()
-            self._local[minute] = found
+            found = remember(self._local, minute, (moment.date().isoformat(), moment.hour),
+                             _LOCAL_MEMO_LIMIT)
         return found
 
     def _policy(self, key: str, event: str, record: dict[str, Any]) -> None:

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from aupgate.yamlsource import FieldReader, kind_of
+from aupgate.yamlsource import FieldReader
 
-from ..model import Grant, Group, Rule
+from ..model import STOPPING, Grant, Group, Rule
 from .rules import read_action
 
 __all__ = ["read_grants"]
@@ -23,12 +23,7 @@ def read_grants(
     groups: Mapping[str, Group],
     today: date,
 ) -> list[Grant]:
-    raw = top.get("grants")
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        reader.problem(top, "grants", "grants", f"expected a list, got {kind_of(raw)}")
-        return []
+    raw = reader.sequence(top, "grants", "grants")
     rule_ids = tuple(r.id for r in rules)
     grants: list[Grant] = []
     for i, _item in enumerate(raw):
@@ -45,7 +40,7 @@ def read_grants(
         if not users and not group_names and "groups" not in item:
             reader.problem(raw, i, field, "names no users or groups")
         action = read_action(reader, item, field) if "action" in item else "log"
-        if action in ("warn", "block"):
+        if action in STOPPING:
             reader.problem(
                 item,
                 "action",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from aupgate.yamlsource import FieldReader, keys_of, kind_of, line_of
+from aupgate.yamlsource import FieldReader, keys_of, line_of
 
 from ..model import DEVICES, ID, Group, IPNetwork, Network
 
@@ -23,12 +23,7 @@ def read_identity(
     groups: dict[str, Group] = {}
     if ident is None:
         return networks, groups
-    raw_networks = ident.get("networks", [])
-    if not isinstance(raw_networks, list):
-        reader.problem(
-            ident, "networks", "identity.networks", f"expected a list, got {kind_of(raw_networks)}"
-        )
-        raw_networks = []
+    raw_networks = reader.sequence(ident, "networks", "identity.networks", null_is_empty=False)
     seen_prefixes: dict[IPNetwork, str] = {}
     for i, _item in enumerate(raw_networks):
         field = f"identity.networks[{i}]"

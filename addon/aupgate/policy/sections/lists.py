@@ -7,7 +7,7 @@ from typing import Any
 
 from aupgate.yamlsource import FieldReader
 
-from ..model import Action, Site, SiteList, Verdict
+from ..model import STOPPING, Action, Site, SiteList, Verdict
 from .rules import read_action
 from .sites import read_domains, read_site, read_urls
 
@@ -30,7 +30,7 @@ def read_verdict(
     action = read_action(reader, item, key) if require_action else fixed_action
     reason = reader.string(item, "reason", key)
     clauses = tuple(c for _, c in reader.strings(item, "clauses", key))
-    if action in ("warn", "block") and not clauses:
+    if action in STOPPING and not clauses:
         reader.problem(parent, key, f"{key}.clauses", f"a '{action}' outcome must cite a clause")
     if action is None or reason is None:
         return None

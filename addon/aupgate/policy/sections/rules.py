@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from aupgate.content import CONTENT_KINDS
-from aupgate.yamlsource import FieldReader, join_field, kind_of, line_of
+from aupgate.yamlsource import FieldReader, join_field, line_of
 
-from ..model import ACTIONS, DEVICES, ID, Action, Group, Match, Network, Rule
+from ..model import ACTIONS, DEVICES, ID, STOPPING, Action, Group, Match, Network, Rule
 from ..schedule import ANY, WINDOWS, Schedule
 from .sites import read_site
 
@@ -41,12 +41,7 @@ class RuleScope:
 
 
 def read_rules(reader: FieldReader, top: dict[str, Any], scope: RuleScope) -> list[Rule]:
-    raw = top.get("rules")
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        reader.problem(top, "rules", "rules", f"expected a list, got {kind_of(raw)}")
-        return []
+    raw = reader.sequence(top, "rules", "rules")
     rules: list[Rule] = []
     for i, _item in enumerate(raw):
         field = f"rules[{i}]"
@@ -85,7 +80,7 @@ def _read_rule(
     action = read_action(reader, item, field)
     reason = reader.string(item, "reason", field)
     clauses = tuple(c for _, c in reader.strings(item, "clauses", field))
-    if action in ("warn", "block") and not clauses:
+    if action in STOPPING and not clauses:
         reader.problem(
             item, "action", f"{field}.clauses", f"a '{action}' rule must cite at least one clause"
         )
