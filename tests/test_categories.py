@@ -736,4 +736,3 @@ def test_matches_lists_every_matching_entry(nested: CategoryIndex) -> None:
         Hit(Entry("netlog.com", "/play"), ("games",)),
     }
     assert nested.matches("example.org") == []
-

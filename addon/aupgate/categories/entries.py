@@ -60,7 +60,6 @@ def parse_entry(text: str) -> Entry:
     return Entry(host) if rest is None else Entry(host, _path(host, rest))
 
 
-
 def entry_host(raw: str) -> str:
     """Normalise an entry's host exactly as request hosts are, or say why it cannot be one."""
     if not raw:
@@ -83,7 +82,6 @@ def _path(host: str, raw: str) -> str:
     return f"{url.path}?{url.query}" if url.query else url.path
 
 
-
 def rank(entry: Entry) -> tuple[bool, int, int]:
     """How specific an entry is: any URL prefix beats any domain, then more labels, longer path.
 
@@ -91,4 +89,3 @@ def rank(entry: Entry) -> tuple[bool, int, int]:
     another and the number of dots orders them.
     """
     return (entry.path is not None, entry.host.count("."), len(entry.path or ""))
-

@@ -50,7 +50,6 @@ class Hit(NamedTuple):
     categories: tuple[str, ...]
 
 
-
 def classification_of(hits: Iterable[Hit]) -> Classification:
     """The classification a set of matching entries gives, by the rules in docs/categories.md.
 
@@ -97,4 +96,3 @@ class CategoryIndex(ABC):
     @abstractmethod
     def category_counts(self) -> dict[str, int]:
         """Distinct entries carrying each category, in CATEGORY_IDS order."""
-

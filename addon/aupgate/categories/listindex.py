@@ -79,7 +79,6 @@ def _common_prefix(a: str, b: str) -> str:
 _Node = tuple[str, ...] | _UrlNode
 
 
-
 class ListIndex(CategoryIndex):
     """Domain and URL-prefix entries with their categories, in Python dicts.
 
@@ -328,7 +327,6 @@ def _add_parents(nodes: dict[str, _Node], host: str) -> None:
         dot = host.find(".")
 
 
-
 def load_lists(sources_file: Path) -> tuple[ListIndex, LoadReport]:
     """Read sources.yaml and every list it names into an in-memory `ListIndex`.
 
@@ -364,4 +362,3 @@ def _load_source(spec: SourceSpec, builder: _Builder, problems: list[Problem]) -
             entries += 1
             builder.add(result, spec.category)
     return SourceReport(str(spec.path), spec.category, entries, rejected, duplicates, skipped)
-

@@ -63,7 +63,6 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-
 class Rejected(NamedTuple):
     """A line (or, in a hosts file, one name on a line) that could not be used: a warning."""
 
@@ -288,7 +287,6 @@ def read_entries(path: Path, fmt: Format) -> Iterator[tuple[Path, LineResult]]:
     """Read one source of any format, yielding (file, entry or rejection)."""
     for file, _number, result in read_numbered(path, fmt):
         yield file, result
-
 
 
 def rejection(file: Path, rejected: Rejected) -> Problem:

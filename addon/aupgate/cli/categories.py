@@ -85,8 +85,6 @@ def add_categories_parser(subparsers: Any) -> None:
     look.set_defaults(func=cmd_lookup)
 
 
-
-
 # --------------------------------------------------------------------------- import
 
 

@@ -314,4 +314,3 @@ def render_table(rows: list[dict[str, Any]]) -> str:
         out.append(f"{row['clause']:<26} {row['title'][:40]:<40} {wrapped[0]}")
         out.extend(f"{'':<67} {more}" for more in wrapped[1:])
     return "\n".join(out)
-

@@ -506,4 +506,3 @@ class Aupgate:
             self._audit_request(flow)
         except Exception:  # the flow failed already; nothing passes
             logger.exception("aupgate: could not audit a failed flow")
-

@@ -170,7 +170,6 @@ def read_document(reader: FieldReader, top: dict[str, Any]) -> Document | None:
     return Document(title=title, date=str(when) if when is not None else "", source=source)
 
 
-
 _CLAUSE_KEYS = ("title", "text", "not_enforceable", "proxy_limits")
 
 
@@ -203,7 +202,6 @@ def read_clauses(reader: FieldReader, top: dict[str, Any]) -> dict[str, Clause]:
     return clauses
 
 
-
 def read_limits(reader: FieldReader, top: Mapping[str, Any]) -> int | None:
     """`limits.transfer_mb`: the size over which a transfer is a `large-transfer` (MoDOT 9.D)."""
     item = reader.mapping(top, "limits", "limits", ("transfer_mb",))
@@ -219,7 +217,6 @@ def read_limits(reader: FieldReader, top: Mapping[str, Any]) -> int | None:
         )
         return None
     return int(value * 1024 * 1024)
-
 
 
 def load_policy_dir(directory: Path, *, today: date) -> PolicySet:
@@ -243,4 +240,3 @@ def load_policy_dir(directory: Path, *, today: date) -> PolicySet:
     if any(p.severity == "error" for p in problems):
         raise PolicyError(problems)
     return PolicySet(policies, tuple(problems))
-

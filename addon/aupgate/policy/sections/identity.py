@@ -73,7 +73,6 @@ def read_identity(
     return networks, groups
 
 
-
 def read_cidr(reader: FieldReader, container: object, key: int, field: str, text: str
               ) -> IPNetwork | None:
     """One network in CIDR notation, host bits clear; None and a problem otherwise."""

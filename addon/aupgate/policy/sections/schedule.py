@@ -130,7 +130,6 @@ def _read_window_sets(reader: FieldReader, sched: dict[str, Any]) -> dict[str, f
     return sets
 
 
-
 def window_set_names(top: Mapping[str, Any]) -> tuple[str, ...]:
     sched = top.get("schedule")
     return keys_of(sched.get("window_sets")) if isinstance(sched, dict) else ()
