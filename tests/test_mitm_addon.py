@@ -458,9 +458,10 @@ async def test_a_handled_flow_can_be_copied_and_saved(addon: Aupgate, audit_path
         if flow.response is None:
             flow.response = tflow.tresp()
             addon.responseheaders(flow)
-        addon.response(flow)
         record = addon.record_of(flow)
-        assert record is not None and record.audited
+        assert record is not None and record.decision is not None
+        addon.response(flow)
+        assert record.audited and addon.record_of(flow) is None  # done with once audited
         copy = flow.copy()
         assert copy.metadata["aupgate"] == flow.metadata["aupgate"]
         assert copy.metadata["aupgate"]["action"] == record.decision.action
@@ -473,6 +474,7 @@ async def test_a_handled_flow_can_be_copied_and_saved(addon: Aupgate, audit_path
 
 
 async def test_the_record_of_a_flow_goes_with_the_flow(addon: Aupgate, audit_path: Path) -> None:
+    """Dropped when the request is audited, and with the flow if it never is."""
     import gc
 
     with taddons.context(addon) as tctx:
@@ -483,3 +485,9 @@ async def test_the_record_of_a_flow_goes_with_the_flow(addon: Aupgate, audit_pat
         del flow
         gc.collect()
         assert len(addon.records) == 0
+        audited = flow_for("www.example.org")
+        addon.requestheaders(audited)
+        audited.response = tflow.tresp()
+        addon.responseheaders(audited)
+        addon.response(audited)
+        assert len(addon.records) == 0 and audited.metadata["aupgate"]["action"] == "allow"

@@ -35,6 +35,7 @@ import logging
 import os
 import signal
 import time
+import weakref
 from datetime import date
 
 from mitmproxy import connection, ctx, http, tls
@@ -70,7 +71,7 @@ class Aupgate:
         self._audit_key: tuple[str, bool, str] | None = None
         self.decider = Decider()
         self.warn = WarnFlow()
-        self.records = FlowRecords()
+        self.records: FlowRecords = weakref.WeakKeyDictionary()
         self.resolver = ResolveOverride()
         self._tunnels: dict[str, Tunnel] = {}
         self._watcher: asyncio.Task[None] | None = None
@@ -335,9 +336,10 @@ class Aupgate:
         if path.startswith(RESERVED_PREFIX):
             self._reserved(flow, ident, path)
             return
-        decision, decisions, url = decider.decide_request(snap, ident, flow, path, query)
-        events.audit_fronting(self.audit, flow.id, ident, decisions, "request")
-        record = self.records.put(flow, FlowRecord(ident, decision, "passed", url=url))
+        decision, names, url = decider.decide_request(snap, ident, flow, path, query)
+        if names:  # the request named several hosts: each was decided
+            events.audit_fronting(self.audit, flow.id, ident, names, "request")
+        record = self.records[flow] = FlowRecord(ident, decision, "passed", url=url)
         if decision.action in STOPPING:
             self._enforce(flow, decision, record)
 
@@ -349,7 +351,7 @@ class Aupgate:
         (mitmproxy dispatches each hook an addon defines for every request, even one that
         returns at once).
         """
-        self.records.put(flow, FlowRecord(ident, None, "continue", phase="continue"))
+        self.records[flow] = FlowRecord(ident, None, "continue", phase="continue")
         page = self.warn.reserved(flow, ident, path)
         if page is not None:  # only a small, sized form is read into memory
             self._respond(flow, page, None)
@@ -374,7 +376,7 @@ class Aupgate:
             return
         outcome = self.warn.answer_form(flow, record)
         if isinstance(outcome, str):
-            self.records.put(flow, record)
+            self.records[flow] = record
             answer(flow, redirect(outcome))
         else:
             self._respond(flow, outcome, record)
@@ -417,7 +419,7 @@ class Aupgate:
     def _respond(self, flow: http.HTTPFlow, page: Page, record: FlowRecord | None) -> None:
         """Answer with a page; `record` is what the request's audit line will say."""
         if record is not None:
-            self.records.put(flow, record)
+            self.records[flow] = record
         respond(flow, page)
 
     # ------------------------------------------------------------------ HTTP responses
@@ -498,6 +500,10 @@ class Aupgate:
     @guarded(fail_flow)
     def response(self, flow: http.HTTPFlow) -> None:
         self._audit_request(flow)
+        # The record has done its job; a flow kept on (mitmweb, a saved-flow view) keeps only
+        # its plain mark. (Should the audit raise, the record stays for the error handler, and
+        # the WeakKeyDictionary drops it with the flow.)
+        self.records.pop(flow, None)
 
     def error(self, flow: http.HTTPFlow) -> None:
         if flow.id in self.warn.pending:
@@ -506,3 +512,4 @@ class Aupgate:
             self._audit_request(flow)
         except Exception:  # the flow failed already; nothing passes
             logger.exception("aupgate: could not audit a failed flow")
+        self.records.pop(flow, None)

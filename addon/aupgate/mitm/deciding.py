@@ -126,8 +126,9 @@ class Decider:
         return strictest(decisions), decisions
 
     def decide_request(self, snap: Snapshot, ident: Identity, flow: http.HTTPFlow, path: str,
-                       query: str) -> tuple[Decision, list[Decision], Url | None]:
-        """A request's decision, every name's decision, and its URL (None with several names).
+                       query: str) -> tuple[Decision, list[Decision] | None, Url | None]:
+        """A request's decision; each name's decision when it named several (else None); its URL
+        (None with several names).
 
         The names this request gives for its destination (the request's host, the Host header or
         :authority, the SNI), each decided once; usually they are one name, decided once.
@@ -148,7 +149,7 @@ class Decider:
         if others:
             decision, decisions = self.decide_names(snap, ident, scheme, port, path or "/",
                                                     query, [host, *others])
-            return decision, decisions, None
+            return decision, decisions, None  # the request named several hosts
         policy = ident.policy
         key = (id(policy), ident.client_text, ident.user, scheme, host, port, path, query)
         known = self.decisions.get(snap, key)
@@ -158,7 +159,7 @@ class Decider:
             self.decisions.put(key, decision, url)
         else:
             decision, url = known
-        return decision, [decision], url
+        return decision, None, url
 
     def decide_content(self, flow: http.HTTPFlow, ident: Identity, url: Url | None,
                        kinds: frozenset[str]) -> Decision | None:

@@ -19,6 +19,16 @@ from ..audit.log import AuditLog
 from ..pages import page_for, render
 from .responses import make_response, replace_streaming
 
+__all__ = [
+    "Guarded",
+    "InjectedFaultError",
+    "fail_flow",
+    "fail_server",
+    "fail_tls",
+    "guarded",
+    "options_error",
+]
+
 logger = logging.getLogger(__name__)
 
 S = TypeVar("S")
@@ -127,13 +137,3 @@ def fail_server(addon: Guarded, data: Any, exc: BaseException) -> None:
         addon.audit.event("engine_error", request_id=data.client.id, phase="server_connect",
                           error=repr(exc), action="block")
 
-
-__all__ = [
-    "Guarded",
-    "InjectedFaultError",
-    "fail_flow",
-    "fail_server",
-    "fail_tls",
-    "guarded",
-    "options_error",
-]

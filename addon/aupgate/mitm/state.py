@@ -5,7 +5,8 @@ their state, `flow.metadata` included. So the addon keeps its own record of a fl
 references the policy and, through it, the memory-mapped category index) in a
 `WeakKeyDictionary` keyed by the flow, as mitmproxy's own `proxyauth` keys its logins by
 connection: the record lives exactly as long as the flow. `flow.metadata` gets only plain marks
-that serialise and mean something to whoever reads a saved flow (`MARK`, `ANSWERED`).
+that serialise and mean something to whoever reads a saved flow (`MARK`, `ANSWERED`). A record
+is dropped once its request is audited (the `response` or `error` hook), or with its flow.
 """
 
 from __future__ import annotations
@@ -52,34 +53,21 @@ class FlowRecord:
     extra: dict[str, Any] | None = None  # fields only some events have (content, work_reason)
 
     def mark(self) -> dict[str, Any]:
-        """The plain, serialisable summary a saved flow keeps in `flow.metadata[MARK]`."""
+        """The plain, serialisable summary a saved flow keeps in `flow.metadata[MARK]`.
+
+        Only atomic values, so the garbage collector does not track the mark: a process that
+        keeps many flows (mitmweb, a benchmark) would otherwise walk every one on each full
+        collection. The rule names the clauses (`aupgate clauses`).
+        """
         d = self.decision
         return {
             "phase": self.phase,
             "action": d.action if d is not None else None,
             "rule": d.rule if d is not None else None,
-            "clauses": list(d.clauses) if d is not None else [],
             "enforced": self.enforced,
             "agency": self.identity.policy.agency if self.identity.policy is not None else None,
         }
 
 
-class FlowRecords:
-    """The addon's records of the flows in progress, dropped with the flows themselves."""
-
-    __slots__ = ("_records",)
-
-    def __init__(self) -> None:
-        self._records: weakref.WeakKeyDictionary[http.HTTPFlow, FlowRecord] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def get(self, flow: http.HTTPFlow) -> FlowRecord | None:
-        return self._records.get(flow)
-
-    def put(self, flow: http.HTTPFlow, record: FlowRecord) -> FlowRecord:
-        self._records[flow] = record
-        return record
-
-    def __len__(self) -> int:
-        return len(self._records)
+FlowRecords = weakref.WeakKeyDictionary[http.HTTPFlow, FlowRecord]
+"""The addon's records of the flows in progress, each dropped with its flow."""
