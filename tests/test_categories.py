@@ -608,9 +608,20 @@ def test_shipped_spot_checks(
 
 def test_shipped_bet365_is_gambling_among_others(shipped: tuple[CategoryIndex, LoadReport]) -> None:
     """UT1 also files bet365.com under games and malware/phishing; all are reported."""
-    result = shipped[0].classify("www.bet365.com")
+    result = shipped[0].classify("bet365.com")
     assert result.matched == "bet365.com"
     assert {"gambling", "malware-phishing"} <= set(result.categories)
+
+
+def test_shipped_hosts_files_list_subdomains_that_win(
+    shipped: tuple[CategoryIndex, LoadReport],
+) -> None:
+    """Sinfonietta's hosts files name subdomains (www.bet365.com), which are more specific than
+    UT1's domain entries and so win: the parent's other categories remain in all_categories."""
+    result = shipped[0].classify("www.bet365.com")
+    assert result.matched == "www.bet365.com"
+    assert result.categories == ("gambling",)
+    assert {"games", "malware-phishing"} <= set(result.all_categories)
 
 
 def test_shipped_nesting(shipped: tuple[CategoryIndex, LoadReport]) -> None:

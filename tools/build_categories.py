@@ -53,6 +53,17 @@ BLP_DIR = "blocklistproject"
 BLP_FILES = ("torrent.txt", "ATTRIBUTION.txt", "LICENSE.txt")
 BLP_COMMIT = "ee3bdbaddf49c756cf3340bb2e6a9dee5282d1c6"
 
+# Sinfonietta's hosts files (MIT). snuff-hosts is not shipped: 23 names with no category a policy
+# clause needs, mixing gore sites with file hosts and a news blog (categories/README.md).
+SINFONIETTA_DIR = "sinfonietta"
+SINFONIETTA_COMMIT = "62631ce2ee373595bbc187623aa5bb7f7a1ad534"
+SINFONIETTA_EXTRA_FILES = ("ATTRIBUTION.txt", "LICENSE", "README.md")
+SINFONIETTA_LISTS: tuple[tuple[str, str], ...] = (
+    ("pornography-hosts", "adult"),
+    ("gambling-hosts", "gambling"),
+    ("social-hosts", "social-networking"),
+)
+
 PROJECT_SOURCE = "aupgate project, hand-curated (each entry group names its service)"
 PROJECT_LICENCE = "Apache-2.0 (part of aupgate)"
 PROJECT_SNAPSHOT = "maintained in this repository"
@@ -97,10 +108,12 @@ def check_attribution(shared: Path) -> None:
     """
     ut1 = (shared / UT1_DIR / "ATTRIBUTION.txt").read_text(encoding="utf-8")
     blp = (shared / BLP_DIR / "ATTRIBUTION.txt").read_text(encoding="utf-8")
+    sinf = (shared / SINFONIETTA_DIR / "ATTRIBUTION.txt").read_text(encoding="utf-8")
     for text, commit, name in (
         (ut1, UT1_COMMIT, "UT1"),
         (ut1, UT1_OLD_COMMIT, "UT1 malware/phishing"),
         (blp, BLP_COMMIT, "blocklistproject"),
+        (sinf, SINFONIETTA_COMMIT, "sinfonietta"),
     ):
         if commit not in text:
             raise BuildError(f"{name} attribution does not name snapshot {commit}; update the tool")
@@ -150,6 +163,26 @@ def copy_blocklistproject(shared: Path, out: Path) -> list[Source]:
     ]
 
 
+def copy_sinfonietta(shared: Path, out: Path) -> list[Source]:
+    """Copy Sinfonietta's pornography, gambling and social hosts files with attribution and
+    licence, unchanged (the MIT licence asks that its notice travel with the copies)."""
+    dst = out / SINFONIETTA_DIR
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in (*(name for name, _ in SINFONIETTA_LISTS), *SINFONIETTA_EXTRA_FILES):
+        shutil.copyfile(shared / SINFONIETTA_DIR / name, dst / name)
+    return [
+        Source(
+            f"{SINFONIETTA_DIR}/{name}",
+            "hosts",
+            category,
+            f"Sinfonietta hostfiles (https://github.com/Sinfonietta/hostfiles), {name}",
+            "MIT, copyright 2016 Sinfonietta (see sinfonietta/LICENSE)",
+            f"{SINFONIETTA_COMMIT[:7]} (2026-04-23)",
+        )
+        for name, category in SINFONIETTA_LISTS
+    ]
+
+
 def project_lists(out: Path) -> list[Source]:
     """The lists aupgate authors itself; they must already exist in the repository."""
     missing = [rel for rel, _ in PROJECT_LISTS if not (out / rel).is_file()]
@@ -191,7 +224,12 @@ def build(shared: Path, out: Path) -> Path:
     check_attribution(shared)
     check_ut1_folders(shared)
     out.mkdir(parents=True, exist_ok=True)
-    sources = copy_ut1(shared, out) + copy_blocklistproject(shared, out) + project_lists(out)
+    sources = (
+        copy_ut1(shared, out)
+        + copy_blocklistproject(shared, out)
+        + copy_sinfonietta(shared, out)
+        + project_lists(out)
+    )
     return write_sources(out, sources)
 
 
