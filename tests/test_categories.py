@@ -51,20 +51,26 @@ def test_category_ids_are_the_fixed_list_in_order() -> None:
     """Policies name these ids; their order is the one docs/categories.md documents."""
     assert CATEGORY_IDS == (
         "social-networking",
+        "blogs-forums",
         "webmail",
         "gambling",
         "p2p-file-sharing",
-        "streaming-media",
+        "streaming-radio",
+        "streaming-video",
         "adult",
         "instant-messaging",
         "voip",
+        "web-conferencing",
         "file-hosting",
         "software-downloads",
         "dating",
         "games",
         "shopping",
+        "classifieds-selling",
+        "fundraising",
         "advertising",
         "remote-access",
+        "tunnel-hosting",
         "vpn-proxy",
         "malware-phishing",
         "banking",
@@ -121,7 +127,7 @@ def test_no_match_is_empty() -> None:
 )
 def test_url_prefix_entries(host: str, path: str, matched: str | None) -> None:
     """`host/path` matches that host or a subdomain when the path starts with the entry's path."""
-    idx = index(("colombia.com/radio", "streaming-media"))
+    idx = index(("colombia.com/radio", "streaming-radio"))
     assert idx.classify(host, path).matched == matched
 
 
@@ -130,7 +136,7 @@ def nested() -> CategoryIndex:
     """The ads.netlog.com shape from UT1, plus URL entries at two depths."""
     return index(
         ("netlog.com", "social-networking"),
-        ("netlog.com", "streaming-media"),
+        ("netlog.com", "streaming-video"),
         ("ads.netlog.com", "advertising"),
         ("netlog.com/play", "games"),
         ("netlog.com/play/cards", "gambling"),
@@ -145,36 +151,36 @@ def nested() -> CategoryIndex:
         (
             "netlog.com",
             "/",
-            ("social-networking", "streaming-media"),
-            ("social-networking", "streaming-media"),
+            ("social-networking", "streaming-video"),
+            ("social-networking", "streaming-video"),
             "netlog.com",
         ),
         (
             "ads.netlog.com",
             "/",
             ("advertising",),
-            ("advertising", "social-networking", "streaming-media"),
+            ("advertising", "social-networking", "streaming-video"),
             "ads.netlog.com",
         ),
         (
             "x.ads.netlog.com",
             "/banner",
             ("advertising",),
-            ("advertising", "social-networking", "streaming-media"),
+            ("advertising", "social-networking", "streaming-video"),
             "ads.netlog.com",
         ),
         (
             "www.netlog.com",
             "/play/1",
             ("games",),
-            ("games", "social-networking", "streaming-media"),
+            ("games", "social-networking", "streaming-video"),
             "netlog.com/play",
         ),
         (
             "www.netlog.com",
             "/play/cards/7",
             ("gambling",),
-            ("gambling", "games", "social-networking", "streaming-media"),
+            ("gambling", "games", "social-networking", "streaming-video"),
             "netlog.com/play/cards",
         ),
         (
@@ -182,7 +188,7 @@ def nested() -> CategoryIndex:
             "ads.netlog.com",
             "/play",
             ("games",),
-            ("advertising", "games", "social-networking", "streaming-media"),
+            ("advertising", "games", "social-networking", "streaming-video"),
             "netlog.com/play",
         ),
         (
@@ -190,7 +196,7 @@ def nested() -> CategoryIndex:
             "ads.netlog.com",
             "/promotions/spring",
             ("shopping",),
-            ("advertising", "dating", "shopping", "social-networking", "streaming-media"),
+            ("advertising", "dating", "shopping", "social-networking", "streaming-video"),
             "ads.netlog.com/promo",
         ),
     ],
@@ -481,7 +487,7 @@ def test_report_summary(tmp_path: Path) -> None:
     _, report = load_one(tmp_path, "a.txt", "plain", "dating")
     summary = report.summary()
     assert summary.startswith("1 category lists: 2 entries loaded, 1 lines rejected, 0 duplicates")
-    assert "dating                    2 distinct entries" in summary
+    assert "  dating                     2 distinct entries" in summary
     assert f"{tmp_path / 'a.txt'}: 1 lines rejected (see warnings)" in summary
 
 
@@ -580,14 +586,34 @@ def shipped() -> tuple[CategoryIndex, LoadReport]:
         ("www.pokerstars.com", "/", "gambling"),
         ("thepiratebay.org", "/", "p2p-file-sharing"),
         ("1337x.to", "/", "p2p-file-sharing"),
-        ("pandora.com", "/", "streaming-media"),
-        ("www.iheart.com", "/", "streaming-media"),
-        ("www.youtube.com", "/", "streaming-media"),
-        ("zoom.us", "/", "voip"),
-        ("us02web.zoom.us", "/j/123", "voip"),
+        ("pandora.com", "/", "streaming-radio"),
+        ("www.iheart.com", "/", "streaming-radio"),
+        ("www.youtube.com", "/", "streaming-video"),
+        ("zoom.us", "/", "web-conferencing"),
+        ("us02web.zoom.us", "/j/123", "web-conferencing"),
+        ("cityofexample.webex.com", "/meet/jdoe", "web-conferencing"),
+        ("meet.google.com", "/abc-defg-hij", "web-conferencing"),
         ("vonage.com", "/", "voip"),
+        ("voice.google.com", "/", "voip"),
         ("skype.com", "/", "voip"),
         ("web.whatsapp.com", "/", "instant-messaging"),
+        ("www.facebook.com", "/messages/t/123", "instant-messaging"),
+        ("www.linkedin.com", "/messaging/", "instant-messaging"),
+        ("mail.google.com", "/chat/u/0/", "instant-messaging"),
+        ("www.facebook.com", "/marketplace/create/item", "classifieds-selling"),
+        ("post.craigslist.org", "/k/abc", "classifieds-selling"),
+        ("www.ebay.com", "/sl/sell", "classifieds-selling"),
+        ("www.gofundme.com", "/create/fundraiser/category", "fundraising"),
+        ("medium.com", "/@someone/post", "blogs-forums"),
+        ("example.blogspot.com", "/", "blogs-forums"),
+        ("groups.google.com", "/g/comp.lang.python", "blogs-forums"),
+        ("abc123.ngrok-free.app", "/", "tunnel-hosting"),
+        ("random-words.trycloudflare.com", "/", "tunnel-hosting"),
+        ("myhome.duckdns.org", "/", "tunnel-hosting"),
+        ("www.pornhub.com", "/", "adult"),
+        ("www.runyourpool.com", "/", "gambling"),
+        ("open.spotify.com", "/", "streaming-radio"),
+        ("www.netflix.com", "/", "streaming-video"),
         ("discord.com", "/", "instant-messaging"),
         ("doubleclick.net", "/", "advertising"),
         ("dropbox.com", "/", "file-hosting"),
@@ -743,7 +769,7 @@ def test_matches_lists_every_matching_entry(nested: CategoryIndex) -> None:
     hits = set(nested.matches("ads.netlog.com", "/play"))
     assert hits == {
         Hit(Entry("ads.netlog.com"), ("advertising",)),
-        Hit(Entry("netlog.com"), ("social-networking", "streaming-media")),
+        Hit(Entry("netlog.com"), ("social-networking", "streaming-video")),
         Hit(Entry("netlog.com", "/play"), ("games",)),
     }
     assert nested.matches("example.org") == []

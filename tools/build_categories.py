@@ -68,10 +68,22 @@ PROJECT_SOURCE = "aupgate project, hand-curated (each entry group names its serv
 PROJECT_LICENCE = "Apache-2.0 (part of aupgate)"
 PROJECT_SNAPSHOT = "maintained in this repository"
 PROJECT_LISTS: tuple[tuple[str, str], ...] = (
+    ("aupgate/social-networking.txt", "social-networking"),
+    ("aupgate/blogs-forums.txt", "blogs-forums"),
     ("aupgate/webmail.txt", "webmail"),
-    ("aupgate/streaming-media.txt", "streaming-media"),
+    ("aupgate/gambling.txt", "gambling"),
+    ("aupgate/p2p-file-sharing.txt", "p2p-file-sharing"),
+    ("aupgate/streaming-radio.txt", "streaming-radio"),
+    ("aupgate/streaming-video.txt", "streaming-video"),
     ("aupgate/instant-messaging.txt", "instant-messaging"),
     ("aupgate/voip.txt", "voip"),
+    ("aupgate/web-conferencing.txt", "web-conferencing"),
+    ("aupgate/file-hosting.txt", "file-hosting"),
+    ("aupgate/software-downloads.txt", "software-downloads"),
+    ("aupgate/shopping.txt", "shopping"),
+    ("aupgate/classifieds-selling.txt", "classifieds-selling"),
+    ("aupgate/fundraising.txt", "fundraising"),
+    ("aupgate/tunnel-hosting.txt", "tunnel-hosting"),
     ("aupgate/banking.txt", "banking"),
     ("aupgate/health.txt", "health"),
 )

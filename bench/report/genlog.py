@@ -24,7 +24,7 @@ from pathlib import Path
 
 CATEGORIES = [
     ("social-networking", 0.05),
-    ("streaming-media", 0.04),
+    ("streaming-video", 0.04),
     ("shopping", 0.03),
     ("advertising", 0.08),
     ("webmail", 0.02),
@@ -50,7 +50,7 @@ REASONS = [
     "verifying a citizen report",
 ]
 BLOCKING = {"gambling", "adult", "malware-phishing", "remote-access", "vpn-proxy", "games"}
-WARNING = {"social-networking", "streaming-media", "webmail"}
+WARNING = {"social-networking", "streaming-video", "webmail"}
 
 
 def _hosts(rng: random.Random, count: int) -> list[tuple[str, str]]:
@@ -82,7 +82,7 @@ def _hosts(rng: random.Random, count: int) -> list[tuple[str, str]]:
         "uncategorized",
         "uncategorized",
         "social-networking",
-        "streaming-media",
+        "streaming-video",
         "shopping",
         "uncategorized",
         "uncategorized",
