@@ -16,7 +16,8 @@ from types import ModuleType
 
 import pytest
 
-from aupgate.categories import CATEGORY_IDS, CategoryIndex, LoadReport, load_index
+from aupgate import CATEGORY_IDS, CategoryIndex, load_index
+from aupgate.categories.loadreport import LoadReport
 
 ROOT = Path(__file__).resolve().parents[1]
 CORRECTIONS = ROOT / "categories" / "aupgate" / "corrections.yaml"

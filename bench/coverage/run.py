@@ -36,10 +36,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from aupgate.categories import CATEGORY_IDS, load_index
-from aupgate.engine import Facts, decide
-from aupgate.normalise import parse_url
-from aupgate.policy import load_policy_dir
+from aupgate import CATEGORY_IDS, Facts, decide, load_index, load_policy_dir, parse_url
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
