@@ -189,6 +189,8 @@ class SlapdServer:
     tls: TlsFiles
     ldap_port: int = field(default_factory=free_port)
     ldaps_port: int = field(default_factory=free_port)
+    # ldaps:// on 127.0.0.2, an address the certificate does not name
+    ldaps_misnamed_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -200,6 +202,10 @@ class SlapdServer:
         return f"ldaps://127.0.0.1:{self.ldaps_port}"
 
     @property
+    def ldaps_misnamed_url(self) -> str:
+        return f"ldaps://127.0.0.2:{self.ldaps_misnamed_port}"
+
+    @property
     def conf(self) -> Path:
         return self.root / "slapd.conf"
 
@@ -208,7 +214,7 @@ class SlapdServer:
         log = (self.root / "slapd.log").open("ab")
         self.process = subprocess.Popen(
             [SLAPD, "-f", str(self.conf), "-d", "0", "-s", "0",
-             "-h", f"{self.ldap_url}/ {self.ldaps_url}/"],
+             "-h", f"{self.ldap_url}/ {self.ldaps_url}/ {self.ldaps_misnamed_url}/"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + 20
@@ -216,7 +222,8 @@ class SlapdServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"slapd exited with {self.process.returncode}: "
                                    + (self.root / "slapd.log").read_text(errors="replace")[-2000:])
-            if _accepts(self.ldap_port) and _accepts(self.ldaps_port):
+            if _accepts("127.0.0.1", self.ldap_port) and _accepts("127.0.0.1", self.ldaps_port) \
+                    and _accepts("127.0.0.2", self.ldaps_misnamed_port):
                 return
             time.sleep(0.02)
         raise RuntimeError("slapd did not listen within 20 s")
@@ -248,10 +255,10 @@ class SlapdServer:
             raise RuntimeError(f"{command[0]} failed: {result.stderr.decode(errors='replace')}")
 
 
-def _accepts(port: int) -> bool:
+def _accepts(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((host, port)) == 0
 
 
 def make_slapd(root: Path) -> SlapdServer:

@@ -100,6 +100,11 @@ class DirectoryAuthenticator:
         """LDAP requests (searches and binds) sent so far."""
         return self._directory.operations
 
+    @property
+    def connections_opened(self) -> int:
+        """Directory connections opened so far."""
+        return self._directory.connections_opened
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._directory.close()

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -51,33 +53,39 @@ class DirectoryDownError(Exception):
         self.detail = detail
 
 
-def _tls(settings: DirectorySettings, host: str) -> Tls:
-    try:
-        return Tls(validate=ssl.CERT_REQUIRED, version=ssl.PROTOCOL_TLS_CLIENT,
-                   ca_certs_file=str(settings.ca_file) if settings.ca_file else None,
-                   sni=None if _is_ip(host) else host)
-    except LDAPSSLConfigurationError as e:
-        raise DirectoryDownError(f"TLS configuration: {e} ({settings.ca_file})") from e
+class VerifyingTls(Tls):
+    """ldap3's Tls, but verified by the standard library: certificate chain against the CA file
+    (or the system's CAs), host name or IP address against the certificate, TLS 1.2 or later.
 
+    ldap3 2.9.1 switches the context's host name check off and calls `ssl.match_hostname`
+    itself, which is deprecated (and gone in Python 3.12); here the context does both checks
+    during the handshake, so a certificate that does not name the host is never talked to.
+    """
 
-def _is_ip(host: str) -> bool:
-    import ipaddress
+    def __init__(self, ca_file: Path | None, host: str) -> None:
+        try:
+            self._context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        except (OSError, ssl.SSLError) as e:
+            raise DirectoryDownError(f"cannot load the CA file {ca_file}: {_reason(e)}") from e
+        self._context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._host = host.strip("[]")
+        super().__init__(validate=ssl.CERT_REQUIRED)
 
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
+    def wrap_socket(self, connection: Connection, do_handshake: bool = False) -> None:
+        connection.socket = self._context.wrap_socket(
+            connection.socket, server_hostname=self._host, do_handshake_on_connect=do_handshake)
 
 
 def make_server(url: str, settings: DirectorySettings) -> Server:
+    """A new ldap3 Server for each connection: ldap3 remembers an address that failed and skips
+    it for several seconds, which would keep a just-restarted directory "down"."""
     parts = urlsplit(url)
     secure = parts.scheme.lower() == "ldaps"
     host = parts.hostname or ""
     port = parts.port or (636 if secure else 389)
     use_tls = secure or settings.start_tls
     return Server(host, port=port, use_ssl=secure, get_info=NONE,
-                  tls=_tls(settings, host) if use_tls else None,
+                  tls=VerifyingTls(settings.ca_file, host) if use_tls else None,
                   connect_timeout=settings.connect_timeout)
 
 
@@ -146,8 +154,14 @@ class ConnectionPool:
 
 
 def _close(conn: Connection) -> None:
+    """Unbind and close; also the socket ldap3 leaves open when opening the connection failed
+    half way (connection refused, TLS handshake refused)."""
     with contextlib.suppress(LDAPException, OSError):
         conn.unbind()
+    sock = getattr(conn, "socket", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.close()
 
 
 def _reason(error: BaseException) -> str:
@@ -161,16 +175,15 @@ class Connector:
     def __init__(self, settings: DirectorySettings, service_password: str | None) -> None:
         self.settings = settings
         self._service_password = service_password
-        self._servers = [(url, make_server(url, settings)) for url in settings.urls]
         if not settings.start_tls and any(u.lower().startswith("ldap://") for u in settings.urls):
             log.warning("directory %s is plain ldap:// without start_tls: passwords cross the "
                         "network unencrypted", ", ".join(settings.urls))
 
     def open(self, *, as_service: bool) -> Connection:
         failures: list[str] = []
-        for url, server in self._servers:
+        for url in self.settings.urls:
             try:
-                return self._open_one(server, as_service=as_service)
+                return self._open_one(make_server(url, self.settings), as_service=as_service)
             except DirectoryDownError as e:
                 if e.detail.startswith("service account"):
                     raise

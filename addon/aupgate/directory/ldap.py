@@ -92,6 +92,11 @@ class LdapDirectory:
         """LDAP requests sent so far (searches and binds): what a cache hit must not add to."""
         return self._operation_count
 
+    @property
+    def connections_opened(self) -> int:
+        """Connections opened so far (a reconnect after the directory dropped one adds one)."""
+        return self._search_pool.opened + self._bind_pool.opened
+
     def _count(self) -> None:
         with self._count_lock:
             self._operation_count += 1
