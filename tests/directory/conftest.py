@@ -3,27 +3,17 @@ kill or restart it, settings built through the real parser, and a clock the test
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from directory_support import KERBEROS_PASSWORDS, FakeClock, Kerberos, SettingsFactory
+from kdc_server import Realm, krb5_conf, tools_missing
 from slapd_server import BASE, SERVICE_DN, SERVICE_PASSWORD, SlapdServer, running_slapd
 
 from aupgate.directory import DirectorySettings, parse_directory_settings
-
-
-class FakeClock:
-    """Seconds that pass only when the test says so."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -53,14 +43,12 @@ def password_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-SettingsFactory = Callable[..., DirectorySettings]
-
-
 @pytest.fixture
 def make_settings(password_file: Path) -> SettingsFactory:
     """Settings for a server, from the YAML-shaped mapping an administrator would write, with
     `overrides` merged in (a `groups` override replaces the default groups section)."""
-    def build(server: SlapdServer, *, url: str | None = None, **overrides: Any) -> DirectorySettings:
+    def build(server: SlapdServer, *, url: str | None = None,
+              **overrides: Any) -> DirectorySettings:
         raw: dict[str, Any] = {
             "url": url or server.ldap_url,
             "bind_dn": SERVICE_DN,
@@ -75,3 +63,44 @@ def make_settings(password_file: Path) -> SettingsFactory:
         raw.update(overrides)
         return parse_directory_settings(raw, file="test-policy.yaml")
     return build
+
+
+# --- Kerberos ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def kerberos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kerberos]:
+    """The KDCs run for the session; KRB5_CONFIG (clockskew 1 s, so a stale ticket shows within
+    seconds) and the replay cache directory point at temporary files for this process too,
+    since the acceptor runs in it."""
+    missing = tools_missing()
+    if missing:
+        pytest.skip(f"MIT Kerberos is not installed ({', '.join(missing)}): apt-get install "
+                    "krb5-kdc krb5-admin-server krb5-user")
+    root = tmp_path_factory.mktemp("kerberos")
+    env = {"KRB5_CONFIG": str(root / "krb5.conf"), "KRB5RCACHEDIR": str(root)}
+    saved = {k: os.environ.get(k) for k in (*env, "KRB5CCNAME")}
+    os.environ.update(env)
+    aup, other = Realm("AUP.TEST", root / "aup", env), Realm("OTHER.TEST", root / "other", env)
+    (root / "krb5.conf").write_text(krb5_conf([aup, other], clockskew=1), encoding="utf-8")
+    try:
+        for realm in (aup, other):
+            realm.create()
+        aup.add_user("alice", KERBEROS_PASSWORDS["alice"])
+        other.add_user("bob", KERBEROS_PASSWORDS["bob"])
+        keytab, other_keytab = root / "http.keytab", root / "other-http.keytab"
+        both, pc = root / "both-http.keytab", root / "pc1.keytab"
+        aup.add_service("HTTP/localhost", keytab)
+        other.add_service("HTTP/localhost", other_keytab)
+        aup.add_service("host/pc1", pc)
+        both.write_bytes(keytab.read_bytes() + other_keytab.read_bytes()[2:])
+        for realm in (aup, other):
+            realm.start()
+        yield Kerberos(root, aup, other, keytab, other_keytab, both, pc)
+    finally:
+        for realm in (aup, other):
+            realm.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,4 +1,4 @@
-"""Logins against a real OpenLDAP slapd: good, bad, unknown, injected, and where groups come from."""
+"""Logins against a real OpenLDAP slapd: good, bad, unknown, injected; where groups come from."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import SettingsFactory
+from directory_support import SettingsFactory
 from slapd_server import CHAIN_LENGTH, PASSWORDS, SERVICE_PASSWORD, SlapdServer, group_dn, user_dn
 
 from aupgate.directory import (

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock, SettingsFactory
+from directory_support import FakeClock, SettingsFactory
 from slapd_server import PASSWORDS, SlapdServer, free_port
 from tls_material import make_ca_and_server
 

@@ -38,7 +38,7 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
 def make_ca_and_server(directory: Path, ca_name: str = "aupgate test CA") -> TlsFiles:
     """A CA and a server certificate for 127.0.0.1 and localhost, valid for a day."""
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
         x509.CertificateBuilder()
