@@ -11,6 +11,10 @@ from typing import Any
 import pytest
 from directory_support import KERBEROS_PASSWORDS, FakeClock, Kerberos, SettingsFactory
 from kdc_server import Realm, krb5_conf, tools_missing
+from samba_server import BASE as AD_BASE
+from samba_server import SERVICE_DN as AD_SERVICE_DN
+from samba_server import SERVICE_PASSWORD as AD_SERVICE_PASSWORD
+from samba_server import SambaDc, running_samba_dc
 from slapd_server import BASE, SERVICE_DN, SERVICE_PASSWORD, SlapdServer, running_slapd
 
 from aupgate.directory import DirectorySettings, parse_directory_settings
@@ -104,3 +108,32 @@ def kerberos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kerberos]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+# --- Active Directory (Samba AD DC) -----------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def samba_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaDc]:
+    with running_samba_dc(tmp_path_factory.mktemp("samba")) as dc:
+        yield dc
+
+
+@pytest.fixture
+def ad_settings(samba_dc: SambaDc, tmp_path: Path) -> SettingsFactory:
+    """Settings for the Samba domain as an agency would write them for Active Directory."""
+    password_file = tmp_path / "ad-password"
+    password_file.write_text(AD_SERVICE_PASSWORD + "\n", encoding="utf-8")
+    password_file.chmod(0o600)
+
+    def build(**overrides: Any) -> DirectorySettings:
+        raw: dict[str, Any] = {
+            "url": samba_dc.ldaps_url, "ca_file": str(samba_dc.ca_file),
+            "bind_dn": AD_SERVICE_DN, "bind_password_file": str(password_file),
+            "base": AD_BASE,
+            "user_filter": "(&(objectCategory=person)(objectClass=user)(sAMAccountName={user}))",
+            "user_name_attribute": "sAMAccountName",
+            "pool_size": 2,
+        }
+        raw.update(overrides)
+        return parse_directory_settings(raw, file="test-policy.yaml")
+    return build
