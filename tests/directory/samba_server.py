@@ -158,9 +158,12 @@ def running_samba_dc(root: Path) -> Iterator[SambaDc]:
         # Setting passwords needs an encrypted connection; the harness (not aupgate) accepts
         # Samba's self-signed certificate for this set-up step only.
         server = Server("127.0.0.1", port=636, use_ssl=True, tls=Tls(validate=ssl.CERT_NONE))
-        with Connection(server, user=f"Administrator@{REALM.lower()}",
-                        password=ADMIN_PASSWORD, auto_bind=True) as admin:
+        admin = Connection(server, user=f"Administrator@{REALM.lower()}",
+                           password=ADMIN_PASSWORD, auto_bind=True)
+        try:
             _populate(admin)
+        finally:
+            admin.unbind()  # (ldap3's `with` leaves a connection bound before it open)
         yield dc
     finally:
         dc.stop()

@@ -288,3 +288,23 @@ async def test_tls_that_cannot_be_verified_fails_closed(
         assert auth.directory_operations == before  # nothing was sent
     finally:
         auth.close()
+
+
+async def test_a_flood_of_distinct_logins_does_not_queue_without_bound(
+        slapd: SlapdServer, make_settings: SettingsFactory) -> None:
+    """Made-up credentials all differ, so no cache helps: past 32 waiting logins per worker,
+    new ones are refused at once as directory_unavailable instead of queueing."""
+    auth = DirectoryAuthenticator(make_settings(slapd, url=f"ldap://127.0.0.1:{free_port()}",
+                                                pool_size=1))
+    try:
+        outcomes = await asyncio.gather(*(auth.authenticate(f"user{i}", "pw")
+                                          for i in range(40)))
+        busy = [o for o in outcomes if isinstance(o, DirectoryUnavailable)
+                and "already waiting" in o.detail]
+        assert len(busy) == 8 and auth.stats.busy == 8
+        assert auth.stats.directory_checks == 32
+        assert all(isinstance(o, DirectoryUnavailable) for o in outcomes)
+        later = await auth.authenticate("user0", "pw")  # the queue drained: asked again
+        unavailable(later, "refused")
+    finally:
+        await auth.aclose()

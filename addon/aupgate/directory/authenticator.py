@@ -41,6 +41,15 @@ from .outcomes import (
 
 log = logging.getLogger(__name__)
 
+# Logins waiting for (or in) a directory call, per worker thread, beyond which new ones are
+# refused at once: a flood of distinct made-up credentials must not queue without bound (each
+# one is a directory round trip that no cache can save).
+WAITING_PER_WORKER = 32
+
+
+class DirectoryBusyError(DirectoryDownError):
+    """Too many logins are already waiting for the directory."""
+
 
 def read_secret(path: Path, field: str = "directory.bind_password_file") -> str:
     """The service account's password: the file's text without its final line break. Errors
@@ -71,6 +80,7 @@ class DirectoryStats:
     unavailable: int = 0
     refused_before_directory: int = 0
     shared_calls: int = 0
+    busy: int = 0
 
 
 class DirectoryAuthenticator:
@@ -93,6 +103,8 @@ class DirectoryAuthenticator:
                                         thread_name_prefix="aupgate-directory")
         self._in_flight: dict[CacheKey, asyncio.Future[DirectoryUser | LoginFailed]] = {}
         self._down_since: float | None = None
+        self._waiting = 0
+        self._max_waiting = settings.pool_size * WAITING_PER_WORKER
         self.stats = DirectoryStats()
 
     @property
@@ -106,8 +118,13 @@ class DirectoryAuthenticator:
         return self._directory.connections_opened
 
     def close(self) -> None:
+        """Stop the workers (waiting for the calls in progress) and close the connections."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._directory.close()
+
+    async def aclose(self) -> None:
+        """`close` without blocking the event loop."""
+        await asyncio.to_thread(self.close)
 
     async def authenticate_header(self, value: str) -> LoginOutcome:
         """Check a Basic `Proxy-Authorization` value."""
@@ -152,7 +169,7 @@ class DirectoryAuthenticator:
         try:
             answer = await self._shared_call(key, call, *args)
         except DirectoryDownError as e:
-            return self._unavailable(key, args[0], e.detail)
+            return self._unavailable(key, args[0], e)
         self._mark_up()
         self._cache.remember(key, answer, self._clock())
         return _outcome(answer, "directory")
@@ -163,9 +180,14 @@ class DirectoryAuthenticator:
         if running is not None:
             self.stats.shared_calls += 1
             return await asyncio.shield(running)
+        if self._waiting >= self._max_waiting:
+            raise DirectoryBusyError(f"{self._waiting} logins are already waiting for the "
+                                     "directory")
         loop = asyncio.get_running_loop()
         self.stats.directory_checks += 1
         future = loop.run_in_executor(self._pool, call, *args)
+        self._waiting += 1
+        future.add_done_callback(self._done_waiting)
         self._in_flight[key] = future
         try:
             return await asyncio.shield(future)
@@ -173,8 +195,14 @@ class DirectoryAuthenticator:
             if self._in_flight.get(key) is future:
                 del self._in_flight[key]
 
-    def _unavailable(self, key: CacheKey, user: str, detail: str) -> LoginOutcome:
-        if self._down_since is None:
+    def _done_waiting(self, _future: object) -> None:
+        self._waiting -= 1
+
+    def _unavailable(self, key: CacheKey, user: str, error: DirectoryDownError) -> LoginOutcome:
+        detail = error.detail
+        if isinstance(error, DirectoryBusyError):
+            self.stats.busy += 1
+        elif self._down_since is None:
             self._down_since = self._clock()
             log.warning("directory unavailable: %s", detail)
         if self.settings.on_unavailable == "grace":

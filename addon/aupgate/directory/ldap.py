@@ -193,29 +193,29 @@ class LdapDirectory:
 
     def authenticate(self, name: str, password: str) -> DirectoryUser | LoginFailed:
         """Find the user, check the password, read the groups."""
-        shown = loggable_name(name)
-        try:
-            entry = self.find_user(name)
-        except AmbiguousUserError:
-            return LoginFailed("unknown_user", shown, "the user filter matches several entries")
-        if entry is None:
-            return LoginFailed("unknown_user", shown, "no such user")
+        entry = self._entry_or_refusal(name)
+        if isinstance(entry, LoginFailed):
+            return entry
         refusal = self.check_password(entry.dn, password)
         if refusal is not None:
-            return LoginFailed("bad_credentials", shown, refusal)
+            return LoginFailed("bad_credentials", loggable_name(name), refusal)
         return self._user(name, entry)
 
     def lookup(self, name: str) -> DirectoryUser | LoginFailed:
         """The user and groups without a password: for a Kerberos-authenticated principal and
         for `aupgate explain --user`."""
-        shown = loggable_name(name)
+        entry = self._entry_or_refusal(name)
+        return entry if isinstance(entry, LoginFailed) else self._user(name, entry)
+
+    def _entry_or_refusal(self, name: str) -> Entry | LoginFailed:
         try:
             entry = self.find_user(name)
         except AmbiguousUserError:
-            return LoginFailed("unknown_user", shown, "the user filter matches several entries")
+            return LoginFailed("unknown_user", loggable_name(name),
+                               "the user filter matches several entries")
         if entry is None:
-            return LoginFailed("unknown_user", shown, "no such user")
-        return self._user(name, entry)
+            return LoginFailed("unknown_user", loggable_name(name), "no such user")
+        return entry
 
     def _user(self, typed: str, entry: Entry) -> DirectoryUser:
         canonical = entry.first(self.settings.user_name_attribute) or typed
