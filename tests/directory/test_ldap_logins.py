@@ -69,9 +69,14 @@ async def test_password_with_colons_splits_on_the_first_colon(
 
 
 async def test_canonical_name_comes_from_the_directory(auth: DirectoryAuthenticator) -> None:
-    """The directory matches uid case-insensitively; the name reported is the entry's."""
-    outcome = await auth.authenticate("ALICE", PASSWORDS["alice"])
-    assert isinstance(outcome, LoginOk) and outcome.user.name == "alice"
+    """The directory matches uid ignoring case and Unicode compatibility forms (RFC 4518: the
+    fullwidth ａｌｉｃｅ is alice); the password is still alice's, and the name reported and
+    audited is the entry's, never the spelling typed."""
+    for spelling in ("ALICE", "ａｌｉｃｅ"):
+        outcome = await auth.authenticate(spelling, PASSWORDS["alice"])
+        assert isinstance(outcome, LoginOk) and outcome.user.name == "alice"
+        wrong = await auth.authenticate(spelling, PASSWORDS["bob"])
+        assert isinstance(wrong, LoginFailed) and wrong.reason == "bad_credentials"
 
 
 async def test_bad_password_and_unknown_user(auth: DirectoryAuthenticator) -> None:
@@ -103,7 +108,8 @@ async def test_unicode_names_and_a_comma_in_a_dn(auth: DirectoryAuthenticator) -
 INJECTIONS = [
     "*", "a*", "al*", "*)(uid=*", "alice)(uid=*", "*)(|(uid=*", ")(", "(", ")", "alice)",
     "\\", "\\2a", "\\00", "alice\\00", "\\29(uid=alice", "uid=alice", "alice,ou=people",
-    "alice=", "=", "star", "star\\2a", "*alice*", "alice*",
+    "alice=", "=", "star", "star\\2a", "*alice*", "alice*", "{user}", "{0}", "{dn}",
+    "alice\u0130", "x" * 256,
 ]
 
 
