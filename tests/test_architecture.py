@@ -29,6 +29,7 @@ MAX_LINES = 520  # "about 500": a module past this has more than one job
 CLOCK_READERS = {
     "aupgate.audit.log": "an event's time is when it is recorded (now_text)",
     "aupgate.audit.file": "the time of an audit_gap, and the once-a-minute complaint while failing",
+    "aupgate.directory.authenticator": "the default clock of the login cache (tests inject one)",
 }
 IO_MODULES = {
     "aupgate.files": "opens list and audit files, gzipped or not",
@@ -46,6 +47,10 @@ IO_MODULES = {
     "aupgate.audit.reader": "opens, follows and dates audit files",
     "aupgate.audit.review": "merges audit files",
     "aupgate.audit.report.reading": "reads audit files, in byte ranges across processes",
+    "aupgate.directory.authenticator": "reads the service account's password file",
+    "aupgate.directory.connections": "opens connections to the directory (network I/O)",
+    "aupgate.directory.ldap": "searches and binds against the directory (network I/O)",
+    "aupgate.directory.negotiate": "reads the Kerberos keytab",
 }
 
 _CLOCK_FUNCTIONS = {

@@ -19,7 +19,7 @@ from .dn import dn_key, rdn_value
 from .outcomes import Group
 
 if TYPE_CHECKING:
-    from .ldap import Entry, Scope
+    from .entry import Entry, Scope
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
 
 from ldap3 import BASE, SIMPLE, SUBTREE, Connection
 from ldap3.core.exceptions import LDAPStartTLSError
@@ -20,12 +18,11 @@ from ldap3.utils.conv import escape_filter_chars
 
 from .config import DirectorySettings
 from .connections import UNAVAILABLE_CODES, ConnectionPool, Connector, DirectoryDownError
+from .entry import Entry, Scope
 from .groups import resolve_groups
 from .outcomes import DirectoryUser, LoginFailed, loggable_name
 
 log = logging.getLogger(__name__)
-
-Scope = Literal["BASE", "LEVEL", "SUBTREE"]
 
 AD_CAPABILITY = "1.2.840.113556.1.4.800"  # LDAP_CAP_ACTIVE_DIRECTORY_OID in supportedCapabilities
 
@@ -37,21 +34,6 @@ AD_BIND_REASONS = {
     "533": "account disabled", "568": "too many security IDs", "701": "account expired",
     "773": "password must be reset", "775": "account locked",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A search result: its DN and its values by lower-cased attribute name, decoded UTF-8."""
-
-    dn: str
-    attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    def values(self, attribute: str) -> tuple[str, ...]:
-        return self.attributes.get(attribute.lower(), ())
-
-    def first(self, attribute: str) -> str | None:
-        values = self.values(attribute)
-        return values[0] if values else None
 
 
 def _entries(conn: Connection) -> list[Entry]:
