@@ -193,6 +193,28 @@ def test_missing_file_between_rotations_is_found(tmp_path: Path) -> None:
     assert "a file in between is missing" in out
 
 
+def test_workers_files_rotated_side_by_side(tmp_path: Path) -> None:
+    """`aupgate run --workers 2`: two chains, each rotated on its own, their files interleaved
+    in time. Each continuing file links to its own worker's earlier file, wherever it sorts."""
+    files = {}
+    for worker, minute in ((0, 0), (1, 1)):
+        path = tmp_path / f"audit.w{worker}.jsonl"
+        sink = write_log(path, 2, minute=minute)
+        files[f"w{worker}-old"] = path.rename(tmp_path / f"audit.w{worker}.jsonl.1")
+        for n in range(2):
+            sink.write(rendered(n, minute=minute + 5))
+        sink.close()
+        files[f"w{worker}"] = path
+    code, out = verify(*files.values())
+    assert code == 0, out
+    assert out.count("continues a chain from an earlier file") == 0
+    assert out.count("chain starts at line 1 (rotated)") == 2
+    code, out = verify(files["w0-old"], files["w0"], files["w1"])
+    assert code == 1
+    assert f"{files['w1']}:1: continues from a line hashed" in out
+    assert "a file in between is missing" in out
+
+
 def test_copytruncate_race_line_links_to_the_copy(tmp_path: Path) -> None:
     """A file whose first line continues another file passes only with that file before it."""
     first = tmp_path / "a.jsonl"

@@ -143,24 +143,29 @@ def walk(name: str, lines: Iterable[bytes], *, anchors: frozenset[str] = frozens
 
 
 def check_sequence(chains: list[FileChain]) -> Iterator[Break]:
-    """Breaks between consecutive files: a file that continues from one that is not before it."""
-    before: FileChain | None = None
+    """Breaks between files given in time order: a file that continues a chain whose last line
+    is in no file before it.
+
+    The files may hold several chains side by side (one per gateway worker, each rotated on its
+    own), so the file a chain continues from is looked for among all the earlier files, not
+    only the one just before.
+    """
+    ends: dict[str | None, FileChain] = {}  # last line's hash -> the earlier file ending with it
     for chain in chains:
         if chain.broken is None:
-            expected = chain.first_prev if chain.start_reason is None else chain.continues
             if chain.start_reason is None and chain.first_prev is not None:
-                if before is None or before.last_hash != expected:
+                if chain.first_prev not in ends:
                     yield Break(
                         chain.file,
                         1,
-                        f"the chain does not start here: line 1 links to {expected}, the "
-                        f"last line of another file; give that file before this one",
+                        f"the chain does not start here: line 1 links to {chain.first_prev}, "
+                        f"the last line of another file; give that file before this one",
                     )
-            elif before is not None and expected is not None and before.last_hash != expected:
+            elif chain.continues is not None and chain.continues not in ends:
                 yield Break(
                     chain.file,
                     1,
-                    f"continues from a line hashed {expected}, but the file before it "
-                    f"({before.file}) ends with {before.last_hash}: a file in between is missing",
+                    f"continues from a line hashed {chain.continues}, but no file before it "
+                    f"ends with that line: a file in between is missing",
                 )
-        before = chain
+        ends[chain.last_hash] = chain
