@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aupgate.mitm import options as opts
-from aupgate.mitm.run import SCRIPT, mitmdump_argv
+from aupgate.mitm.run import option_specs
 
 
 @pytest.mark.parametrize(
@@ -66,19 +66,21 @@ def test_option_names_are_prefixed() -> None:
     assert all(spec.name.startswith("aupgate_") for spec in opts.OPTIONS)
 
 
-def test_run_argv_maps_flags(tmp_path: Path) -> None:
-    """`aupgate run` flags become the same options `mitmdump --set` takes."""
+def test_run_flags_map_to_options(tmp_path: Path) -> None:
+    """`aupgate run` flags become the same options `mitmdump --set` takes, `--set` ones last
+    (mitmproxy refuses two values for one option, so a flag and a `--set` of it clash loudly)."""
     args = argparse.Namespace(
         listen_host="127.0.0.1", listen_port=9999, policy_dir=tmp_path, categories=None,
         audit_log=tmp_path / "a.jsonl", audit_stdout=False, default_agency="lab",
         fixed_time="2026-11-24T10:30", resolve=["a.test:80:127.0.0.1"], sets=["confdir=/x"],
-        quiet=True)
-    argv = mitmdump_argv(args)
-    assert argv[0].endswith("mitmdump")
-    assert argv[1:3] == ["-s", str(SCRIPT)]
-    for expected in ("listen_port=9999", f"aupgate_policy_dir={tmp_path}",
+        proxy_protocol_from=["10.0.0.5", "10.1.0.0/29"], quiet=True)
+    specs = option_specs(args)
+    assert specs[:3] == ["listen_host=127.0.0.1", "listen_port=9999", "connection_strategy=lazy"]
+    for expected in (f"aupgate_policy_dir={tmp_path}", f"aupgate_audit_log={tmp_path}/a.jsonl",
                      "aupgate_default_agency=lab", "aupgate_fixed_time=2026-11-24T10:30",
-                     "aupgate_resolve=a.test:80:127.0.0.1", "confdir=/x",
-                     "connection_strategy=lazy"):
-        assert expected in argv
-    assert "--quiet" in argv
+                     "aupgate_resolve=a.test:80:127.0.0.1",
+                     "aupgate_proxy_protocol_from=10.0.0.5",
+                     "aupgate_proxy_protocol_from=10.1.0.0/29"):
+        assert expected in specs
+    assert specs[-1] == "confdir=/x"
+    assert not any(spec.startswith("aupgate_categories") for spec in specs)

@@ -178,6 +178,8 @@ def worker_argv(home: Path, port: int, upstream_port: int, *, confdir: Path | No
     return [
         str(AUPGATE),
         "run",
+        "--workers",
+        "1",
         "--listen-host",
         "127.0.0.1",
         "--listen-port",

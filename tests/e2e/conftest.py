@@ -2,7 +2,7 @@
 loopback.
 
 Everything is real: the upstreams are stdlib HTTP(S) servers with certificates from a CA made here,
-the proxy is `aupgate run` (mitmdump) as a subprocess, and requests are made with curl. The proxy
+the proxy is `aupgate run` (one process) as a subprocess, and requests are made with curl. The proxy
 sends every test name (www.bet365.com, ...) to the local upstreams with `--resolve`, so decisions
 are taken on real names while nothing leaves the machine.
 """
@@ -319,7 +319,7 @@ def start_proxy(home: Path, certs: Certs, upstreams: Upstreams, *extra: str,
         argv = [str(VENV_BIN / "mitmdump"), "-s", str(SCRIPT), "--set", "listen_host=127.0.0.1",
                 "--set", f"listen_port={port}", "--set", "connection_strategy=lazy"]
     else:
-        argv = [str(AUPGATE), "run", "--listen-port", str(port)]
+        argv = [str(AUPGATE), "run", "--workers", "1", "--listen-port", str(port)]
     for setting in settings:
         argv += ["--set", setting]
     argv += extra

@@ -71,7 +71,7 @@ def test_client_on_no_agency_network_is_refused(guarded: Proxy, upstreams: Upstr
 def test_bad_option_exits_1(tmp_path: Path) -> None:
     """A misread setting must stop the gateway at start-up, not run it."""
     done = subprocess.run(
-        [str(AUPGATE), "run", "--listen-port", "1", "--resolve", "nonsense",
+        [str(AUPGATE), "run", "--workers", "1", "--listen-port", "1", "--resolve", "nonsense",
          "--set", f"confdir={tmp_path}"],
         capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 1
@@ -82,7 +82,8 @@ def test_broken_policy_at_start_exits_1(tmp_path: Path) -> None:
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "lab.yaml").write_text("agency: lab\nrules: [\n")
     done = subprocess.run(
-        [str(AUPGATE), "run", "--listen-port", "1", "--policy-dir", str(tmp_path / "policies"),
+        [str(AUPGATE), "run", "--workers", "1", "--listen-port", "1",
+         "--policy-dir", str(tmp_path / "policies"),
          "--set", f"confdir={tmp_path}"],
         capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 1
