@@ -126,6 +126,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         host = (self.headers.get("Host") or "").split(":")[0]
         path = self.path.split("?")[0]
+        if path.startswith("http://"):  # absolute form: the proxy in front is in upstream mode
+            path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
+            self.server.absolute.add((host, path))
         self.server.seen[(host, path)] += 1
         self.server.peers[(host, path)] = self.client_address  # which upstream connection
         try:
@@ -190,6 +193,7 @@ class UpstreamServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.seen: Counter[tuple[str, str]] = Counter()
         self.peers: dict[tuple[str, str], tuple[str, int]] = {}
+        self.absolute: set[tuple[str, str]] = set()  # requests that came in absolute form
         if tls is not None:
             self.socket = tls.wrap_socket(self.socket, server_side=True)
 
@@ -313,11 +317,11 @@ def start_proxy(home: Path, certs: Certs, upstreams: Upstreams, *extra: str,
         f"confdir={home / 'conf'}",
         f"ssl_verify_upstream_trusted_ca={certs.ca_pem}",
         "aupgate_reload_seconds=1",
-        "flow_detail=0",
     ]
-    if mitmdump:
+    if mitmdump:  # mitmdump prints every flow unless told not to; aupgate run prints none
         argv = [str(VENV_BIN / "mitmdump"), "-s", str(SCRIPT), "--set", "listen_host=127.0.0.1",
-                "--set", f"listen_port={port}", "--set", "connection_strategy=lazy"]
+                "--set", f"listen_port={port}", "--set", "connection_strategy=lazy",
+                "--set", "flow_detail=0"]
     else:
         argv = [str(AUPGATE), "run", "--workers", "1", "--listen-port", str(port)]
     for setting in settings:
@@ -336,10 +340,10 @@ def start_proxy(home: Path, certs: Certs, upstreams: Upstreams, *extra: str,
 
     threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + 30
-    while "proxy listening" not in proxy.log():
+    while " listening at " not in proxy.log():  # "HTTP(S) proxy (upstream mode) listening at"
         if process.poll() is not None or time.monotonic() > deadline:
             stop_proxy(proxy)
-            raise AssertionError(f"aupgate run did not start:\n{proxy.log()}")
+            raise AssertionError(f"{argv[0]} {argv[1]} did not start:\n{proxy.log()}")
         time.sleep(0.05)
     return proxy
 
