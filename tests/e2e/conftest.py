@@ -297,8 +297,10 @@ class Proxy:
 
 
 def start_proxy(home: Path, certs: Certs, upstreams: Upstreams, *extra: str,
-                env: dict[str, str] | None = None, mitmdump: bool = False) -> Proxy:
-    """Copy the fixture policies and categories into `home` and start `aupgate run` on them.
+                env: dict[str, str] | None = None, mitmdump: bool = False,
+                workers: int = 1) -> Proxy:
+    """Copy the fixture policies and categories into `home` and start `aupgate run` on them
+    (one process unless `workers` says otherwise).
 
     `mitmdump`: start mitmproxy's own `mitmdump -s .../mitm/script.py` with the same settings as
     `--set` options instead, the way an administrator who runs mitmproxy themselves loads aupgate.
@@ -323,7 +325,7 @@ def start_proxy(home: Path, certs: Certs, upstreams: Upstreams, *extra: str,
                 "--set", f"listen_port={port}", "--set", "connection_strategy=lazy",
                 "--set", "flow_detail=0"]
     else:
-        argv = [str(AUPGATE), "run", "--workers", "1", "--listen-port", str(port)]
+        argv = [str(AUPGATE), "run", "--workers", str(workers), "--listen-port", str(port)]
     for setting in settings:
         argv += ["--set", setting]
     argv += extra
