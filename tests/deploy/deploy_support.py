@@ -168,9 +168,9 @@ class Worker:
 
 
 def worker_argv(home: Path, port: int, upstream_port: int, *, confdir: Path | None = None,
-                quiet: bool = False) -> list[str]:
-    """`aupgate run` on the fixture agency (copied into `home`), every name sent to the local
-    upstream; the benchmark in bench/scale starts its workers with this too."""
+                quiet: bool = False, extra: tuple[str, ...] = ()) -> list[str]:
+    """`aupgate run` (one process) on the fixture agency (copied into `home`), every name sent
+    to the local upstream; the benchmark in bench/scale starts its gateways with this too."""
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "policies").exists():
         shutil.copytree(FIXTURES / "policies", home / "policies")
@@ -200,21 +200,22 @@ def worker_argv(home: Path, port: int, upstream_port: int, *, confdir: Path | No
         f"*:{upstream_port}:127.0.0.1:{upstream_port}",
         "--set",
         f"confdir={confdir or home / 'conf'}",
-        "--set",
-        "flow_detail=0",
         *(["--quiet"] if quiet else []),
+        *extra,
     ]
 
 
-def start_worker(home: Path, upstream: Upstream, port: int | None = None) -> Worker:
-    """`aupgate run` on the fixture agency, every test name sent to the local upstream."""
+def start_worker(home: Path, upstream: Upstream, port: int | None = None,
+                 extra: tuple[str, ...] = ()) -> Worker:
+    """`aupgate run` (one process) on the fixture agency, every test name sent to the local
+    upstream."""
     port = port or free_port()
-    argv = worker_argv(home, port, upstream.port)
+    argv = worker_argv(home, port, upstream.port, extra=extra)
     with (home / "output.log").open("wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
     worker = Worker(port, home, process)
     deadline = time.monotonic() + 30
-    while "proxy listening" not in worker.log():
+    while " listening at " not in worker.log():
         if process.poll() is not None or time.monotonic() > deadline:
             worker.stop()
             raise AssertionError(f"aupgate run did not start:\n{worker.log()}")

@@ -1,11 +1,13 @@
-"""Scale-out: two `aupgate run` workers behind a real HAProxy using the shipped configuration.
+"""Scale-out: two gateways (`aupgate run`) behind a real HAProxy using the shipped configuration.
 
 The HAProxy configuration is deploy/haproxy/haproxy.cfg itself, with only the addresses, the
 health-check target and the check intervals rewritten for loopback (each rewrite is asserted, so
-a change to the shipped file cannot silently leave this test checking something else). A bounded
-load runs from many client source addresses (127.0.0.x, so source hashing spreads them); one
-worker is SIGKILLed mid-run; once HAProxy has marked it down, no request may fail, and both
-workers' audit logs must be valid JSON lines with intact hash chains.
+a change to the shipped file cannot silently leave this test checking something else). It sends
+the PROXY protocol (v2) to the gateways, which trust HAProxy's address (127.0.0.1). A bounded
+load runs from many client source addresses (127.0.0.x, so source hashing spreads them, and each
+gateway must audit each request under its real client address); one gateway is SIGKILLed
+mid-run; once HAProxy has marked it down, no request may fail, and both gateways' audit logs
+must be valid JSON lines with intact hash chains.
 """
 
 from __future__ import annotations
@@ -61,10 +63,11 @@ def haproxy_config(
         assert old in text, f"deploy/haproxy/haproxy.cfg no longer contains {old!r}"
         text = text.replace(old, new)
     lines = text.splitlines()
-    assert any(line.startswith("    server w80") for line in lines)
-    lines = [line for line in lines if not line.startswith("    server w80")]
+    assert any(line.startswith("    server gw") for line in lines)
+    assert any("default-server send-proxy-v2 " in line for line in lines)
+    lines = [line for line in lines if not line.startswith("    server gw")]
     at = next(i for i, line in enumerate(lines) if line.startswith("    default-server ")) + 1
-    lines[at:at] = [f"    server w{w.port} 127.0.0.1:{w.port} check" for w in workers]
+    lines[at:at] = [f"    server gw{w.port} 127.0.0.1:{w.port} check" for w in workers]
     return "\n".join(lines) + "\n"
 
 
@@ -80,7 +83,7 @@ def server_states(sock: Path) -> dict[str, str]:
     states = {}
     for line in data.decode().splitlines():
         fields = line.split(",")
-        if len(fields) > 17 and fields[0] == "aupgate_workers" and fields[1].startswith("w"):
+        if len(fields) > 17 and fields[0] == "aupgate_gateways" and fields[1].startswith("gw"):
             states[fields[1]] = fields[17]
     return states
 
@@ -120,7 +123,8 @@ def workers(tmp_path: Path, upstream: Upstream) -> Iterator[list[Worker]]:
     started: list[Worker] = []
     try:
         for name in ("w1", "w2"):
-            started.append(start_worker(tmp_path / name, upstream))
+            started.append(start_worker(tmp_path / name, upstream,
+                                        extra=("--proxy-protocol-from", "127.0.0.1")))
         yield started
     finally:
         for worker in started:
@@ -181,14 +185,14 @@ def _run_load_and_kill(front: int, sock: Path, workers: list[Worker]) -> None:
     down_at = None
     while time.monotonic() - begin < LOAD_SECONDS:
         # "UP 1/2" is a worker going down but still in rotation; "DOWN" is out of it.
-        if down_at is None and server_states(sock).get(f"w{victim.port}", "").startswith("DOWN"):
+        if down_at is None and server_states(sock).get(f"gw{victim.port}", "").startswith("DOWN"):
             down_at = time.monotonic()
         time.sleep(0.02)
     stop.set()
     for thread in threads:
         thread.join(timeout=10)
 
-    assert served_before > 0, "the killed worker had served nothing: source hashing did not spread"
+    assert served_before > 0, "the killed gateway had served nothing: source hashing did not spread"
     assert down_at is not None, "HAProxy never marked the killed worker down"
     assert down_at - killed_at < 3.0, f"detection took {down_at - killed_at:.2f}s"
     after = [o for o in outcomes if o.started >= down_at]
@@ -211,8 +215,14 @@ def _run_load_and_kill(front: int, sock: Path, workers: list[Worker]) -> None:
 
     survivor = workers[1]
     assert _decisions(survivor.audit_path) > 0
+    clients = {f"127.0.0.{10 + n}" for n in range(CLIENTS)}
     for worker in workers:
         _assert_valid_audit(worker.audit_path)
+        # Through HAProxy each request is audited under its own client, not HAProxy's address
+        # (127.0.0.1 is HAProxy's own health check, a PROXY v2 LOCAL connection).
+        seen = _clients(worker.audit_path)
+        assert seen - {"127.0.0.1"} <= clients, seen
+        assert len(seen & clients) >= 2, seen
 
 
 def _decisions(path: Path) -> int:
@@ -223,6 +233,14 @@ def _decisions(path: Path) -> int:
         for line in path.read_bytes().splitlines()
         if b'"event": "decision"' in line or b'"event":"decision"' in line
     )
+
+
+def _clients(path: Path) -> set[str]:
+    return {
+        str(event["client"])
+        for event in map(json.loads, path.read_bytes().splitlines())
+        if event.get("event") == "decision"
+    }
 
 
 def _assert_valid_audit(path: Path) -> None:
