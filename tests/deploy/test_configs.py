@@ -20,16 +20,14 @@ from deploy_support import DEPLOY, free_port, require, wait_for_port
 from aupgate.pac import PAC_CONTENT_TYPE
 
 
-def test_systemd_units_verify(tmp_path: Path) -> None:
-    """Both units and the target parse, with the venv path pointing at this environment."""
+def test_systemd_unit_verifies(tmp_path: Path) -> None:
+    """The unit parses, with the venv path pointing at this environment."""
     analyze = require("systemd-analyze")
     venv = str(Path(sys.executable).parent.parent)
-    for name in ("aupgate.service", "aupgate@.service", "aupgate-workers.target"):
-        text = (DEPLOY / "systemd" / name).read_text()
-        (tmp_path / name).write_text(text.replace("/opt/aupgate/venv", venv))
+    text = (DEPLOY / "systemd" / "aupgate.service").read_text()
+    (tmp_path / "aupgate.service").write_text(text.replace("/opt/aupgate/venv", venv))
     done = subprocess.run(
-        [analyze, "verify", "--man=no", "aupgate.service", "aupgate@8081.service",
-         "aupgate-workers.target"],
+        [analyze, "verify", "--man=no", "aupgate.service"],
         cwd=tmp_path, capture_output=True, text=True, check=False,
     )  # fmt: skip
     problems = [
@@ -40,10 +38,27 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     assert done.returncode == 0 and not problems, done.stderr
 
 
-@pytest.mark.parametrize("unit", ["aupgate.service", "aupgate@.service"])
-def test_units_are_hardened(unit: str) -> None:
-    """The hardening the deployment guide promises is in each unit."""
-    text = (DEPLOY / "systemd" / unit).read_text()
+def test_unit_command_line_is_what_aupgate_run_takes() -> None:
+    """ExecStart with gateway.env's values (empty ones too) parses as `aupgate run` arguments."""
+    from aupgate.cli import _parser
+
+    text = (DEPLOY / "systemd" / "aupgate.service").read_text()
+    command = text.split("ExecStart=", 1)[1].split("\n#", 1)[0].replace("\\\n", " ")
+    env = dict(line.split("=", 1) for line in (DEPLOY / "systemd" / "gateway.env").read_text()
+               .splitlines() if line and not line.startswith("#"))
+    assert set(env) == {"AUPGATE_LISTEN_HOST", "AUPGATE_PROXY_PROTOCOL_FROM",
+                        "AUPGATE_DEFAULT_AGENCY"}
+    argv = [env[word[2:-1]] if word.startswith("${") else word for word in command.split()]
+    assert argv[0].endswith("/aupgate") and argv[1] == "run"
+    args = _parser().parse_args(argv[1:])
+    assert args.workers is None  # one per core
+    assert args.listen_host == "0.0.0.0" and args.proxy_protocol_from == [""]
+    assert str(args.audit_log) == "/var/log/aupgate/audit.jsonl"
+
+
+def test_unit_is_hardened() -> None:
+    """The hardening the deployment guide promises is in the unit."""
+    text = (DEPLOY / "systemd" / "aupgate.service").read_text()
     for line in [
         "User=aupgate",
         "NoNewPrivileges=yes",
@@ -54,8 +69,11 @@ def test_units_are_hardened(unit: str) -> None:
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
         "SystemCallFilter=@system-service",
         "Restart=always",
+        "Type=notify",
+        "KillMode=mixed",
+        "ExecReload=/bin/kill -HUP $MAINPID",
     ]:
-        assert line in text, f"{unit} lacks {line!r}"
+        assert line in text, f"aupgate.service lacks {line!r}"
 
 
 def test_haproxy_config_parses() -> None:
