@@ -1,26 +1,26 @@
-"""Requests/s through aupgate with 1, 2 and N workers behind HAProxy, beside bare mitmdump and
-e2guardian, all on this machine, with the same bounded load (wrk).
+"""Requests/s of one box: `aupgate run --workers 1..N` against Debian's e2guardian and bare
+mitmdump, all on this machine, with the same bounded load (wrk).
 
-    .venv/bin/python bench/scale/run.py                # every setup, ~3 minutes
-    .venv/bin/python bench/scale/run.py --seconds 5 --only haproxy-2
+    .venv/bin/python bench/scale/run.py                     # every setup, a few minutes
+    .venv/bin/python bench/scale/run.py --seconds 5 --only aupgate-w2 --only e2guardian
     .venv/bin/python bench/scale/run.py --json results.json
 
 Everything runs on loopback: nginx serves a 612-byte page as the upstream, the proxy under test
 listens on a free port, and wrk (bench/scale/proxy.lua) sends absolute-URI requests through it,
-once with
-a new connection per request and once with keep-alive, `--concurrency` at a time for
-`--seconds`. Each worker is `aupgate run` exactly as deploy/systemd/aupgate@.service starts it
-(fixture agency of the deployment tests, audit log on, policy clock fixed), so the figure
-includes deciding and auditing every request.
+once with a new connection per request and once with keep-alive, `--concurrency` connections
+(20 by default) from two wrk threads, for `--seconds`. aupgate is `aupgate run --workers K`
+exactly as deploy/systemd/aupgate.service starts it (the deployment tests' fixture agency, audit
+log on, policy clock fixed), so its figure includes deciding and auditing every request; each
+worker writes its own audit file, and the share of requests each worker took is printed.
 
-The HAProxy front is deploy/haproxy/haproxy.cfg with one change: `balance roundrobin` instead
-of `balance source`. The load generator is a single address, and source hashing would put all of
-it on one worker; real clients are thousands of addresses, which source hashing spreads like
-round robin does. Everything (wrk, nginx, HAProxy, the workers) shares this machine's cores, so
-the figures are what one box does, not what a proxy does on a core of its own.
+e2guardian is the peer a gateway would otherwise run: Debian's package, configured in a
+temporary folder as a plain forward proxy on loopback, every list emptied, phrase filtering and
+content scanning off, its access log on (aupgate audits every request too). It is multi-threaded,
+so it uses every core as `--workers N` does.
 
-Needs the Debian packages haproxy, nginx-light, wrk and e2guardian (the last two for this
-benchmark only; .ci/run installs haproxy and nginx-light for the tests).
+Everything (wrk, nginx, the proxies) shares this machine's cores, so the figures are what one
+box does, not what a proxy does on a core of its own. Needs the Debian packages nginx-light, wrk
+and e2guardian (the last two for this benchmark only).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def _tool(name: str) -> str:
 
 @contextmanager
 def mitmdump(tmp: Path, upstream: int) -> Iterator[int]:
-    """Bare mitmdump 11: no addon, nothing decided or audited."""
+    """Bare mitmdump 11: no addon, nothing decided or audited, one process."""
     port = free_port()
     argv = [
         str(VENV_BIN / "mitmdump"),
@@ -134,112 +134,83 @@ def mitmdump(tmp: Path, upstream: int) -> Iterator[int]:
         yield port
 
 
-def _worker_argv(tmp: Path, name: str, port: int, upstream: int) -> list[str]:
-    return worker_argv(tmp / name, port, upstream, confdir=tmp / "conf", quiet=True)
+def aupgate(workers: int) -> Callable[[Path, int], contextmanager[int]]:  # type: ignore[type-arg]
+    """`aupgate run --workers K` on one port, as the systemd unit runs it."""
 
-
-@contextmanager
-def aupgate_direct(tmp: Path, upstream: int) -> Iterator[int]:
-    """One aupgate worker, clients straight to it (aupgate.service)."""
-    port = free_port()
-    with started(_worker_argv(tmp, "direct", port, upstream), port, tmp / "direct.log"):
-        yield port
-
-
-def aupgate_haproxy(workers: int) -> Callable[[Path, int], contextmanager[int]]:  # type: ignore[type-arg]
     @contextmanager
     def setup(tmp: Path, upstream: int) -> Iterator[int]:
-        ports = [free_port() for _ in range(workers)]
-        front, stats = free_port(), free_port()
-        with _workers(tmp, ports, upstream):
-            config = _haproxy_config(tmp, front, stats, ports)
-            (tmp / "haproxy.cfg").write_text(config)
-            argv = [_tool("haproxy"), "-db", "-f", str(tmp / "haproxy.cfg")]
-            with started(argv, front, tmp / "haproxy.log"):
-                time.sleep(1.5)  # health checks mark every worker up
-                yield front
+        port = free_port()
+        argv = worker_argv(tmp / "aupgate", port, upstream, confdir=tmp / "conf", quiet=True,
+                           workers=workers, extra=("--set", "aupgate_reload_seconds=0"))
+        with started(argv, port, tmp / "aupgate.log"):
+            deadline = time.monotonic() + 60
+            while f"{workers} workers serving" not in (tmp / "aupgate.log").read_text() and (
+                    workers > 1 and time.monotonic() < deadline):
+                time.sleep(0.1)
+            yield port
 
     return setup
 
 
-@contextmanager
-def _workers(tmp: Path, ports: list[int], upstream: int) -> Iterator[None]:
-    processes = []
-    try:
-        for i, port in enumerate(ports):
-            log = (tmp / f"w{i}.log").open("wb")
-            processes.append(
-                subprocess.Popen(
-                    _worker_argv(tmp, f"w{i}", port, upstream), stdout=log, stderr=subprocess.STDOUT
-                )
-            )
-            log.close()
-        for port, process in zip(ports, processes, strict=True):
-            wait_port(port, process)
-        yield
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=15)
+def shares(tmp: Path) -> str:
+    """How many of the run's decisions each aupgate worker took."""
+    counts = []
+    for path in sorted((tmp / "aupgate").glob("audit*.jsonl")):
+        with path.open("rb") as handle:
+            counts.append(sum(1 for line in handle if b'"event": "decision"' in line))
+    total = sum(counts) or 1
+    return " / ".join(f"{100 * n / total:.0f}%" for n in counts) if len(counts) > 1 else ""
 
 
-def _haproxy_config(tmp: Path, front: int, stats: int, ports: list[int]) -> str:
-    text = (ROOT / "deploy" / "haproxy" / "haproxy.cfg").read_text()
-    for old, new in [
-        ("    log /dev/log local0\n", ""),
-        ("    chroot /var/lib/haproxy\n", ""),
-        ("    user haproxy\n    group haproxy\n", ""),
-        ("    log global\n", ""),
-        ("    maxconn 20000\n", "    maxconn 4000\n"),
-        ("stats socket /run/haproxy/admin.sock", f"stats socket {tmp / 'admin.sock'}"),
-        ("    bind :8080\n", f"    bind 127.0.0.1:{front}\n"),
-        ("    bind 127.0.0.1:8404\n", f"    bind 127.0.0.1:{stats}\n"),
-        ("http://proxy-config.modot.mo.gov/proxy.pac", "http://health.lab.example/"),
-        ("hdr Host proxy-config.modot.mo.gov", "hdr Host health.lab.example"),
-        ("    balance source\n", "    balance roundrobin\n"),
-    ]:
-        if old not in text:
-            raise RuntimeError(f"deploy/haproxy/haproxy.cfg no longer contains {old!r}")
-        text = text.replace(old, new)
-    lines = [line for line in text.splitlines() if not line.startswith("    server w80")]
-    at = next(i for i, line in enumerate(lines) if line.startswith("    default-server")) + 1
-    lines[at:at] = [f"    server w{p} 127.0.0.1:{p} check" for p in ports]
-    return "\n".join(lines) + "\n"
+def _set_keys(path: Path, values: dict[str, str]) -> None:
+    """Set `key = value` in an e2guardian configuration file, dropping other lines for it."""
+    text = path.read_text()
+    for key, value in values.items():
+        text = re.sub(rf"(?m)^#?\s*{key}\s*=.*\n", "", text)
+        text += f"{key} = {value}\n"
+    path.write_text(text)
 
 
 @contextmanager
 def e2guardian(tmp: Path, upstream: int) -> Iterator[int]:
-    """Debian's e2guardian with its shipped lists and phrase filtering, on a loopback port."""
+    """Debian's e2guardian as a plain forward proxy: every list empty, no phrase filtering, no
+    content scanning, its access log on, in a temporary copy of /etc/e2guardian."""
     port = free_port()
-    text = Path("/etc/e2guardian/e2guardian.conf").read_text()
-    text = re.sub(r"(?m)^filterip =.*$", "filterip = 127.0.0.1", text)
-    text = re.sub(r"(?m)^filterports =.*$", f"filterports = {port}", text)
-    text = re.sub(r"(?m)^nodaemon =.*$", "nodaemon = on", text)
-    text = re.sub(r"(?m)^#?pidfilename =.*$", f"pidfilename = '{tmp}/e2g.pid'", text)
-    text = re.sub(r"(?m)^#?loglocation =.*$", f"loglocation = '{tmp}/e2g-access.log'", text)
+    conf = tmp / "e2guardian"
+    shutil.copytree("/etc/e2guardian", conf)
+    for path in (conf / "lists").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"")
+    for path in conf.rglob("*"):
+        if path.is_file() and b"/etc/e2guardian" in path.read_bytes():
+            path.write_text(path.read_text().replace("/etc/e2guardian", str(conf)))
+    main_conf = conf / "e2guardian.conf"
+    settings = {
+        "filterip": "127.0.0.1",
+        "filterports": str(port),
+        "transparenthttpsport": str(free_port()),  # unused, but bound: not the default 8443
+        "nodaemon": "on",
+        "pidfilename": f"'{tmp}/e2g.pid'",
+        "loglocation": f"'{tmp}/e2g-access.log'",
+        "weightedphrasemode": "0",
+    }
     if os.geteuid() == 0:  # the temporary folder is private to this user
-        text = re.sub(r"(?m)^#?daemonuser =.*$", "daemonuser = 'root'", text)
-        text = re.sub(r"(?m)^#?daemongroup =.*$", "daemongroup = 'root'", text)
-    conf = tmp / "e2guardian.conf"
-    conf.write_text(text)
-    # The filter group file is found beside the main one, named after it.
-    shutil.copy("/etc/e2guardian/e2guardianf1.conf", tmp / "e2guardianf1.conf")
-    argv = [_tool("e2guardian"), "-N", "-c", str(conf)]
+        settings.update(daemonuser="'root'", daemongroup="'root'")
+    _set_keys(main_conf, settings)
+    _set_keys(conf / "e2guardianf1.conf", {"disablecontentscan": "on"})
+    argv = [_tool("e2guardian"), "-N", "-c", str(main_conf)]
     # e2guardian drains its workers slowly on SIGTERM; the benchmark does not wait for that.
     with started(argv, port, tmp / "e2g.log", grace=3):
         time.sleep(1)
         yield port
 
 
-SETUPS: dict[str, Callable[[Path, int], contextmanager[int]]] = {  # type: ignore[type-arg]
-    "mitmdump": mitmdump,
-    "aupgate-1-direct": aupgate_direct,
-    "haproxy-1": aupgate_haproxy(1),
-    "haproxy-2": aupgate_haproxy(2),
-    "haproxy-3": aupgate_haproxy(3),
-    "e2guardian": e2guardian,
-}
+def setups(max_workers: int) -> dict[str, Callable[[Path, int], contextmanager[int]]]:  # type: ignore[type-arg]
+    found: dict[str, Callable[[Path, int], contextmanager[int]]] = {"mitmdump": mitmdump}  # type: ignore[type-arg]
+    for k in range(1, max_workers + 1):
+        found[f"aupgate-w{k}"] = aupgate(k)
+    found["e2guardian"] = e2guardian
+    return found
 
 
 # --------------------------------------------------------------------------- load
@@ -325,24 +296,30 @@ def load(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10, help="per run (default 10)")
-    parser.add_argument("--concurrency", type=int, default=10, help="open connections (default 10)")
-    parser.add_argument("--only", action="append", choices=sorted(SETUPS), help="setups to run")
+    parser.add_argument("--concurrency", type=int, default=20, help="open connections (default 20)")
+    parser.add_argument("--max-workers", type=int, default=len(os.sched_getaffinity(0)),
+                        help="aupgate with 1..N workers (default: this machine's cores)")
+    parser.add_argument("--only", action="append", help="setups to run (mitmdump, aupgate-wK, "
+                        "e2guardian)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
+    available = setups(args.max_workers)
+    for name in args.only or ():
+        if name not in available:
+            parser.error(f"unknown setup {name!r} (one of {', '.join(available)})")
     results = []
+    print(f"cpus: {os.cpu_count()}; wrk -t2 -c{args.concurrency} -d{args.seconds:g}s per row")
     print(
-        f"{'setup':<18} {'connections':<11} {'req/s':>8} {'done':>7} {'errors':>6} "
-        f"{'non-2xx':>7} {'p50 ms':>6} {'p99 ms':>6}"
+        f"{'setup':<12} {'connections':<11} {'req/s':>8} {'done':>7} {'errors':>6} "
+        f"{'non-2xx':>7} {'p50 ms':>6} {'p99 ms':>6}  per-worker share"
     )
-    for name in args.only or list(SETUPS):
+    for name in args.only or list(available):
         with tempfile.TemporaryDirectory(prefix=f"aupgate-bench-{name}-") as folder:
             tmp = Path(folder)
             (tmp / "up").mkdir()
-            with nginx_upstream(tmp / "up") as upstream, SETUPS[name](tmp, upstream) as proxy:
-                # Every proxy gets the upstream's address in the URL: aupgate's --resolve override
-                # (a test aid) stalls the sixth request on a kept-alive connection.
-                direct_url = True
-                check_once(proxy, upstream, direct_url)
+            with nginx_upstream(tmp / "up") as upstream, available[name](tmp, upstream) as proxy:
+                # Every proxy gets the upstream's address in the URL (the same request for all).
+                check_once(proxy, upstream, direct_url=True)
                 for keepalive in (False, True):
                     row = load(
                         proxy,
@@ -350,20 +327,40 @@ def main(argv: list[str] | None = None) -> int:
                         seconds=args.seconds,
                         concurrency=args.concurrency,
                         keepalive=keepalive,
-                        direct_url=direct_url,
+                        direct_url=True,
                     )
                     mode = "keep-alive" if keepalive else "close"
                     results.append({"setup": name, "connections": mode, **row})
                     print(
-                        f"{name:<18} {mode:<11} {row['requests_per_s']:>8.0f} "
+                        f"{name:<12} {mode:<11} {row['requests_per_s']:>8.0f} "
                         f"{row['complete']:>7.0f} {sum(row['socket_errors']):>6} "
                         f"{row['non_2xx']:>7.0f} "
-                        f"{row['p50_ms']:>6.0f} {row['p99_ms']:>6.0f}",
+                        f"{row['p50_ms']:>6.0f} {row['p99_ms']:>6.0f}  "
+                        f"{shares(tmp) if name.startswith('aupgate') and keepalive else ''}",
                         flush=True,
                     )
+    print_ratios(results, args.max_workers)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def print_ratios(results: list[dict[str, Any]], max_workers: int) -> None:
+    """aupgate with every core against e2guardian (target >= 1.0), and growth from 1 worker."""
+    rate = {(r["setup"], r["connections"]): r["requests_per_s"] for r in results}
+    for mode in ("keep-alive", "close"):
+        best = f"aupgate-w{max_workers}"
+        if (best, mode) in rate and ("e2guardian", mode) in rate:
+            ratio = rate[(best, mode)] / rate[("e2guardian", mode)]
+            print(f"{mode}: {best}/e2guardian = {ratio:.2f} (target >= 1.0)")
+        if ("aupgate-w1", mode) in rate:
+            growth = ", ".join(
+                f"w{k} {rate[(f'aupgate-w{k}', mode)] / rate[('aupgate-w1', mode)]:.2f}x"
+                for k in range(1, max_workers + 1) if (f"aupgate-w{k}", mode) in rate)
+            print(f"{mode}: growth from one worker: {growth}")
+        if ("aupgate-w1", mode) in rate and ("mitmdump", mode) in rate:
+            print(f"{mode}: aupgate-w1/mitmdump = "
+                  f"{rate[('aupgate-w1', mode)] / rate[('mitmdump', mode)]:.2f}")
 
 
 if __name__ == "__main__":

@@ -168,9 +168,10 @@ class Worker:
 
 
 def worker_argv(home: Path, port: int, upstream_port: int, *, confdir: Path | None = None,
-                quiet: bool = False, extra: tuple[str, ...] = ()) -> list[str]:
-    """`aupgate run` (one process) on the fixture agency (copied into `home`), every name sent
-    to the local upstream; the benchmark in bench/scale starts its gateways with this too."""
+                quiet: bool = False, workers: int = 1, extra: tuple[str, ...] = ()) -> list[str]:
+    """`aupgate run` (one process unless `workers` says otherwise) on the fixture agency
+    (copied into `home`), every name sent to the local upstream; the benchmark in bench/scale
+    starts its gateways with this too."""
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "policies").exists():
         shutil.copytree(FIXTURES / "policies", home / "policies")
@@ -179,7 +180,7 @@ def worker_argv(home: Path, port: int, upstream_port: int, *, confdir: Path | No
         str(AUPGATE),
         "run",
         "--workers",
-        "1",
+        str(workers),
         "--listen-host",
         "127.0.0.1",
         "--listen-port",

@@ -57,8 +57,15 @@ LISTEN_FDS_ENV = "AUPGATE_LISTEN_FDS"
 """Set by the supervisor for its workers: JSON list of {"host", "port", "fds"}."""
 
 BACKLOG = 1024
-"""Listen queue length. The supervisor and every worker use the same value: asyncio calls
-`listen()` again on a socket it is given, and a shared socket has one queue."""
+"""Length of the shared socket's listen queue (the supervisor's `listen()`)."""
+
+ACCEPTS_PER_WAKEUP = 1
+"""Connections a worker accepts each time the shared socket wakes it. asyncio accepts up to its
+`backlog` argument per wake-up, so the first worker to wake took a whole burst of new keep-alive
+connections: with 20 opened at once the two workers of a 2-core box served 22/78 %, 85/15 %,
+52/48 % of the requests in three runs, against 48/52 %, 50/50 %, 49/51 % accepting one at a time
+(docs/benchmarks.md, "Scale"). One at a time, the worker that is free takes the next connection,
+as nginx does with `multi_accept off`."""
 
 HEADER_TIMEOUT = 5.0
 """Seconds a trusted balancer has to send the PROXY header. Balancers send it with the first
@@ -285,8 +292,14 @@ class Listener:
             inherited = self.inherited
 
             async def listen(host: str, port: int) -> list[Any]:
-                return [await asyncio.start_server(entry, sock=sock, backlog=BACKLOG)
-                        for sock in inherited.take(host, port)]
+                servers = []
+                for sock in inherited.take(host, port):
+                    # asyncio's `backlog` is both the listen() length and the accepts per
+                    # wake-up: serve with the latter, then give the shared queue its length back.
+                    servers.append(await asyncio.start_server(entry, sock=sock,
+                                                              backlog=ACCEPTS_PER_WAKEUP))
+                    sock.listen(BACKLOG)
+                return servers
 
             instance.listen = listen  # type: ignore[method-assign]
 

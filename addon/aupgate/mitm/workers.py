@@ -12,8 +12,11 @@ Why one inherited socket rather than `SO_REUSEPORT` (each worker binding its own
 - a second gateway started by mistake on the same port fails with "address in use" instead of
   silently sharing the traffic (`SO_REUSEPORT` lets any process of the same user join);
 - an idle worker takes the next connection; hashing would queue it behind a busy one.
-The price is that workers share one accept queue (each wakes for a new connection, one wins);
-measured in docs/benchmarks.md ("scale").
+The price is that every worker wakes for a new connection and one wins; each accepts one
+connection per wake-up (`listener.ACCEPTS_PER_WAKEUP`), so a burst is spread over the workers.
+Both were measured side by side (docs/benchmarks.md, "Scale"): the same throughput within this
+machine's noise and the same even shares, and 7-9 failed requests when a worker was killed
+under load with the shared socket against 12-30 with SO_REUSEPORT.
 
 The supervisor
 - restarts a worker that dies, after 0.5 s, then with doubling delays up to 30 s while it keeps
