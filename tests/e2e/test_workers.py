@@ -19,7 +19,7 @@ import pytest
 
 from aupgate.audit.verify import verify_files
 
-from .conftest import AUPGATE, CURL, Certs, Proxy, Upstreams, start_proxy, stop_proxy
+from .conftest import AUPGATE, CURL, Certs, Proxy, Upstreams, curl, start_proxy, stop_proxy
 
 
 def records(path: Path) -> list[dict[str, Any]]:
@@ -168,6 +168,62 @@ def test_killed_worker_is_restarted_and_traffic_continues(pair: Proxy) -> None:
     both_serve(pair, "after-kill")  # the new worker 1 serves as well
 
 
+def served_by(proxy: Proxy, **match: Any) -> set[int]:
+    """Which workers' files hold a decision matching `match`."""
+    return {i for i in (0, 1) for r in records(worker_file(proxy, i))
+            if r["event"] == "decision" and all(r.get(k) == v for k, v in match.items())}
+
+
+def warn_and_continue(proxy: Proxy, host: str) -> None:
+    """A warn page, its form, and the page again: each request on a new connection, so each
+    may be served by either worker."""
+    first = curl(proxy, f"http://{host}/page", "-H", "Accept: text/html")
+    assert first.status == 403 and 'name="token"' in first.body, first
+    token = first.body.split('name="token" value="')[1].split('"')[0]
+    go = curl(proxy, f"http://{host}/.aupgate/continue", "--data-urlencode", f"token={token}",
+              "--data-urlencode", "reason=checking the agency page")
+    assert go.status == 303, go  # the form is known to whichever worker reads it
+    after = curl(proxy, f"http://{host}/page")
+    assert after.status == 200, after  # and the pass to whichever serves the page
+
+
+def test_warn_tickets_and_passes_hold_on_every_worker(pair: Proxy) -> None:
+    crossed_form = crossed_pass = False
+    for n in range(40):
+        host = f"s{n}.facebook.com"
+        warn_and_continue(pair, host)
+        warned = served_by(pair, host=host, enforced="warned")
+        continued = served_by(pair, host=host, rule_continued="social-warn")
+        passed = served_by(pair, host=host, enforced="pass-used")
+        crossed_form |= warned != continued
+        crossed_pass |= continued != passed
+        if crossed_form and crossed_pass and n >= 5:
+            break
+    assert crossed_form and crossed_pass, "every request landed on one worker: nothing shown"
+
+
+def test_a_restarted_worker_knows_the_live_passes(pair: Proxy) -> None:
+    host = "restart.facebook.com"
+    warn_and_continue(pair, host)
+    victim = worker_pid(pair, 1)
+    os.kill(victim, signal.SIGKILL)
+    until(lambda: worker_pid(pair, 1) != victim, 30, "worker 1 to be restarted")
+    pair.wait_for(f"worker 1 restarted (pid {worker_pid(pair, 1)})")
+    time.sleep(0.5)
+    for _ in range(40):  # until the new worker 1 serves one: it must honour the pass
+        assert curl(pair, f"http://{host}/page").status == 200
+        if 1 in served_by(pair, host=host, enforced="pass-used", path="/page") and any(
+                r["event"] == "decision" and r["host"] == host and r["time"] > last_start(pair)
+                for r in records(worker_file(pair, 1))):
+            return
+    raise AssertionError("the restarted worker served none of 40 requests")
+
+
+def last_start(proxy: Proxy) -> str:
+    starts = [r for r in records(worker_file(proxy, 1)) if r["event"] == "proxy_start"]
+    return str(starts[-1]["time"]) if starts else ""
+
+
 def test_stop_is_clean_and_the_tools_read_every_workers_file(pair: Proxy) -> None:
     pair.process.send_signal(signal.SIGTERM)
     assert pair.process.wait(timeout=20) == 0
@@ -194,7 +250,10 @@ def test_stop_is_clean_and_the_tools_read_every_workers_file(pair: Proxy) -> Non
     report = subprocess.run([str(AUPGATE), "report", "--format", "json", *files],
                             capture_output=True, text=True, timeout=60, check=False)
     assert report.returncode == 0, report.stderr
-    assert str(len(written)) in report.stdout
+    summary = json.loads(report.stdout)
+    assert summary["report"]["lines"] == sum(len(records(Path(f))) for f in files)
+    assert summary["report"]["lines_unreadable"] == 0
+    assert summary["decisions"]["by_action"]["allow"] > 0
 
 
 def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, certs: Certs,

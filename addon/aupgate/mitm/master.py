@@ -36,6 +36,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ from mitmproxy.options import Options
 from .addon import Aupgate
 from .listener import InheritedSockets, Listener
 from .oplog import OperationalLog
+from .sharedpasses import SharedPasses
 from .workers import SupervisorLink, notify_systemd, worker_audit_path
 
 logger = logging.getLogger(__name__)
@@ -182,6 +184,8 @@ def build_master(specs: Sequence[str], settings: RunSettings,
         if settings.worker is not None and opts.aupgate_audit_log:
             opts.update(  # type: ignore[no-untyped-call]
                 aupgate_audit_log=worker_audit_path(opts.aupgate_audit_log, settings.worker))
+        if link is not None:
+            _share_passes(aupgate, link)
         for addon in [*late, aupgate]:
             # Registered after the options were set: configure once with all of them, as
             # mitmproxy's script loader does for a script.
@@ -194,6 +198,13 @@ def build_master(specs: Sequence[str], settings: RunSettings,
                            "mitmproxy's nor aupgate's; `aupgate run --help`, `mitmdump "
                            "--options`)")
     return master
+
+
+def _share_passes(aupgate: Aupgate, link: SupervisorLink) -> None:
+    """A worker's warn tickets and passes go to the other workers of the box and back."""
+    shared = SharedPasses(aupgate.warn.passes.pass_seconds, link.publish)
+    aupgate.warn.passes = shared
+    link.on_event = lambda event: shared.apply(event, time.monotonic())
 
 
 def _optional_addons(master: GatewayMaster, defaults: list[Any],

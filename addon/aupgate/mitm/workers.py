@@ -28,6 +28,11 @@ The supervisor
   the start-up failed, as it would with one process;
 - tells systemd when every worker is serving (`Type=notify`).
 
+A client's connections may land on different workers, so the supervisor also relays the warn
+tickets and passes each worker issues to the others, and replays the live ones to a worker that
+starts later (`sharedpasses`): a warn page's form is accepted, and its pass honoured, by every
+worker of the box.
+
 Each worker writes its own audit file (`audit.jsonl` becomes `audit.w0.jsonl`, `audit.w1.jsonl`,
 ...): a hash chain must have one writer, and one file per worker costs nothing per request,
 where one writer for all would add a hand-off per audit line. `aupgate audit verify`, `review`
@@ -39,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -48,6 +54,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from .passes import MAX_ENTRIES
+from .sharedpasses import encode, replay_key
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +69,8 @@ FIRST_DELAY = 0.5
 MAX_DELAY = 30.0
 STABLE_AFTER = 60.0  # a worker that ran this long was not failing at start: reset the backoff
 STOP_GRACE = 12.0  # seconds workers get to stop before SIGKILL (systemd's TimeoutStopSec: 15)
+LINE_LIMIT = 1 << 20  # longest event line on a link (a ticket carries its URL)
+MAX_LINK_BACKLOG = 4 << 20  # bytes a worker queues for a supervisor that does not read
 
 
 def worker_audit_path(path: str, index: int) -> str:
@@ -91,11 +103,17 @@ def notify_systemd(state: str) -> None:
 
 
 class SupervisorLink:
-    """A worker's end of its socket pair: say "ready", and notice when the supervisor is gone."""
+    """A worker's end of its socket pair with the supervisor: says "ready", passes warn-pass
+    events both ways (one JSON line each, `sharedpasses`), and notices when the supervisor is
+    gone (its end closes, even when it was SIGKILLed)."""
 
     def __init__(self, fd: int) -> None:
         self.sock = socket.socket(fileno=fd)
         self.sock.set_inheritable(False)
+        self.on_event: Callable[[dict[str, Any]], None] = lambda event: None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._out = bytearray()
+        self._in = bytearray()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> SupervisorLink | None:
@@ -106,13 +124,45 @@ class SupervisorLink:
         with contextlib.suppress(OSError):
             self.sock.sendall(b"ready\n")
 
+    def publish(self, event: dict[str, Any]) -> None:
+        """Send an event to the supervisor without ever blocking the event loop."""
+        if self._loop is None:
+            return  # not serving yet: nothing to share
+        pending = bool(self._out)
+        self._out += encode(event)
+        if len(self._out) > MAX_LINK_BACKLOG:
+            logger.error("aupgate: the supervisor is not reading; shared warn passes dropped")
+            self._out.clear()
+            return
+        if not pending:
+            self._flush()
+
+    def _flush(self) -> None:
+        assert self._loop is not None
+        try:
+            sent = self.sock.send(self._out)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._out.clear()
+            return
+        del self._out[:sent]
+        if self._out:
+            self._loop.add_writer(self.sock, self._flush_later)
+
+    def _flush_later(self) -> None:
+        assert self._loop is not None
+        self._loop.remove_writer(self.sock)
+        self._flush()
+
     def watch(self, loop: asyncio.AbstractEventLoop, on_lost: Callable[[], None]) -> None:
-        """Call `on_lost` once the supervisor's end closes (it exited, even by SIGKILL)."""
+        """Read events from the supervisor; call `on_lost` once its end closes."""
+        self._loop = loop
         self.sock.setblocking(False)
 
         def readable() -> None:
             try:
-                data = self.sock.recv(64)
+                data = self.sock.recv(65536)
             except BlockingIOError:
                 return
             except OSError:
@@ -120,6 +170,17 @@ class SupervisorLink:
             if not data:
                 loop.remove_reader(self.sock)
                 on_lost()
+                return
+            self._in += data
+            while (end := self._in.find(b"\n")) != -1:
+                line = bytes(self._in[:end])
+                del self._in[: end + 1]
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict):
+                    self.on_event(event)
 
         loop.add_reader(self.sock, readable)
 
@@ -134,6 +195,7 @@ class Slot:
     index: int
     pid: int | None = None
     process: asyncio.subprocess.Process | None = None
+    link: asyncio.StreamWriter | None = None
     ready: bool = False
     ever_ready: bool = False
     failures: int = 0
@@ -154,6 +216,8 @@ class Supervisor:
     failed: str | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _all_ready_said: bool = False
+    # live shared warn-pass events, replayed to a worker that starts: key -> (expires, line)
+    _book: dict[str, tuple[float, bytes]] = field(default_factory=dict)
 
     async def run(self) -> int:
         """Run until stopped by a signal (0) or until a worker fails to start (1)."""
@@ -241,16 +305,59 @@ class Supervisor:
         if slot.restarts:
             logger.warning("aupgate: worker %d restarted (pid %d)", slot.index, slot.pid)
         slot.restarts += 1
-        reader, writer = await asyncio.open_unix_connection(sock=ours)
+        reader, writer = await asyncio.open_unix_connection(sock=ours, limit=LINE_LIMIT)
+        slot.link = writer
+        listening = asyncio.create_task(self._listen(slot, reader))
         try:
-            line = await reader.readline()  # "ready\n", or b"" when the worker ends first
-            if line == b"ready\n":
-                slot.ready = slot.ever_ready = True
-                self._said_ready(slot)
             return await slot.process.wait()
         finally:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
             writer.close()
-            slot.ready = False
+            slot.link, slot.ready = None, False
+
+    async def _listen(self, slot: Slot, reader: asyncio.StreamReader) -> None:
+        """Read the worker's link: "ready" once, then warn-pass events to relay."""
+        while True:
+            try:
+                line = await reader.readline()
+            except ValueError:  # a line over LINE_LIMIT: not one of ours
+                continue
+            if not line:
+                return
+            if line == b"ready\n":
+                slot.ready = slot.ever_ready = True
+                if slot.link is not None:  # what the others granted before it was serving
+                    slot.link.writelines(kept for _, kept in self._live_book())
+                self._said_ready(slot)
+            else:
+                self._relay(slot, line)
+
+    def _relay(self, source: Slot, line: bytes) -> None:
+        """Pass a worker's event to every other running worker, and keep it for later ones."""
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return
+        kept = replay_key(event) if isinstance(event, dict) else None
+        if kept is None:
+            return
+        key, expires, consumes = kept
+        if consumes:
+            self._book.pop(consumes, None)
+        self._book[key] = (expires, line)
+        if len(self._book) > 2 * MAX_ENTRIES:  # bounded like each worker's own tables
+            now = time.monotonic()
+            live = [(k, v) for k, v in self._book.items() if v[0] >= now]
+            self._book = dict(live[-MAX_ENTRIES:])
+        for slot in self.slots:
+            if slot is not source and slot.link is not None and slot.ready:
+                slot.link.write(line)
+
+    def _live_book(self) -> list[tuple[str, bytes]]:
+        now = time.monotonic()
+        return [(key, line) for key, (expires, line) in self._book.items() if expires >= now]
 
     def _said_ready(self, slot: Slot) -> None:
         if self._all_ready_said or not all(s.ready for s in self.slots):
