@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,7 @@ def _tool(name: str) -> str:
 
 
 @contextmanager
-def mitmdump(tmp: Path, upstream: int) -> Iterator[int]:
+def mitmdump(tmp: Path, upstream: int) -> Iterator[tuple[int, int]]:
     """Bare mitmdump 11: no addon, nothing decided or audited, one process."""
     port = free_port()
     argv = [
@@ -130,24 +130,28 @@ def mitmdump(tmp: Path, upstream: int) -> Iterator[int]:
         "flow_detail=0",
         "--quiet",
     ]
-    with started(argv, port, tmp / "mitmdump.log"):
-        yield port
+    with started(argv, port, tmp / "mitmdump.log") as process:
+        yield port, process.pid
 
 
-def aupgate(workers: int) -> Callable[[Path, int], contextmanager[int]]:  # type: ignore[type-arg]
+Setup = Callable[[Path, int], AbstractContextManager[tuple[int, int]]]
+"""Start a proxy for the upstream's port in a folder; yields its (port, pid)."""
+
+
+def aupgate(workers: int) -> Setup:
     """`aupgate run --workers K` on one port, as the systemd unit runs it."""
 
     @contextmanager
-    def setup(tmp: Path, upstream: int) -> Iterator[int]:
+    def setup(tmp: Path, upstream: int) -> Iterator[tuple[int, int]]:
         port = free_port()
         argv = worker_argv(tmp / "aupgate", port, upstream, confdir=tmp / "conf", quiet=True,
                            workers=workers, extra=("--set", "aupgate_reload_seconds=0"))
-        with started(argv, port, tmp / "aupgate.log"):
+        with started(argv, port, tmp / "aupgate.log") as process:
             deadline = time.monotonic() + 60
             while f"{workers} workers serving" not in (tmp / "aupgate.log").read_text() and (
                     workers > 1 and time.monotonic() < deadline):
                 time.sleep(0.1)
-            yield port
+            yield port, process.pid
 
     return setup
 
@@ -172,7 +176,7 @@ def _set_keys(path: Path, values: dict[str, str]) -> None:
 
 
 @contextmanager
-def e2guardian(tmp: Path, upstream: int) -> Iterator[int]:
+def e2guardian(tmp: Path, upstream: int) -> Iterator[tuple[int, int]]:
     """Debian's e2guardian as a plain forward proxy: every list empty, no phrase filtering, no
     content scanning, its access log on, in a temporary copy of /etc/e2guardian."""
     port = free_port()
@@ -200,13 +204,13 @@ def e2guardian(tmp: Path, upstream: int) -> Iterator[int]:
     _set_keys(conf / "e2guardianf1.conf", {"disablecontentscan": "on"})
     argv = [_tool("e2guardian"), "-N", "-c", str(main_conf)]
     # e2guardian drains its workers slowly on SIGTERM; the benchmark does not wait for that.
-    with started(argv, port, tmp / "e2g.log", grace=3):
+    with started(argv, port, tmp / "e2g.log", grace=3) as process:
         time.sleep(1)
-        yield port
+        yield port, process.pid
 
 
-def setups(max_workers: int) -> dict[str, Callable[[Path, int], contextmanager[int]]]:  # type: ignore[type-arg]
-    found: dict[str, Callable[[Path, int], contextmanager[int]]] = {"mitmdump": mitmdump}  # type: ignore[type-arg]
+def setups(max_workers: int) -> dict[str, Setup]:
+    found: dict[str, Setup] = {"mitmdump": mitmdump}
     for k in range(1, max_workers + 1):
         found[f"aupgate-w{k}"] = aupgate(k)
     found["e2guardian"] = e2guardian
@@ -228,6 +232,23 @@ def check_once(proxy: int, upstream: int, direct_url: bool) -> None:
             data += chunk
     if b" 200 " not in data.split(b"\r\n", 1)[0] or not data.endswith(PAGE):
         raise RuntimeError(f"proxy on {proxy} did not relay the page: {data[:300]!r}")
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process, its threads and every descendant (Linux /proc):
+    a co-tenant changes how fast a run goes, not how much CPU a request costs."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 def load(
@@ -311,16 +332,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cpus: {os.cpu_count()}; wrk -t2 -c{args.concurrency} -d{args.seconds:g}s per row")
     print(
         f"{'setup':<12} {'connections':<11} {'req/s':>8} {'done':>7} {'errors':>6} "
-        f"{'non-2xx':>7} {'p50 ms':>6} {'p99 ms':>6}  per-worker share"
+        f"{'non-2xx':>7} {'p50 ms':>6} {'p99 ms':>6} {'cpu us/req':>10}  per-worker share"
     )
     for name in args.only or list(available):
         with tempfile.TemporaryDirectory(prefix=f"aupgate-bench-{name}-") as folder:
             tmp = Path(folder)
             (tmp / "up").mkdir()
-            with nginx_upstream(tmp / "up") as upstream, available[name](tmp, upstream) as proxy:
+            with nginx_upstream(tmp / "up") as upstream, available[name](tmp, upstream) as (
+                    proxy, pid):
                 # Every proxy gets the upstream's address in the URL (the same request for all).
                 check_once(proxy, upstream, direct_url=True)
                 for keepalive in (False, True):
+                    cpu_before = tree_cpu(pid)
                     row = load(
                         proxy,
                         upstream,
@@ -329,13 +352,17 @@ def main(argv: list[str] | None = None) -> int:
                         keepalive=keepalive,
                         direct_url=True,
                     )
+                    used = tree_cpu(pid) - cpu_before
+                    row["cpu_us_per_request"] = used / row["complete"] * 1e6 if row[
+                        "complete"] else float("nan")
                     mode = "keep-alive" if keepalive else "close"
                     results.append({"setup": name, "connections": mode, **row})
                     print(
                         f"{name:<12} {mode:<11} {row['requests_per_s']:>8.0f} "
                         f"{row['complete']:>7.0f} {sum(row['socket_errors']):>6} "
                         f"{row['non_2xx']:>7.0f} "
-                        f"{row['p50_ms']:>6.0f} {row['p99_ms']:>6.0f}  "
+                        f"{row['p50_ms']:>6.0f} {row['p99_ms']:>6.0f} "
+                        f"{row['cpu_us_per_request']:>10.0f}  "
                         f"{shares(tmp) if name.startswith('aupgate') and keepalive else ''}",
                         flush=True,
                     )
