@@ -154,16 +154,20 @@ def start_aupgate(work: Path, port: int, agency: str, *, audit: bool = True,
 SCRIPT = ROOT / "addon" / "aupgate" / "mitm" / "script.py"
 
 
+def aupgate_sets(policies: Path, categories: Path, audit: Path, agency: str) -> list[str]:
+    """`aupgate run`'s options for aupgate loaded into mitmdump by `-s`."""
+    return ["--set", f"aupgate_policy_dir={policies.resolve()}",
+            "--set", f"aupgate_categories={categories.resolve()}",
+            "--set", f"aupgate_audit_log={audit}",
+            "--set", f"aupgate_default_agency={agency}", "--set", "aupgate_reload_seconds=0"]
+
+
 def start_scripted(work: Path, port: int, agency: str, policies: Path,
                    categories: Path) -> subprocess.Popen[bytes]:
     """aupgate inside mitmdump (`mitmdump -s script.py`), with `aupgate run`'s options."""
-    return start_bare(
-        work, port, "-s", str(SCRIPT),
-        "--set", f"aupgate_policy_dir={policies.resolve()}",
-        "--set", f"aupgate_categories={categories.resolve()}",
-        "--set", f"aupgate_audit_log={work / 'scripted.jsonl'}",
-        "--set", f"aupgate_default_agency={agency}", "--set", "aupgate_reload_seconds=0",
-        name="scripted")
+    return start_bare(work, port, "-s", str(SCRIPT),
+                      *aupgate_sets(policies, categories, work / "scripted.jsonl", agency),
+                      name="scripted")
 
 
 NOOP_ADDON = Path(__file__).with_name("noop_addon.py")
@@ -174,13 +178,9 @@ def start_timed(work: Path, port: int, agency: str, policies: Path,
                 categories: Path) -> subprocess.Popen[bytes]:
     """aupgate as `mitmdump -s timed_addon.py` (the addon with clocks), with `aupgate run`'s
     options: its timings go to `timed.json`. Its throughput is not aupgate's (the clocks cost)."""
-    return start_bare(
-        work, port, "-s", str(TIMED_ADDON),
-        "--set", f"aupgate_policy_dir={policies.resolve()}",
-        "--set", f"aupgate_categories={categories.resolve()}",
-        "--set", f"aupgate_audit_log={work / 'timed.jsonl'}",
-        "--set", f"aupgate_default_agency={agency}", "--set", "aupgate_reload_seconds=0",
-        name="timed", env={"AUPGATE_BENCH_TIMINGS": str(work / "timed.json")})
+    return start_bare(work, port, "-s", str(TIMED_ADDON),
+                      *aupgate_sets(policies, categories, work / "timed.jsonl", agency),
+                      name="timed", env={"AUPGATE_BENCH_TIMINGS": str(work / "timed.json")})
 
 
 def print_breakdown(timed: dict[str, Any], bare_gc: dict[str, Any]) -> None:

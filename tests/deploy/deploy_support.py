@@ -222,3 +222,40 @@ def start_worker(home: Path, upstream: Upstream, port: int | None = None,
             raise AssertionError(f"aupgate run did not start:\n{worker.log()}")
         time.sleep(0.05)
     return worker
+
+
+def server_states(sock: Path) -> dict[str, str]:
+    """HAProxy's `show stat` over its admin socket: gateway server name -> status (UP, DOWN...)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(2)
+        s.connect(str(sock))
+        s.sendall(b"show stat\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    states = {}
+    for line in data.decode().splitlines():
+        fields = line.split(",")
+        if len(fields) > 17 and fields[0] == "aupgate_gateways" and fields[1].startswith("gw"):
+            states[fields[1]] = fields[17]
+    return states
+
+
+def shipped_haproxy_config(stats_socket: Path, rewrites: list[tuple[str, str]]) -> str:
+    """deploy/haproxy/haproxy.cfg made runnable by a test (no chroot, user, syslog; its own
+    admin socket), with the test's own rewrites after. Each rewrite is asserted, so a change to
+    the shipped file cannot silently leave a test checking something else."""
+    text = (DEPLOY / "haproxy" / "haproxy.cfg").read_text()
+    common = [
+        ("    log /dev/log local0\n", ""),
+        ("    chroot /var/lib/haproxy\n", ""),
+        ("    user haproxy\n    group haproxy\n", ""),
+        ("    log global\n", ""),
+        ("    maxconn 20000\n", "    maxconn 2000\n"),  # within a test machine's file limit
+        ("stats socket /run/haproxy/admin.sock mode 660 level admin",
+         f"stats socket {stats_socket} mode 600 level admin"),
+    ]
+    for old, new in common + rewrites:
+        assert old in text, f"deploy/haproxy/haproxy.cfg no longer contains {old!r}"
+        text = text.replace(old, new)
+    return text

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_support import AUPGATE, DEPLOY, ROOT, require
+from deploy_support import AUPGATE, ROOT, require, server_states, shipped_haproxy_config
 from netns import Lab, LabUnavailableError
 
 FIXED_TIME = "2026-11-24T10:30:00-06:00"
@@ -129,6 +128,15 @@ def fetch(lab: Lab, client: str, proxy: str, url: str) -> tuple[int, str]:
     return int(code or 0), body + done.stderr
 
 
+def both_clients_through(lab: Lab, proxy: str, path: str) -> None:
+    """From the state and the guest client: an allowed page, then facebook.com at `path`."""
+    for client in ("state", "guest"):
+        code, body = fetch(lab, client, proxy, "http://www.example.org/hello")
+        assert code == 200 and "Hello from www.example.org" in body, body
+        code, body = fetch(lab, client, proxy, f"http://www.facebook.com{path}")
+        assert code == 403, body  # the warn page, and the block page
+
+
 def assert_decided_apart(decisions: list[dict[str, Any]], path: str) -> None:
     """The state client is warned, the guest client blocked, each under its own address."""
     by_client = {d["client"]: d for d in decisions if d["path"] == path}
@@ -145,12 +153,7 @@ def assert_decided_apart(decisions: list[dict[str, Any]], path: str) -> None:
 def test_one_box_with_workers(lab: Lab, shared: Path, tmp_path: Path) -> None:
     box = start_box(lab, shared, "front", tmp_path / "front", "10.30.0.1", 3128)
     try:
-        proxy = "http://10.30.0.1:3128"
-        for client in ("state", "guest"):
-            code, body = fetch(lab, client, proxy, "http://www.example.org/hello")
-            assert code == 200 and "Hello from www.example.org" in body, body
-            code, body = fetch(lab, client, proxy, "http://www.facebook.com/one-box")
-            assert code == 403, body
+        both_clients_through(lab, "http://10.30.0.1:3128", "/one-box")
         assert_decided_apart(box.decisions(), "/one-box")
         # Bound to the configured address only: the front box's guest-side address is closed.
         refused = lab.run("guest", ["curl", "-sS", "--max-time", "5", "--proxy",
@@ -162,38 +165,15 @@ def test_one_box_with_workers(lab: Lab, shared: Path, tmp_path: Path) -> None:
 
 def haproxy_config(tmp: Path, stats: Path) -> str:
     """The shipped haproxy.cfg with the lab's addresses and faster health checks."""
-    text = (DEPLOY / "haproxy" / "haproxy.cfg").read_text()
-    rewrites = [
-        ("    log /dev/log local0\n", ""),
-        ("    chroot /var/lib/haproxy\n", ""),
-        ("    user haproxy\n    group haproxy\n", ""),
-        ("    log global\n", ""),
-        ("    maxconn 20000\n", "    maxconn 2000\n"),
-        ("stats socket /run/haproxy/admin.sock mode 660 level admin",
-         f"stats socket {stats} mode 600 level admin"),
+    text = shipped_haproxy_config(stats, [
         ("    bind :8080\n", "    bind 10.30.0.1:8080\n"),
         ("inter 2s fastinter 500ms downinter 2s fall 2 rise 3",
          "inter 300ms fastinter 200ms downinter 500ms fall 2 rise 2"),
         ("    server gw1 10.20.0.11:8080 check\n", "    server gw1 10.20.1.2:8080 check\n"),
         ("    server gw2 10.20.0.12:8080 check\n", "    server gw2 10.20.2.2:8080 check\n"),
-    ]
-    for old, new in rewrites:
-        assert old in text, f"deploy/haproxy/haproxy.cfg no longer contains {old!r}"
-        text = text.replace(old, new)
+    ])
     assert "default-server send-proxy-v2 " in text
     return text
-
-
-def server_states(sock: Path) -> dict[str, str]:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(2)
-        s.connect(str(sock))
-        s.sendall(b"show stat\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    return {f[1]: f[17] for f in (line.split(",") for line in data.decode().splitlines())
-            if len(f) > 17 and f[0] == "aupgate_gateways" and f[1].startswith("gw")}
 
 
 def test_gateways_behind_haproxy_with_proxy_protocol(lab: Lab, shared: Path,
@@ -223,12 +203,7 @@ def test_gateways_behind_haproxy_with_proxy_protocol(lab: Lab, shared: Path,
                 break
             assert time.monotonic() < deadline, f"gateways never UP: {states}"
             time.sleep(0.2)
-        proxy = "http://10.30.0.1:8080"
-        for client in ("state", "guest"):
-            code, body = fetch(lab, client, proxy, "http://www.example.org/hello")
-            assert code == 200 and "Hello from www.example.org" in body, body
-            code, body = fetch(lab, client, proxy, "http://www.facebook.com/behind-haproxy")
-            assert code == 403, body
+        both_clients_through(lab, "http://10.30.0.1:8080", "/behind-haproxy")
         decisions = [d for box in boxes for d in box.decisions()]
         assert_decided_apart(decisions, "/behind-haproxy")
         # The front box's own address appears only for its health checks.

@@ -22,7 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from deploy_support import DEPLOY, Upstream, Worker, free_port, require, start_worker, wait_for_port
+from deploy_support import (
+    Upstream,
+    Worker,
+    free_port,
+    require,
+    server_states,
+    shipped_haproxy_config,
+    start_worker,
+    wait_for_port,
+)
 
 from aupgate.audit.chain import walk
 
@@ -36,17 +45,7 @@ def haproxy_config(
     tmp: Path, front: int, stats: int, workers: list[Worker], upstream_port: int
 ) -> str:
     """The shipped haproxy.cfg, rewritten for loopback ports and fast health checks."""
-    text = (DEPLOY / "haproxy" / "haproxy.cfg").read_text()
-    rewrites = [
-        ("    log /dev/log local0\n", ""),
-        ("    chroot /var/lib/haproxy\n", ""),
-        ("    user haproxy\n    group haproxy\n", ""),
-        ("    log global\n", ""),
-        ("    maxconn 20000\n", "    maxconn 2000\n"),  # within a test machine's file limit
-        (
-            "stats socket /run/haproxy/admin.sock mode 660 level admin",
-            f"stats socket {tmp / 'admin.sock'} mode 600 level admin",
-        ),
+    text = shipped_haproxy_config(tmp / "admin.sock", [
         ("    bind :8080\n", f"    bind 127.0.0.1:{front}\n"),
         (
             "uri http://proxy-config.modot.mo.gov/proxy.pac ver HTTP/1.1 "
@@ -58,10 +57,7 @@ def haproxy_config(
             "inter 200ms fastinter 100ms downinter 500ms fall 2 rise 2",
         ),
         ("    bind 127.0.0.1:8404\n", f"    bind 127.0.0.1:{stats}\n"),
-    ]
-    for old, new in rewrites:
-        assert old in text, f"deploy/haproxy/haproxy.cfg no longer contains {old!r}"
-        text = text.replace(old, new)
+    ])
     lines = text.splitlines()
     assert any(line.startswith("    server gw") for line in lines)
     assert any("default-server send-proxy-v2 " in line for line in lines)
@@ -69,23 +65,6 @@ def haproxy_config(
     at = next(i for i, line in enumerate(lines) if line.startswith("    default-server ")) + 1
     lines[at:at] = [f"    server gw{w.port} 127.0.0.1:{w.port} check" for w in workers]
     return "\n".join(lines) + "\n"
-
-
-def server_states(sock: Path) -> dict[str, str]:
-    """`show stat` over the admin socket: server name -> status (UP, DOWN, ...)."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(2)
-        s.connect(str(sock))
-        s.sendall(b"show stat\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    states = {}
-    for line in data.decode().splitlines():
-        fields = line.split(",")
-        if len(fields) > 17 and fields[0] == "aupgate_gateways" and fields[1].startswith("gw"):
-            states[fields[1]] = fields[17]
-    return states
 
 
 @dataclass

@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,23 @@ def load(proxy: Proxy, stop: threading.Event, results: list[tuple[float, float, 
         results.append((start, time.monotonic(), code))
 
 
+@contextmanager
+def loading(proxy: Proxy, prefix: str) -> Iterator[list[tuple[float, float, int]]]:
+    """Four clients making requests without pause while the block runs; their results."""
+    stop = threading.Event()
+    results: list[tuple[float, float, int]] = []
+    threads = [threading.Thread(target=load, args=(proxy, stop, results, f"{prefix}{t}"))
+               for t in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield results
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
 def decisions_in(proxy: Proxy, index: int, prefix: str) -> int:
     return sum(1 for r in records(worker_file(proxy, index))
                if r["event"] == "decision" and str(r.get("path", "")).startswith(prefix))
@@ -74,19 +92,9 @@ def decisions_in(proxy: Proxy, index: int, prefix: str) -> int:
 def both_serve(proxy: Proxy, prefix: str) -> None:
     """Parallel requests until each worker's file has one: the kernel hands connections on the
     shared socket to whichever worker accepts first."""
-    stop = threading.Event()
-    results: list[tuple[float, float, int]] = []
-    threads = [threading.Thread(target=load, args=(proxy, stop, results, f"{prefix}{t}"))
-               for t in range(4)]
-    for thread in threads:
-        thread.start()
-    try:
+    with loading(proxy, prefix) as results:
         until(lambda: all(decisions_in(proxy, i, f"/{prefix}") for i in (0, 1)), 30,
               "both workers to serve")
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
     assert {code for _, _, code in results} == {200}
 
 
@@ -139,23 +147,13 @@ def test_sighup_reaches_every_worker_and_rotated_files_verify(pair: Proxy) -> No
 
 def test_killed_worker_is_restarted_and_traffic_continues(pair: Proxy) -> None:
     victim = worker_pid(pair, 1)
-    stop = threading.Event()
-    results: list[tuple[float, float, int]] = []
-    threads = [threading.Thread(target=load, args=(pair, stop, results, f"kill{t}-"))
-               for t in range(4)]
-    for thread in threads:
-        thread.start()
-    try:
+    with loading(pair, "kill") as results:
         time.sleep(1.0)
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         pair.wait_for(f"worker 1 (pid {victim}) ended after")
         until(lambda: worker_pid(pair, 1) != victim, 30, "worker 1 to be restarted")
         time.sleep(1.5)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
     assert "signal SIGKILL" in pair.log()
     assert f"worker 1 restarted (pid {worker_pid(pair, 1)})" in pair.log()
     failed = [(start - killed_at, end - killed_at, code) for start, end, code in results
