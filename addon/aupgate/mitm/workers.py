@@ -79,6 +79,13 @@ def worker_audit_path(path: str, index: int) -> str:
     return str(given.with_name(f"{given.stem}.w{index}{given.suffix}"))
 
 
+def restart_delay(failures: int, ran: float) -> tuple[int, float]:
+    """(failures so far, seconds to wait) for a worker that ended after running `ran` seconds:
+    0.5 s, then doubling up to 30 s while it keeps dying within a minute of starting."""
+    failures = 1 if ran >= STABLE_AFTER else failures + 1
+    return failures, min(MAX_DELAY, FIRST_DELAY * 2 ** (failures - 1))
+
+
 def default_workers() -> int:
     """The cores this process may run on (its CPU affinity), at least 1."""
     try:
@@ -284,8 +291,7 @@ class Supervisor:
                 self.stop(signal.SIGTERM, "a worker failed to start")
                 return
             ran = time.monotonic() - slot.started
-            slot.failures = 1 if ran >= STABLE_AFTER else slot.failures + 1
-            delay = min(MAX_DELAY, FIRST_DELAY * 2 ** (slot.failures - 1))
+            slot.failures, delay = restart_delay(slot.failures, ran)
             logger.error("aupgate: worker %d (pid %s) ended after %.1fs (%s); restarting in "
                          "%gs", slot.index, slot.pid, ran, how, delay)
             with contextlib.suppress(TimeoutError):
