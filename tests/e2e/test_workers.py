@@ -114,6 +114,16 @@ def test_both_workers_serve_one_port(pair: Proxy) -> None:
     assert not pair.audit_path.exists()  # no file for the supervisor: it writes nothing
 
 
+def test_every_worker_signs_with_the_one_ca_on_disk(pair: Proxy) -> None:
+    """A new confdir: worker 0 makes the CA before the others start, so HTTPS through any
+    worker verifies against the one CA file clients are given."""
+    for n in range(40):
+        assert curl(pair, f"https://www.example.org/tls-{n}").status == 200
+        if n >= 5 and served_by(pair, scheme="https") == {0, 1}:
+            return
+    raise AssertionError(f"HTTPS served by {served_by(pair, scheme='https')} only")
+
+
 def test_policy_reload_reaches_every_worker(pair: Proxy) -> None:
     policy = pair.policy_dir / "lab.yaml"
     policy.write_text(policy.read_text() + "\n# edited while serving\n")

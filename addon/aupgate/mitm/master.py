@@ -231,6 +231,9 @@ def _optional_addons(master: GatewayMaster, defaults: list[Any],
 
 async def serve(specs: Sequence[str], settings: RunSettings) -> int:
     """Build the master and run it until SIGTERM/SIGINT; the process's exit status."""
+    # Loading policies takes a moment: a SIGHUP meanwhile (logrotate, the supervisor passing
+    # one on) must not end the process. aupgate's addon takes SIGHUP over once it runs.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     link = SupervisorLink.from_env(os.environ)
@@ -244,9 +247,6 @@ async def serve(specs: Sequence[str], settings: RunSettings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, master.shutdown)
-    # Until aupgate's addon is running (it reopens the audit file on SIGHUP), a SIGHUP from
-    # logrotate or the supervisor must not end a gateway that is still loading its policies.
-    loop.add_signal_handler(signal.SIGHUP, lambda: None)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     await master.run()
     return 0

@@ -24,7 +24,9 @@ The supervisor
   on disk are broken, is retried, loudly, while the others serve);
 - passes SIGHUP on to every worker (each reopens its audit file, e.g. after logrotate), and
   SIGTERM / SIGINT (each worker stops cleanly and records `proxy_stop`), then waits for them;
-- exits 1 if a worker fails before every worker has served once (bad options, a busy port):
+- starts worker 0 first and the others once it serves (it creates the agency CA in a new
+  confdir and the compiled category index once, and reports a bad option once);
+- exits 1 if a worker fails before every worker has served once (bad options, a broken policy):
   the start-up failed, as it would with one process;
 - tells systemd when every worker is serving (`Type=notify`).
 
@@ -222,6 +224,7 @@ class Supervisor:
     stopping: bool = False
     failed: str | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _first_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _all_ready_said: bool = False
     # live shared warn-pass events, replayed to a worker that starts: key -> (expires, line)
     _book: dict[str, tuple[float, bytes]] = field(default_factory=dict)
@@ -233,8 +236,17 @@ class Supervisor:
             loop.add_signal_handler(signum, self.stop, signum)
         loop.add_signal_handler(signal.SIGHUP, self.forward, signal.SIGHUP)
         self.slots = [Slot(i) for i in range(self.count)]
-        lives = [asyncio.create_task(self._keep(slot)) for slot in self.slots]
-        await self._stop.wait()
+        # Worker 0 first, the others once it serves: it creates the agency CA in a new confdir
+        # (workers creating it at once would each sign with their own) and the compiled
+        # category index, and a bad option is reported once, not N times.
+        lives = [asyncio.create_task(self._keep(self.slots[0]))]
+        first = asyncio.create_task(self._first_ready.wait())
+        stopped = asyncio.create_task(self._stop.wait())
+        await asyncio.wait([first, stopped], return_when=asyncio.FIRST_COMPLETED)
+        first.cancel()
+        if not self._stop.is_set():
+            lives += [asyncio.create_task(self._keep(slot)) for slot in self.slots[1:]]
+        await stopped
         done, pending = await asyncio.wait(lives, timeout=STOP_GRACE)
         for slot in self.slots:
             if slot.process is not None and slot.process.returncode is None:
@@ -334,6 +346,7 @@ class Supervisor:
                 return
             if line == b"ready\n":
                 slot.ready = slot.ever_ready = True
+                self._first_ready.set()
                 if slot.link is not None:  # what the others granted before it was serving
                     slot.link.writelines(kept for _, kept in self._live_book())
                 self._said_ready(slot)
