@@ -148,12 +148,21 @@ def aupgate(workers: int) -> Setup:
                            workers=workers, extra=("--set", "aupgate_reload_seconds=0"))
         with started(argv, port, tmp / "aupgate.log") as process:
             deadline = time.monotonic() + 60
-            while f"{workers} workers serving" not in (tmp / "aupgate.log").read_text() and (
-                    workers > 1 and time.monotonic() < deadline):
+            while not serving(tmp / "aupgate", workers):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"aupgate's {workers} workers did not all start")
                 time.sleep(0.1)
             yield port, process.pid
 
     return setup
+
+
+def serving(home: Path, workers: int) -> bool:
+    """Whether every worker has recorded `proxy_start` in its audit file. (The supervisor's
+    "N workers serving" line is an info line, which `--quiet` leaves out.)"""
+    files = ([home / "audit.jsonl"] if workers == 1
+             else [home / f"audit.w{i}.jsonl" for i in range(workers)])
+    return all(f.exists() and b'"event": "proxy_start"' in f.read_bytes() for f in files)
 
 
 def shares(tmp: Path) -> str:
