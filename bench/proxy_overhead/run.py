@@ -139,7 +139,11 @@ def start_aupgate(work: Path, port: int, agency: str, *, audit: bool = True,
                   code: Path | None = None) -> subprocess.Popen[bytes]:
     """`aupgate run`; with `code`, the aupgate package found there (first on PYTHONPATH, which
     mitmdump inherits) instead of the installed one: an older commit's `addon/`."""
-    argv = [str(BIN / "aupgate"), "run", "--workers", "1", "--listen-host", "127.0.0.1",
+    # One process. A tree from before `--workers` refuses the flag; its `aupgate run` is one
+    # process anyway (it runs mitmdump).
+    knows_workers = code is None or (code / "aupgate" / "mitm" / "workers.py").exists()
+    argv = [str(BIN / "aupgate"), "run", *(["--workers", "1"] if knows_workers else []),
+            "--listen-host", "127.0.0.1",
             "--listen-port", str(port), "--policy-dir", str(policies),
             "--categories", str(categories),
             *(["--audit-log", str(work / f"{name}.jsonl")] if audit else []),
