@@ -51,6 +51,7 @@ IO_MODULES = {
     "aupgate.directory.connections": "opens connections to the directory (network I/O)",
     "aupgate.directory.ldap": "searches and binds against the directory (network I/O)",
     "aupgate.directory.negotiate": "reads the Kerberos keytab",
+    "aupgate.policy.logo": "reads the help desk logo a policy names, to embed it in the pages",
 }
 
 _CLOCK_FUNCTIONS = {

@@ -28,7 +28,7 @@ def test_engine_error_blocks_and_is_audited(guarded: Proxy, upstreams: Upstreams
     """mitmproxy forwards when a hook raises; aupgate must answer 502 and audit instead."""
     r = curl(guarded, "http://fault.test/anything", "-U", "alice:wonderland")
     assert r.status == 502, r
-    assert "could not decide" in r.body
+    assert "could not check this request" in r.body
     assert upstreams.seen("fault.test", "/anything") == 0
     [event] = guarded.events("engine_error", host="fault.test")
     assert "injected fault" in event["error"] and event["action"] == "block"
@@ -36,7 +36,7 @@ def test_engine_error_blocks_and_is_audited(guarded: Proxy, upstreams: Upstreams
 
 def test_engine_error_over_https_blocks(guarded: Proxy, upstreams: Upstreams) -> None:
     r = curl(guarded, "https://fault.test/tls", "--proxy-user", "alice:wonderland")
-    assert r.status == 502 and "internal error" in r.body, r
+    assert r.status == 502 and "inside the gateway" in r.body, r
     assert upstreams.seen("fault.test", "/tls") == 0
 
 

@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "redact_fields", "redact_query", "redact_url", "scrub_url"]
+__all__ = ["REDACTED", "redact_fields", "redact_query", "redact_url", "scrub_text", "scrub_url"]
 
 REDACTED = "REDACTED"
 
@@ -36,7 +36,7 @@ _SCALAR_FIELDS = frozenset({
     "continued_host", "pass_minutes", "names", "actions", "hook", "agencies", "digest",
     "categories_digest", "warnings", "errors", "entries", "part", "version", "pid", "listen",
     "policy_dir", "default_agency", "fixed_time", "on_audit_failure", "uptime_s",
-    "category_entries", "lost", "since",
+    "category_entries", "lost", "since", "upstream_error", "explanation",
 })  # fmt: skip
 _DOCUMENTED = _SCALAR_FIELDS | _URL_FIELDS  # every name an event may have without a second look
 _USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@]*@")
@@ -71,6 +71,26 @@ def scrub_url(text: str) -> str:
         text = _USERINFO.sub(r"\1", text)
     base, mark, query = text.partition("?")
     return base + mark + redact_query(query) if mark else text
+
+
+_SECRET_WORDS = re.compile(
+    r"\b(pass(?:word|wd|code)?|pwd|pin|token|secret|api[ _-]?key)(\s*(?:is|[:=])\s*)\S+",
+    re.IGNORECASE)
+_LONG_TOKEN = re.compile(r"(?<![\w/])[A-Za-z0-9+/_=.-]{24,}(?![\w/])")
+_CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
+
+
+def scrub_text(text: str) -> str:
+    """Free text an employee typed (an access request's explanation), minus what looks secret:
+    a value after "password:" or "token=", a long token, a card-like run of digits."""
+    text = _SECRET_WORDS.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    text = _LONG_TOKEN.sub(lambda m: REDACTED if _looks_random(m.group(0)) else m.group(0), text)
+    return _CARD.sub(REDACTED, text)
+
+
+def _looks_random(word: str) -> bool:
+    """A long word with digits and letters mixed (a token), not a long ordinary word or URL."""
+    return (any(c.isdigit() for c in word) and any(c.isalpha() for c in word)) and "://" not in word
 
 
 @functools.lru_cache(maxsize=4096)

@@ -21,10 +21,7 @@ being read and removed after.
 mitmproxy forwards a request when a hook raises, so every hook runs inside `guard.guarded`, which
 blocks what the hook was deciding and audits an `engine_error`.
 
-This module holds the hooks and what they need to say *when*; the rooms beside it say *what*:
-`deciding` (names, identity, the clock, memos), `events` (audit lines), `warnflow` (the continue
-form and passes), `transfer` (counting a body), `state` (what the addon remembers about a flow,
-kept off `flow.metadata`), `guard` (failing closed), `options`, `responses` and `resolver`.
+The hooks say *when*; the modules beside them say *what* (docs/architecture.md lists them).
 """
 
 from __future__ import annotations
@@ -47,17 +44,28 @@ from ..content import detect_content, is_icy_response
 from ..engine import Decision
 from ..gateway import Gateway
 from ..identity import Identity
-from ..pages import RESERVED_PREFIX, Page, page_for, refused_page, render
+from ..pages import REQUEST_ACCESS_PATH, RESERVED_PREFIX, Page, page_for, refused_page, render
 from ..policy.model import STOPPING
-from . import events, lifecycle
+from . import errorresponses, events, lifecycle
 from . import options as opts
+from .accessrequest import AccessRequests
 from .deciding import Decider
 from .flowtext import response_headers, shown_url
-from .guard import InjectedFaultError, fail_flow, fail_server, fail_tls, guarded, options_error
+from .guard import (
+    InjectedFaultError,
+    fail_flow,
+    fail_server,
+    fail_tls,
+    guarded,
+    options_error,
+    refuse_unrecorded,
+)
+from .loginrealm import relabel_login
 from .resolver import ResolveOverride
 from .responses import answer, make_response, redirect, replace_streaming, respond
 from .state import ANSWERED, FlowRecord, FlowRecords, Tunnel
 from .transfer import counting_stream
+from .upstreamfailure import answer_failure
 from .warnflow import WarnFlow
 
 logger = logging.getLogger(__name__)
@@ -71,6 +79,7 @@ class Aupgate:
         self._audit_key: tuple[str, bool, str] | None = None
         self.decider = Decider()
         self.warn = WarnFlow()
+        self.access = AccessRequests()
         self.records: FlowRecords = weakref.WeakKeyDictionary()
         self.resolver = ResolveOverride()
         self._tunnels: dict[str, Tunnel] = {}
@@ -94,6 +103,7 @@ class Aupgate:
     # ------------------------------------------------------------------ options and lifecycle
 
     def load(self, loader: Loader) -> None:
+        errorresponses.install()  # aupgate's pages where mitmproxy would send its own 502
         for spec in opts.OPTIONS:
             loader.add_option(spec.name, spec.typespec, spec.default, spec.help, spec.choices)
 
@@ -181,11 +191,8 @@ class Aupgate:
 
     def _note_stop_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         """Remember which signal stopped the proxy (for `proxy_stop`), then stop as mitmproxy."""
-
-        def stopped_by(name: str) -> None:
-            self._stop_reason = name
-
-        lifecycle.stop_on_signals(loop, ctx.master, stopped_by)
+        lifecycle.stop_on_signals(loop, ctx.master, lambda name: setattr(
+            self, "_stop_reason", name))
 
     def _record_start(self) -> None:
         """The `proxy_start` event: where the gateway listens and what it enforces."""
@@ -238,8 +245,10 @@ class Aupgate:
     @guarded(fail_flow)
     def http_connect(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
-            return  # e.g. proxyauth already answered 407
-        if self._audit_refusing(flow):
+            # e.g. proxyauth already answered 407: the login prompt names the agency's gateway
+            relabel_login(flow, self.decider, ctx.options.aupgate_login_realm)
+            return
+        if refuse_unrecorded(self.audit, flow, self._respond):
             return
         decider = self.decider
         snap = decider.snapshot()
@@ -314,8 +323,9 @@ class Aupgate:
     @guarded(fail_flow)
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
+            relabel_login(flow, self.decider, ctx.options.aupgate_login_realm)
             return
-        if self.audit.refusing and self._audit_refusing(flow):
+        if self.audit.refusing and refuse_unrecorded(self.audit, flow, self._respond):
             return
         req = flow.request
         decider = self.decider
@@ -351,7 +361,8 @@ class Aupgate:
         (mitmproxy dispatches each hook an addon defines for every request, even one that
         returns at once).
         """
-        self.records[flow] = FlowRecord(ident, None, "continue", phase="continue")
+        phase = "request-access" if path == REQUEST_ACCESS_PATH else "continue"
+        self.records[flow] = FlowRecord(ident, None, "continue", phase=phase)
         page = self.warn.reserved(flow, ident, path)
         if page is not None:  # only a small, sized form is read into memory
             self._respond(flow, page, None)
@@ -372,7 +383,10 @@ class Aupgate:
         """
         self._form_settled(flow)  # first: nothing below may leave `request` defined for ever
         record = self.records.get(flow)
-        if record is None or record.phase != "continue" or flow.response:
+        if record is None or record.phase not in ("continue", "request-access") or flow.response:
+            return
+        if record.phase == "request-access":
+            self._respond(flow, self.access.answer(flow, record, self.decider, self.audit), record)
             return
         outcome = self.warn.answer_form(flow, record)
         if isinstance(outcome, str):
@@ -392,29 +406,10 @@ class Aupgate:
             page = self.warn.warn_page(flow, decision, ident, url)
             record.enforced = "warned"
         else:
-            page = page_for("block", flow.id, flow.request.host, url, decision, ident.policy)
+            page = page_for("block", flow.id, flow.request.host, url, decision, ident.policy,
+                            form_path=flow.request.path.partition("?")[0])
             record.enforced = "blocked"
         self._respond(flow, page, record)
-
-    def _audit_refusing(self, flow: http.HTTPFlow) -> bool:
-        """With on_audit_failure=fail-closed and the audit file unwritable, nothing passes."""
-        if not self.audit.refusing:
-            return False
-        # Every write retries the file: try to record this request, and serve it if that worked.
-        with contextlib.suppress(Exception):
-            self.audit.event("audit_probe", request_id=flow.id, host=flow.request.host)
-        return self._refuse_unrecorded(flow)
-
-    def _refuse_unrecorded(self, flow: http.HTTPFlow) -> bool:
-        if not self.audit.refusing:
-            return False  # the probe got through: the file is back
-        logger.critical("aupgate: audit log unwritable (on_audit_failure=fail-closed): "
-                        "refusing %s", flow.request.host)
-        page = page_for("error", flow.id, flow.request.host, "", None, None,
-                        reason="The gateway cannot record decisions right now, and this "
-                               "agency allows no unrecorded traffic. Try again shortly.")
-        self._respond(flow, page, None)
-        return True
 
     def _respond(self, flow: http.HTTPFlow, page: Page, record: FlowRecord | None) -> None:
         """Answer with a page; `record` is what the request's audit line will say."""
@@ -487,7 +482,9 @@ class Aupgate:
             page = self.warn.warn_page(flow, decision, ident, shown_url(req))
             record.enforced = "warned"
         else:
-            page = page_for("block", flow.id, req.host, shown_url(req), decision, ident.policy)
+            page = page_for("block", flow.id, req.host, shown_url(req), decision, ident.policy,
+                            form_path=req.path.partition("?")[0],
+                            content=record.content_named_by(decision))
             record.enforced = "blocked"
         flow.metadata[ANSWERED] = True
         replace_streaming(flow, render(page, req.headers.get("accept")))
@@ -509,7 +506,9 @@ class Aupgate:
         if flow.id in self.warn.pending:
             self._form_settled(flow)  # the client went away while sending its form
         try:
+            answer_failure(flow, self.records.get(flow))  # aupgate's page, not mitmproxy's 502
             self._audit_request(flow)
         except Exception:  # the flow failed already; nothing passes
             logger.exception("aupgate: could not audit a failed flow")
         self.records.pop(flow, None)
+

@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 from mitmproxy import exceptions, http
 
 from ..audit.log import AuditLog
-from ..pages import page_for, render
+from ..pages import Page, page_for, render
 from .responses import make_response, replace_streaming
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "fail_tls",
     "guarded",
     "options_error",
+    "refuse_unrecorded",
 ]
 
 logger = logging.getLogger(__name__)
@@ -83,10 +84,6 @@ class Guarded(Protocol):
     def refuse_tunnel(self, client_id: str, message: str) -> None: ...
 
 
-_ERROR_REASON = ("An internal error stopped this request before anything was sent to the site. "
-                 "Quote the request id to your IT service desk if it persists.")
-
-
 def fail_flow(addon: Guarded, flow: Any, exc: BaseException) -> None:
     """An HTTP hook raised: answer with the error page (or kill the flow), then audit it."""
     logger.error("aupgate: engine error, request blocked: %r", exc, exc_info=exc)
@@ -102,8 +99,7 @@ def fail_flow(addon: Guarded, flow: Any, exc: BaseException) -> None:
             if flow.killable:
                 flow.kill()  # type: ignore[no-untyped-call]
         else:
-            page = page_for("error", flow.id, flow.request.host, "", None, None,
-                            reason=_ERROR_REASON)
+            page = page_for("error", flow.id, flow.request.host, "", None, None)
             rendered = render(page, flow.request.headers.get("accept"))
             if flow.response is not None:
                 replace_streaming(flow, rendered)
@@ -137,3 +133,27 @@ def fail_server(addon: Guarded, data: Any, exc: BaseException) -> None:
         addon.audit.event("engine_error", request_id=data.client.id, phase="server_connect",
                           error=repr(exc), action="block")
 
+
+
+def refuse_unrecorded(audit: AuditLog, flow: http.HTTPFlow,
+                      respond: Callable[[http.HTTPFlow, Page, None], None]) -> bool:
+    """With on_audit_failure=fail-closed and the audit file unwritable, nothing passes: True
+    when `flow` was answered with the "unavailable" page.
+
+    Every write retries the file: this tries to record the request, and serves it if that
+    worked.
+    """
+    if not _refusing(audit):
+        return False
+    with contextlib.suppress(Exception):
+        audit.event("audit_probe", request_id=flow.id, host=flow.request.host)
+    if not _refusing(audit):
+        return False  # the probe got through: the file is back
+    logger.critical("aupgate: audit log unwritable (on_audit_failure=fail-closed): "
+                    "refusing %s", flow.request.host)
+    respond(flow, page_for("unavailable", flow.id, flow.request.host, "", None, None), None)
+    return True
+
+
+def _refusing(audit: AuditLog) -> bool:
+    return audit.refusing

@@ -64,6 +64,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "How a blocked HTTPS site that may be decrypted is answered: page (intercept and "
                "show the block page; clients must trust the agency CA) or refuse (refuse the "
                "CONNECT).", HTTPS_BLOCK_MODES),
+    OptionSpec("aupgate_login_realm", str, "",
+               "The name the proxy-login prompt shows (the Basic realm). Default: the client's "
+               "agency's name and \"internet gateway\"."),
     OptionSpec("aupgate_fault", str, "",
                "Tests only (needs AUPGATE_TEST_MODE=1): POINT[@HOST] makes that step raise, to "
                "prove the gateway fails closed. Points: " + ", ".join(FAULT_POINTS) + "."),

@@ -57,6 +57,16 @@ class Passes:
                                       now + TICKET_SECONDS)
         return token
 
+    def peek(self, token: str, *, client: str, user: str | None, host: str,
+             now: float) -> Ticket | None:
+        """The live ticket for this token, client, user and host, left in place."""
+        ticket = self._tickets.get(token)
+        if ticket is None or ticket.expires < now:
+            return None
+        if (ticket.client, ticket.user, ticket.host) != (client, user or "", host):
+            return None
+        return ticket
+
     def redeem(self, token: str, *, client: str, user: str | None, host: str,
                now: float) -> Ticket | None:
         """The ticket, if the token is live and was issued to this client, user and host.

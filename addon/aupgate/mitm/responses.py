@@ -8,6 +8,8 @@ chunk event sends our page, and everything the upstream sends after that is drop
 
 from __future__ import annotations
 
+import dataclasses
+import urllib.parse
 from collections.abc import Callable
 
 from mitmproxy import http
@@ -19,7 +21,8 @@ _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def make_response(rendered: Rendered, extra: dict[str, str] | None = None) -> http.Response:
-    headers = {"Content-Type": rendered.content_type, **_HEADERS, **(extra or {})}
+    headers = {"Content-Type": rendered.content_type, **_HEADERS, **dict(rendered.headers),
+               **(extra or {})}
     return http.Response.make(rendered.status, rendered.body, headers)
 
 
@@ -53,7 +56,24 @@ def redirect(location: str) -> http.Response:
 
 def respond(flow: http.HTTPFlow, page: Page) -> None:
     """Answer with a page in the format the client's Accept header prefers."""
-    answer(flow, make_response(render(page, flow.request.headers.get("accept"))))
+    answer(flow, make_response(render(with_back(page, flow), flow.request.headers.get("accept"))))
+
+
+def with_back(page: Page, flow: http.HTTPFlow) -> Page:
+    """The page with its "Go back" link: the origin of the page the employee came from.
+
+    Only the origin (scheme, host, port) of an http(s) Referer, so no path or query the site put
+    there reaches the page; none when the Referer is the stopped site itself.
+    """
+    referer = flow.request.headers.get("referer", "")
+    try:
+        parts = urllib.parse.urlsplit(referer)
+        host = parts.hostname
+    except ValueError:
+        return page
+    if parts.scheme not in ("http", "https") or not host or host == flow.request.host:
+        return page
+    return dataclasses.replace(page, back=f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/")
 
 
 def answer(flow: http.HTTPFlow, response: http.Response) -> None:

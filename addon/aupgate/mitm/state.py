@@ -52,6 +52,14 @@ class FlowRecord:
     audited: bool = False
     extra: dict[str, Any] | None = None  # fields only some events have (content, work_reason)
 
+    def content_named_by(self, decision: Decision) -> str | None:
+        """The content kind, of those detected for this flow, that the deciding rule names."""
+        policy = self.identity.policy
+        rule = next((r for r in policy.rules if r.id == decision.rule), None) if policy else None
+        found = set((self.extra or {}).get("content") or ())
+        named = found & set(rule.match.content or ()) if rule is not None else found
+        return min(named) if named else None
+
     def mark(self) -> dict[str, Any]:
         """The plain, serialisable summary a saved flow keeps in `flow.metadata[MARK]`.
 

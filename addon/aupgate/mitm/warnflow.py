@@ -12,6 +12,7 @@ mitmproxy dispatches every hook an addon defines for every request.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import urllib.parse
 
@@ -19,7 +20,8 @@ from mitmproxy import http
 
 from ..engine import Decision
 from ..identity import Identity
-from ..pages import CONTINUE_PATH, Page, page_for
+from ..pages import CONTINUE_PATH, REQUEST_ACCESS_PATH, Page, page_for
+from .accessrequest import form_problem
 from .flowtext import shown_url
 from .passes import Passes, clean_reason
 from .state import FlowRecord
@@ -27,6 +29,8 @@ from .state import FlowRecord
 __all__ = ["MAX_FORM_BYTES", "WarnFlow"]
 
 MAX_FORM_BYTES = 8192  # a warn form is a token and a reason of at most 500 characters
+FORM_PATHS = (CONTINUE_PATH, REQUEST_ACCESS_PATH)
+"""The reserved paths whose (small, sized) POST bodies the proxy reads."""
 
 
 class WarnFlow:
@@ -61,11 +65,9 @@ class WarnFlow:
         else the page to answer with now."""
         req = flow.request
         length = req.headers.get("content-length", "")
-        if path != CONTINUE_PATH or req.method != "POST" or not (
+        if path not in FORM_PATHS or req.method != "POST" or not (
                 length.isdigit() and int(length) <= MAX_FORM_BYTES):
-            return page_for("error", flow.id, req.host, shown_url(req), None, ident.policy,
-                            reason="This address is reserved by the agency gateway.",
-                            pass_minutes=self.pass_minutes)
+            return page_for("reserved", flow.id, req.host, shown_url(req), None, ident.policy)
         self.pending.add(flow.id)
         return None
 
@@ -84,18 +86,39 @@ class WarnFlow:
         token = (form.get("token") or [""])[0]
         reason = clean_reason((form.get("reason") or [""])[0])
         ident = record.identity
-        if len(reason) < 4:
-            return page_for("warn", flow.id, req.host, "", None, ident.policy,
-                            reason="A work reason of at least a few words is required.",
-                            pass_minutes=self.pass_minutes)
-        ticket = self.passes.redeem(token, client=ident.client_text, user=ident.user,
-                                    host=req.host, now=time.monotonic())
+        client, user, now = ident.client_text, ident.user, time.monotonic()
+        problem = form_problem(reason)
+        if problem is not None:
+            live = self.passes.peek(token, client=client, user=user, host=req.host, now=now)
+            if live is not None:  # the same form again, its token still good, what was typed kept
+                record.enforced = "continue-rejected"
+                record.extra = {"continue_problem": "reason-too-short"}
+                page = page_for("warn", flow.id, req.host, _origin(live.url), None,
+                                ident.policy, token=token, pass_minutes=self.pass_minutes,
+                                clauses=live.clauses, reason=_rule_reason(ident, live.rule))
+                return dataclasses.replace(page, problem=problem, typed=reason)
+        ticket = None if problem else self.passes.redeem(token, client=client, user=user,
+                                                         host=req.host, now=now)
         if ticket is None:
-            return page_for("error", flow.id, req.host, "", None, ident.policy,
-                            reason="This continue form has expired or was issued to another "
-                                   "computer or user. Open the site again.",
-                            pass_minutes=self.pass_minutes)
+            record.enforced = "continue-rejected"
+            record.extra = {"continue_problem": "expired"}
+            return page_for("expired", flow.id, req.host, f"{req.scheme}://{req.host}/", None,
+                            ident.policy)
+        record.enforced = "continued"
         record.extra = {"rule_continued": ticket.rule, "clauses_continued": list(ticket.clauses),
                         "work_reason": reason, "continued_host": ticket.host,
                         "pass_minutes": self.pass_minutes}
         return ticket.url
+
+
+def _origin(url: str) -> str:
+    """The scheme and host of a kept URL: a page shows no more of it (secrets stay server-side)."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/"
+
+
+def _rule_reason(ident: Identity, rule_id: str) -> str | None:
+    policy = ident.policy
+    if policy is None:
+        return None
+    return next((r.reason for r in policy.rules if r.id == rule_id), None)

@@ -11,6 +11,7 @@ the top level, the document and clauses, and a directory of files.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import replace
@@ -23,9 +24,11 @@ from aupgate.errors import PolicyError, Problem
 from aupgate.yamlsource import FieldReader, keys_of, kind_of, load_yaml
 
 from .checks import check_clause_map, check_lists_disjoint, cross_agency_overlaps
+from .logo import logo_data_uri
 from .model import CLAUSE_ID, ID, Clause, Document, Policy, PolicySet
 from .schedule import WINDOWS
 from .sections.grants import read_grants
+from .sections.helpdesk import read_help_desk
 from .sections.identity import read_identity
 from .sections.lists import read_never_decrypt, read_site_list, read_verdict
 from .sections.pac import read_pac
@@ -54,9 +57,11 @@ _TOP_KEYS = (
     "pac",
     "limits",
     "categories",
+    "help_desk",
 )
 _OPTIONAL_TOP = frozenset(
-    {"identity", "allow", "deny", "grants", "never_decrypt", "pac", "limits", "categories"}
+    {"identity", "allow", "deny", "grants", "never_decrypt", "pac", "limits", "categories",
+     "help_desk"}
 )
 _REQUIRED_TOP = tuple(key for key in _TOP_KEYS if key not in _OPTIONAL_TOP)
 
@@ -123,6 +128,7 @@ def _build_policy(
     never_decrypt = read_never_decrypt(reader, top)
     pac = read_pac(reader, top)
     limit = read_limits(reader, top)
+    help_desk = read_help_desk(reader, top, functools.partial(logo_data_uri, base=path.parent))
     overrides, override_problems = read_overrides(top, reader.file)
     reader.problems += override_problems
     check_clause_map(reader, top, clauses, rules, default, allow, deny)
@@ -152,6 +158,7 @@ def _build_policy(
         transfer_limit_bytes=limit,
         pac=pac,
         overrides=overrides,
+        help_desk=help_desk,
         _user_groups={u: frozenset(g) for u, g in user_groups.items()},
     )
 

@@ -221,6 +221,20 @@ class PacSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HelpDesk:
+    """Whom an employee asks about a block, as the agency's pages show it (`help_desk`).
+
+    `logo` is what an `<img src>` may carry: a `data:` URI made from an image file the policy
+    names (checked and size-limited when loaded) or an `https:` URL; never SVG.
+    """
+
+    name: str
+    phone: str | None = None
+    link: str | None = None
+    logo: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """One agency's policy, validated. Pure data: the engine does the deciding."""
 
@@ -241,6 +255,7 @@ class Policy:
     transfer_limit_bytes: int | None = None
     pac: PacSettings | None = None
     overrides: CategoryOverrides | None = None  # the agency's amendments to the shared lists
+    help_desk: HelpDesk | None = None
     source: str = ""
     digest: str = ""
     _user_groups: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
