@@ -22,6 +22,7 @@ from .envelope import HEAD, format_time, time_key
 
 __all__ = [
     "ReviewError",
+    "check_audit_file",
     "first_time",
     "follow",
     "last_line",
@@ -59,6 +60,33 @@ def first_time(path: Path) -> str:
     except (OSError, EOFError):
         return ""
     return ""
+
+
+def check_audit_file(path: Path) -> None:
+    """Raise ReviewError unless `path` exists and reads as an audit log (or is empty).
+
+    Its first line must be an aupgate event (a JSON object with `event` and `time`): a report of
+    the wrong file would otherwise say "0 decisions" and exit 0, as if nothing had happened.
+    """
+    if not path.exists():
+        raise ReviewError(f"{path}: no such file")
+    if path.is_dir():
+        raise ReviewError(f"{path}: is a directory, not an audit log")
+    try:
+        for raw in lines(path):
+            if not raw.strip():
+                continue
+            try:
+                record = orjson.loads(raw)
+            except ValueError:
+                record = None
+            if not (isinstance(record, dict) and "event" in record and "time" in record):
+                shown = raw[:60].decode("utf-8", "replace").rstrip()
+                raise ReviewError(f"{path}: not an aupgate audit log (its first line is "
+                                  f"{shown!r})")
+            return
+    except (OSError, EOFError) as exc:
+        raise ReviewError(f"{path}: {exc}") from exc
 
 
 def last_line(path: Path) -> tuple[bytes | None, bool]:

@@ -12,6 +12,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -122,40 +123,81 @@ _COLOURS = {
 _RESET = "\x1b[0m"
 _ALERTS = frozenset({"engine_error", "policy_reload_failed", "audit_gap", "domain_mismatch"})
 _SKIP = frozenset({"schema_version", "time", "event", "prev", "chain"})
+_SUMMARISED = frozenset({"agency_digests", "category_counts"})
+"""Mappings in start-up events, said in a word: their size (`aupgate review --json` has them)."""
 
 
-def format_event(record: Record, *, colour: bool = False) -> str:
-    """One readable line: time, what happened, to whom, where, and under which rule."""
-    stamp = str(record.get("time", ""))[:19].replace("T", " ") + "Z"
+def stamp_of(record: Record, zone: tzinfo | None) -> str:
+    """The event's time in `zone` (UTC when None), to the second, with the zone's abbreviation."""
+    text = str(record.get("time", ""))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text[:19].replace("T", " ") or "-"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(zone or UTC)
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname() or ''}".rstrip()
+
+
+def format_event(record: Record, *, colour: bool = False, zone: tzinfo | None = None) -> str:
+    """One readable line: time, what happened, in which phase, to whom, where, under which rule
+    (and the grant that relaxed it)."""
+    stamp = stamp_of(record, zone)
     event = str(record.get("event", "?"))
 
     def paint(text: str, key: str) -> str:
         return f"{_COLOURS[key]}{text}{_RESET}" if colour else text
 
+    if event == "access_request":
+        who = "  ".join(str(record.get(k) or "-") for k in ("agency", "user", "client"))
+        label = paint(f"{'ACCESS?':<8}", "alert")
+        where = f"{record.get('host') or '-'}{record.get('path') or ''}"
+        return (f"{stamp} {label} {'request':<8} {who}  {where}  rule {record.get('rule') or '-'}"
+                f' ({record.get("action") or "-"}): "{record.get("explanation", "")}"')
     if event == "decision":
         continuing = record.get("phase") == "continue"
         action = "continue" if continuing else str(record.get("action") or record.get("enforced"))
         label = paint(f"{action.upper():<8}", record.get("action") or "dim")
+        phase = str(record.get("phase") or "-")
         path = record.get("path") or ""
         where = f"{record.get('host') or '-'}{path if isinstance(path, str) else ''}"
         who = "  ".join(str(record.get(k) or "-") for k in ("agency", "user", "client"))
         cats = ",".join(record.get("categories") or []) or "-"
-        if continuing:
+        if continuing and record.get("rule_continued"):
             rule = record.get("rule_continued") or "-"
             clauses = ",".join(record.get("clauses_continued") or [])
             tail = f'past {rule} [{clauses}]: "{record.get("work_reason", "")}"'
+        elif continuing:
+            tail = f"sent back: {record.get('continue_problem') or 'no pass given'}"
         else:
             clauses = ",".join(record.get("clauses") or [])
-            tail = f"rule {record.get('rule') or '-'} [{clauses}] {record.get('enforced', '')}"
-        return f"{stamp} {label} {who}  {cats}  {where}  {tail}".rstrip()
+            tail = f"rule {record.get('rule') or '-'} [{clauses}] {_enforced(record)}"
+            if record.get("grant"):
+                tail += f" (relaxed by grant {record['grant']})"
+            if record.get("upstream_error"):
+                tail += f" ({record['upstream_error']}, status {record.get('status')})"
+        return f"{stamp} {label} {phase:<8} {who}  {cats}  {where}  {tail}".rstrip()
     details = " ".join(
-        f"{k}={_short(v)}" for k, v in record.items() if k not in _SKIP and v not in (None, [], "")
+        f"{k}={len(v)}" if k in _SUMMARISED and isinstance(v, dict) else f"{k}={_short(v)}"
+        for k, v in record.items() if k not in _SKIP and v not in (None, [], "", {})
     )
     label = paint(f"{event.upper():<8}", "alert" if event in _ALERTS else "dim")
     return f"{stamp} {label} {details}".rstrip()
 
 
+def _enforced(record: Record) -> str:
+    """What was done; a CONNECT that passed to show a page inside is "intercepted", not passed."""
+    enforced = str(record.get("enforced", ""))
+    if record.get("phase") == "connect" and enforced == "passed" and record.get(
+            "action") in ("warn", "block"):
+        return "intercepted (the page is shown inside the tunnel)"
+    return enforced
+
+
 def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{k}:{_short(v)}" for k, v in value.items())
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     text = str(value)

@@ -13,9 +13,12 @@ imports it.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import os
 import sys
 from collections.abc import Sequence
 
+from aupgate import __version__
 from aupgate.errors import CategoryError, PolicyError
 
 from .audit import add_audit_parsers
@@ -40,9 +43,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
-    except BrokenPipeError:  # `aupgate explain ... | head`
+    except BrokenPipeError:  # `aupgate review ... | head`: the reader has all it wanted
+        _quiet_stdout()
         return 0
     return code
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's last flush at exit does not
+    fail again and print "Broken pipe" after the reader has gone."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def version_text() -> str:
+    """`aupgate --version`: this package's version, and the mitmproxy it runs on."""
+    try:
+        mitmproxy = importlib.metadata.version("mitmproxy")
+    except importlib.metadata.PackageNotFoundError:
+        mitmproxy = "not installed"
+    return f"aupgate {__version__} (mitmproxy {mitmproxy}, Python {sys.version.split()[0]})"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
             "`aupgate`: check policies, explain decisions, print clause maps, run the proxy."
         ),
     )
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_policy_parsers(sub)
     for register in (

@@ -20,16 +20,19 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from aupgate.audit.reader import ReviewError, follow, parse_when
+from aupgate.audit.reader import ReviewError, check_audit_file, follow, parse_when
 from aupgate.audit.report.html import render_html
 from aupgate.audit.report.reading import summarise
 from aupgate.audit.report.summary import Options
 from aupgate.audit.report.text import render_csv, render_table
 from aupgate.audit.review import Record, Selection, format_event, merged, select
 from aupgate.audit.verify import verify_files
+from aupgate.errors import AupgateError
+from aupgate.paths import default_policy_dir
+from aupgate.policy.loader import load_policy_dir
 from aupgate.policy.model import ACTIONS as LEAST_SEVERE_FIRST
 
-from .common import now
+from .common import add_policy_dir_option, now
 from .progress import Progress
 
 __all__ = ["add_audit_parsers", "run_report", "run_review", "selection_from"]
@@ -90,6 +93,10 @@ def _add_review_parser(subparsers: Any) -> argparse.ArgumentParser:
     review.add_argument("--since", help="from: 2h, 15m, 7d back, or an ISO-8601 time (UTC default)")
     review.add_argument("--until", help="before: as --since")
     review.add_argument("--json", action="store_true", help="print matching lines unchanged")
+    review.add_argument(
+        "--tz", help="IANA time zone for the times shown (default: each event's agency's zone, "
+        "from --policy-dir; UTC when unknown)")
+    add_policy_dir_option(review)
     review.set_defaults(func=cmd_review)
     return review
 
@@ -115,12 +122,16 @@ def run_review(
     """Print the selected events of `args.files` (or follow `args.files[0]`); 0 on success."""
     selection = selection_from(args, now)
     colour = not args.json and use_colour(out)
+    zone_of = _zones(args)
+    emitted = 0
 
     def emit(raw: bytes, record: Record) -> None:
+        nonlocal emitted
+        emitted += 1
         if args.json:
             out.write(raw.decode("utf-8", "replace").rstrip("\n") + "\n")
         else:
-            out.write(format_event(record, colour=colour) + "\n")
+            out.write(format_event(record, colour=colour, zone=zone_of(record)) + "\n")
         out.flush()
 
     if args.follow:
@@ -131,12 +142,54 @@ def run_review(
         for _key, raw, record in select(lines, selection):
             emit(raw, record)
         return 0
+    for path in args.files:
+        check_audit_file(path)
     try:
         for _key, raw, record in merged(args.files, selection):
             emit(raw, record)
+    except BrokenPipeError:
+        raise  # `| head` has what it wanted: main() ends quietly
     except (OSError, EOFError) as exc:
         raise ReviewError(str(exc)) from exc
+    if not emitted and _filtered(args):
+        print(f"aupgate review: no event matched {_filters_text(args)} in "
+              f"{', '.join(map(str, args.files))}", file=sys.stderr)
+        return 1
     return 0
+
+
+_FILTERS = ("agency", "user", "client", "category", "action", "host", "event", "since", "until")
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name, None) for name in _FILTERS)
+
+
+def _filters_text(args: argparse.Namespace) -> str:
+    """The filters given, as the command line spelt them: what to check for a typo."""
+    parts = []
+    for name in _FILTERS:
+        value = getattr(args, name, None)
+        for item in value if isinstance(value, list) else ([value] if value else []):
+            parts.append(f"--{name} {item}")
+    return " ".join(parts)
+
+
+def _zones(args: argparse.Namespace) -> Callable[[Record], tzinfo | None]:
+    """Each event's display zone: --tz, else its agency's zone (from the policies), else UTC."""
+    if args.tz:
+        try:
+            fixed = ZoneInfo(args.tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ReviewError(f"--tz: unknown time zone '{args.tz}'") from exc
+        return lambda _record: fixed
+    zones: dict[str, tzinfo] = {}
+    try:
+        policies = load_policy_dir(args.policy_dir or default_policy_dir(), today=now().date())
+        zones = {a: p.schedule.timezone for a, p in policies.policies.items()}
+    except (AupgateError, OSError):
+        pass  # no policies here: times stay in UTC, as the log writes them
+    return lambda record: zones.get(str(record.get("agency")))
 
 
 def selection_from(args: argparse.Namespace, now: datetime) -> Selection:
@@ -198,6 +251,9 @@ def _add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     report.add_argument(
         "--tz", help="IANA time zone for hours and days, e.g. America/Chicago (default: local)"
     )
+    report.add_argument(
+        "--agency", action="append", default=[], help="only this agency's events (repeatable)"
+    )
     report.set_defaults(func=cmd_report)
     return report
 
@@ -229,6 +285,7 @@ def options_from(args: argparse.Namespace, now: datetime) -> Options:
         by_user=args.by_user,
         uncategorized=args.uncategorized,
         top=args.top,
+        agencies=frozenset(args.agency),
     )
 
 
@@ -236,8 +293,7 @@ def run_report(args: argparse.Namespace, out: TextIO, progress: TextIO, *, now: 
     """Summarise `args.files` and write the chosen format to `-o` or `out`; 0 on success."""
     options = options_from(args, now)
     for path in args.files:
-        if not path.exists():
-            raise ReviewError(f"{path}: no such file")
+        check_audit_file(path)
     if args.jobs < 1:
         raise ReviewError("--jobs must be at least 1")
     total = 0
@@ -251,6 +307,9 @@ def run_report(args: argparse.Namespace, out: TextIO, progress: TextIO, *, now: 
         summary = summarise(args.files, options, progress=bar.update, jobs=args.jobs)
     finally:
         bar.close()
+    if args.agency and not summary.decisions and not summary.access_count:
+        raise ReviewError(f"no event of agency {', '.join(args.agency)} in "
+                          f"{', '.join(map(str, args.files))} (is the agency id right?)")
     model = summary.to_json([str(p) for p in args.files], now)
     if args.format == "json":
         text = json.dumps(model, indent=2) + "\n"

@@ -60,6 +60,10 @@ def cmd_pac(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
         return 0
+    if not args.output.parent.is_dir():
+        print(f"aupgate pac: {args.output.parent} is not a directory (create it first: the PAC "
+              "file goes where your web server serves it)", file=sys.stderr)
+        return 2
     targets = [args.output]
     if args.wpad:
         targets.append(args.output.parent / "wpad.dat")
@@ -76,7 +80,6 @@ def _write_atomically(target: Path, text: str) -> None:
     browser, goes DIRECT (bypassing the gateway) or loses the web; a rename is all or nothing.
     The file is made world-readable: the web server's user serves it.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import re
 import sys
 import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -67,7 +69,8 @@ def add_policy_parsers(sub: Any) -> None:
     explain.add_argument("--client", help="client IP address")
     explain.add_argument("--device", choices=DEVICES, help="device class (default: from --client)")
     explain.add_argument(
-        "--at", help="ISO-8601 time; without an offset, agency-local (default: now)"
+        "--at", help="ISO-8601 time, or HH:MM for today; without an offset, agency-local "
+        "(default: now)"
     )
     explain.add_argument("--json", action="store_true", help="print one JSON object per decision")
     explain.add_argument(
@@ -135,7 +138,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         if policy.overrides is not None:  # the agency's amendments to the shared lists
             for line in describe_effect(policy.overrides, index):
                 print(f"  categories: {line}")
-    print(f"checked in {elapsed:.2f}s: {len(index)} category entries")
+    print(f"checked in {elapsed:.2f}s: {len(index)} distinct sites and URL prefixes in the index "
+          "(fewer than the list entries above: a site on several lists, or listed twice, "
+          "is one entry)")
     if policies.warnings:
         print(f"{len(policies.warnings)} warning(s)")
         return 1
@@ -145,10 +150,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- explain
 
 
+_CLOCK_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     if (args.url is None) == (args.batch is None):
         raise UsageError("explain needs a URL or --batch FILE.jsonl (not both)")
-    at = parse_time(args.at)
+    today_at = _CLOCK_TIME.match(args.at or "")
+    at = now() if today_at else parse_time(args.at)
     loaded = _load(args, at.date())
     if args.batch is not None:
         return _explain_batch(loaded, args.batch, sys.stdout, at)
@@ -159,7 +168,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
         "client": args.client,
         "device": args.device,
     }
+    for warning in url_warnings(args.url):
+        print(f"aupgate explain: warning: {warning}", file=sys.stderr)
     try:
+        if today_at:  # HH:MM: that time today, in the agency's own zone
+            policy, _ = _explain_one(loaded, request, at)
+            local_day = policy.schedule.local(at).date()
+            at = datetime.combine(local_day, dtime(int(today_at[1]), int(today_at[2])))
         policy, decision = _explain_one(loaded, request, at)
     except (UrlError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
@@ -168,6 +183,31 @@ def cmd_explain(args: argparse.Namespace) -> int:
     else:
         print(render_decision(policy, decision, at))
     return 0
+
+
+_SCHEMES = ("http", "https", "ws", "wss")
+
+
+def url_warnings(raw: str) -> list[str]:
+    """Likely typos in a URL given to `explain`: a scheme without "://", a host with no dot."""
+    warnings: list[str] = []
+    text = raw.strip()
+    lowered = text.lower()
+    for scheme in _SCHEMES:
+        for typo in (f"{scheme}//", f"{scheme}:/", f"{scheme}:\\\\", f"{scheme};//"):
+            if lowered.startswith(typo) and not lowered.startswith(f"{scheme}://"):
+                fixed = f"{scheme}://" + text[len(typo):].lstrip("/\\")
+                warnings.append(f"'{raw}' looks like a mistyped URL; did you mean '{fixed}'?")
+                return warnings
+    try:
+        host = parse_url(text).host
+    except UrlError:
+        return warnings
+    if host in _SCHEMES or host == "www":
+        warnings.append(f"the host is '{host}': is '{raw}' the whole address?")
+    elif "." not in host and ":" not in host and host != "localhost":
+        warnings.append(f"the host '{host}' has no dot: is '{raw}' the whole address?")
+    return warnings
 
 
 def _explain_one(loaded: _Loaded, request: dict[str, Any], at: datetime) -> tuple[Policy, Decision]:
@@ -311,6 +351,10 @@ def render_table(rows: list[dict[str, Any]]) -> str:
             if row["proxy_limits"]:
                 how += f"; limits: {row['proxy_limits']}"
         wrapped = textwrap.wrap(how, width=60, break_on_hyphens=False) or [""]  # keep rule ids
-        out.append(f"{row['clause']:<26} {row['title'][:40]:<40} {wrapped[0]}")
-        out.extend(f"{'':<67} {more}" for more in wrapped[1:])
+        titles = textwrap.wrap(row["title"], width=40, break_on_hyphens=False) or [""]
+        for i in range(max(len(wrapped), len(titles))):
+            clause = row["clause"] if i == 0 else ""
+            title = titles[i] if i < len(titles) else ""
+            how_line = wrapped[i] if i < len(wrapped) else ""
+            out.append(f"{clause:<26} {title:<40} {how_line}".rstrip())
     return "\n".join(out)

@@ -32,6 +32,9 @@ from mitmproxy.utils import human
 LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "info": logging.INFO,
           "alert": mitmlog.ALERT, "debug": logging.DEBUG}
 CHATTY = ("mitmproxy.proxy.server",)
+LISTENING = "mitmproxy.proxy.mode_servers"
+"""The logger of mitmproxy's "HTTP(S) proxy listening at ..." line, shown even with --quiet."""
+_MODE_HINT = re.compile(r"Try specifying a different port by using `--mode [a-z0-9_]+@(\d+)`\.")
 """Loggers that write a line per connection at info; shown only at debug."""
 
 _QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"<>]*)\?[^\s#'\"<>]*", re.IGNORECASE)
@@ -41,6 +44,14 @@ _SECRET_HEADER = re.compile(
     re.IGNORECASE)
 _SYSLOG = {logging.DEBUG: 7, logging.INFO: 6, mitmlog.ALERT: 5, logging.WARNING: 4,
            logging.ERROR: 3, logging.CRITICAL: 2}
+
+
+def reword(text: str) -> str:
+    """mitmproxy's hints in aupgate's terms (`--mode regular@PORT` is not an aupgate option)."""
+    if "--mode" in text:
+        text = _MODE_HINT.sub(r"Choose another port (aupgate run --listen-port \1), or stop what "
+                              r"is using this one.", text)
+    return text
 
 
 def redact(text: str) -> str:
@@ -78,7 +89,7 @@ class _Formatter(logging.Formatter):
         client = getattr(record, "client", None)
         if client:
             message = f"[{human.format_address(client)}] {message}"
-        message = redact(message)
+        message = redact(reword(message))
         if self.journal:
             priority = _SYSLOG.get(record.levelno, 6)
             return "\n".join(f"<{priority}>{self.label}{line}" for line in message.splitlines())
@@ -107,10 +118,35 @@ def stderr_handler(label: str = "", stream: TextIO | None = None) -> logging.Han
     return handler
 
 
+def _listening_line_too(record: logging.LogRecord) -> bool:
+    """Below the chosen level only mitmproxy's "listening at" line gets through (see set_level)."""
+    floor: int = getattr(record, "_floor", logging.NOTSET)
+    return record.levelno >= floor or record.name == LISTENING
+
+
+class _Floor(logging.Filter):
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record._floor = self.level  # read by _listening_line_too
+        return True
+
+
 def set_level(handler: logging.Handler, verbosity: str) -> None:
-    """Apply a `termlog_verbosity` to the handler and the loggers feeding it."""
+    """Apply a `termlog_verbosity` to the handler and the loggers feeding it.
+
+    Whatever the level, the line saying where the proxy listens is shown: an administrator who
+    starts it with --quiet must still see that it is serving, and where.
+    """
     level = LEVELS[verbosity]
-    handler.setLevel(level)
+    for old in [f for f in handler.filters if isinstance(f, _Floor)]:
+        handler.removeFilter(old)
+    handler.addFilter(_Floor(level))
+    handler.filters.sort(key=lambda f: not isinstance(f, _Floor))
+    handler.setLevel(min(level, logging.INFO))
+    logging.getLogger(LISTENING).setLevel(logging.INFO)
     # Below the level nothing is even formatted: mitmproxy logs a great deal at debug.
     logging.getLogger().setLevel(level)
     for name in CHATTY:
@@ -124,8 +160,9 @@ class OperationalLog:
     def __init__(self, *, worker: int | None = None, quiet: bool = False,
                  stream: TextIO | None = None) -> None:
         self.handler = stderr_handler(f"w{worker}" if worker is not None else "", stream)
-        self.default_level = "error" if quiet else "info"
+        self.default_level = "warn" if quiet else "info"
         set_level(self.handler, self.default_level)
+        self.handler.addFilter(_listening_line_too)
         logging.getLogger().addHandler(self.handler)
 
     def load(self, loader: Loader) -> None:

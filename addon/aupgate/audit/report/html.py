@@ -95,13 +95,23 @@ def render_html(model: dict[str, Any]) -> str:
     parts += [
         "<h2>Warnings and stated work reasons</h2>",
         f"<p>{warn['shown']} warning page(s) shown; {warn['continued']} continued after "
-        "stating a work reason.</p>",
+        f"stating a work reason; {warn['continue_rejected']} continue attempt(s) sent back "
+        "(reason too short, or an expired form).</p>",
         _table(
             ("rule continued past", "times"),
             [(w["rule"], w["count"]) for w in warn["continued_by_rule"]],
         ),
         _table(("stated reason", "times"), _rows(warn["reasons"], "reason")),
         _approx_note(warn["reasons"]),
+    ]
+    access = model["access_requests"]
+    parts += [
+        "<h2>Requests for access</h2>",
+        f"<p>{access['total']} request(s) for access from block pages.</p>",
+        _table(("time", "agency", "who", "site", "rule", "explanation"),
+               [(a["time"][:16].replace("T", " "), a["agency"] or "-",
+                 a["user"] or a["client"] or "-", f"{a['host']}{a['path'] or ''}",
+                 a["rule"] or "-", a["explanation"] or "") for a in access["latest"]]),
     ]
     pol = model["policy"]
     parts += [

@@ -24,6 +24,10 @@ _MAX_DAYS = 4_000
 _MAX_POLICY_EVENTS = 200
 _OTHER = "(other)"
 _LOCAL_MEMO_LIMIT = 20_001
+_MAX_ACCESS_REQUESTS = 200
+AUTOMATIC_PATHS = frozenset({"/favicon.ico", "/apple-touch-icon.png",
+                             "/apple-touch-icon-precomposed.png"})
+"""Requests a browser makes by itself for any page it shows (not page views): not counted."""
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Options:
     uncategorized: bool = False
     top: int = 10
     cap: int = DEFAULT_CAP
+    agencies: frozenset[str] = frozenset()  # empty: every agency
 
 
 class Summary:
@@ -65,6 +70,11 @@ class Summary:
         self.by_day: dict[str, dict[str, int]] = {}
         self.warn_shown = 0
         self.continued = 0
+        self.rejected_continues = 0
+        self.automatic = 0
+        self.other_agencies = 0
+        self.access_requests: list[dict[str, Any]] = []
+        self.access_count = 0
         self.continued_rules: dict[str, int] = {}
         self.reasons = TopCounter(cap)
         self.policy_events: list[dict[str, Any]] = []
@@ -92,7 +102,8 @@ class Summary:
         users = self.users
         uncategorized = self.uncategorized
         first, last = self.first, self.last
-        count = decisions = outside = unparsed = warn_shown = 0
+        agencies = self.options.agencies
+        count = decisions = outside = unparsed = warn_shown = automatic = 0
         for raw in lines:
             count += 1
             if tick is not None and count & 0x3FFF == 0:
@@ -128,6 +139,9 @@ class Summary:
             if last is None or key > last:
                 last = key
             get = record.get
+            if agencies and get("agency") not in agencies and get("event") in _PER_AGENCY:
+                self.other_agencies += 1
+                continue
             if get("event") != "decision":
                 self._other(key, record)
                 continue
@@ -136,8 +150,11 @@ class Summary:
             if phase == "continue":
                 self._continued(record)
                 continue
-            if phase == "connect" and (action == "allow" or action == "log"):
+            if phase == "connect" and get("enforced") == "passed":
                 continue  # a tunnel opened: the requests inside it are decided and counted
+            if get("path") in AUTOMATIC_PATHS:
+                automatic += 1  # the browser's own favicon request, not a page view
+                continue
             label = action if type(action) is str else str(get("enforced") or "none")
             decisions += 1
             by_action[label] = by_action.get(label, 0) + 1
@@ -180,11 +197,14 @@ class Summary:
         self.outside += outside
         self.unparsed += unparsed
         self.warn_shown += warn_shown
+        self.automatic += automatic
 
     def _other(self, key: str, record: dict[str, Any]) -> None:
         event = record.get("event")
         if event in self.policy_counts:
             self._policy(key, str(event), record)
+        elif event == "access_request":
+            self._access(key, record)
         elif event == "engine_error":
             self.health["engine_errors"] += 1
         elif event == "domain_mismatch":
@@ -194,8 +214,26 @@ class Summary:
             lost = record.get("lost")
             self.health["lost"] += lost if isinstance(lost, int) else 0
 
+    def _access(self, key: str, record: dict[str, Any]) -> None:
+        """An employee's request for access: counted, and the latest kept to be listed."""
+        self.access_count += 1
+        if len(self.access_requests) >= _MAX_ACCESS_REQUESTS:
+            self.access_requests.pop(0)
+        self.access_requests.append({
+            "time": key, "agency": record.get("agency"), "user": record.get("user"),
+            "client": record.get("client"), "host": record.get("host"),
+            "path": record.get("path"), "rule": record.get("rule"),
+            "explanation": record.get("explanation")})
+
     def _continued(self, record: dict[str, Any]) -> None:
-        """A warn continuation: counted by rule, and its stated reason (normalised) kept."""
+        """A warn continuation: counted by rule, and its stated reason (normalised) kept.
+
+        Only a form that gave a pass continued (it names the rule it continued past); one sent
+        back (too short a reason, an expired form) is counted apart.
+        """
+        if not record.get("rule_continued") or record.get("enforced") == "continue-rejected":
+            self.rejected_continues += 1
+            return
         self.continued += 1
         bump(self.continued_rules, str(record.get("rule_continued") or "-"))
         reason = record.get("work_reason")
@@ -255,6 +293,12 @@ class Summary:
         self.decisions += other.decisions
         self.warn_shown += other.warn_shown
         self.continued += other.continued
+        self.rejected_continues += other.rejected_continues
+        self.automatic += other.automatic
+        self.other_agencies += other.other_agencies
+        self.access_count += other.access_count
+        self.access_requests = sorted(self.access_requests + other.access_requests,
+                                      key=lambda e: str(e["time"]))[-_MAX_ACCESS_REQUESTS:]
         for mine, theirs in (
             (self.by_action, other.by_action),
             (self.continued_rules, other.continued_rules),
@@ -310,6 +354,9 @@ class Summary:
                 "lines": self.lines,
                 "lines_outside_period": self.outside,
                 "lines_unreadable": self.unparsed,
+                "agencies": sorted(options.agencies),
+                "lines_of_other_agencies": self.other_agencies,
+                "automatic_requests_not_counted": self.automatic,
                 "top": n,
                 "distinct_keys_per_list": options.cap,
             },
@@ -336,6 +383,7 @@ class Summary:
             "warn": {
                 "shown": self.warn_shown,
                 "continued": self.continued,
+                "continue_rejected": self.rejected_continues,
                 "continued_by_rule": [
                     {"rule": r, "count": c}
                     for r, c in sorted(self.continued_rules.items(), key=lambda rc: -rc[1])
@@ -349,12 +397,19 @@ class Summary:
                 "events": sorted(self.policy_events, key=lambda e: str(e["time"])),
             },
             "health": dict(self.health),
+            "access_requests": {
+                "total": self.access_count,
+                "latest": sorted(self.access_requests, key=lambda e: str(e["time"]))[-n:],
+            },
         }
         if self.users is not None:
             out["top_users"] = self.users.to_json(n, "user")
         if self.uncategorized is not None:
             out["uncategorized"] = self.uncategorized.to_json(max(n, 25), "host")
         return out
+
+
+_PER_AGENCY = frozenset({"decision", "access_request", "domain_mismatch", "engine_error"})
 
 
 def _ordered(counts: dict[str, int]) -> dict[str, int]:

@@ -17,7 +17,10 @@ def render_table(model: dict[str, Any]) -> str:
     lines = [
         f"aupgate report: {r['first_event'] or '-'} to {r['last_event'] or '-'} "
         f"(times of day in {r['time_zone']})",
-        f"{r['lines']} lines read, {model['decisions']['total']} decisions",
+        f"{r['lines']} lines read, {model['decisions']['total']} decisions (page views: the "
+        f"CONNECT before an HTTPS request and {r['automatic_requests_not_counted']} favicon "
+        "request(s) are not counted)"
+        + (f"; agencies {', '.join(r['agencies'])} only" if r["agencies"] else ""),
         "",
         "DECISIONS BY ACTION",
     ]
@@ -43,11 +46,18 @@ def render_table(model: dict[str, Any]) -> str:
     warn = model["warn"]
     lines += [
         "",
-        f"WARNINGS: {warn['shown']} shown, {warn['continued']} continued with a stated reason",
+        f"WARNINGS: {warn['shown']} shown, {warn['continued']} continued with a stated reason, "
+        f"{warn['continue_rejected']} continue attempt(s) sent back (reason too short, or an "
+        "expired form)",
     ]
     lines += [f"  {w['count']:>9}  past {w['rule']}" for w in warn["continued_by_rule"]]
     lines.append(f"  reasons{_approx(warn['reasons'])}:")
     lines += [f"  {i['count']:>9}  {i['reason']}" for i in warn["reasons"]["items"]]
+    access = model["access_requests"]
+    lines += ["", f"ACCESS REQUESTS: {access['total']} (the latest {len(access['latest'])})"]
+    lines += [f"  {a['time'][:16]}  {a['agency'] or '-'}  {a['user'] or a['client'] or '-'}  "
+              f"{a['host']}{a['path'] or ''}  rule {a['rule'] or '-'}: \"{a['explanation']}\""
+              for a in access["latest"]]
     pol = model["policy"]
     lines += [
         "",
@@ -115,6 +125,10 @@ def render_csv(model: dict[str, Any]) -> str:
         out.writerow(["health", "", key, count])
     for item in model.get("top_users", {}).get("items", []):
         out.writerow(["user", "", item["user"], item["count"]])
+    out.writerow(["warn_rejected", "", "continue_rejected", model["warn"]["continue_rejected"]])
+    for item in model["access_requests"]["latest"]:
+        out.writerow(["access_request", item["agency"] or "", f"{item['host']}{item['path'] or ''}",
+                      item["explanation"]])
     for item in model.get("uncategorized", {}).get("items", []):
         out.writerow(["uncategorized_host", "uncategorized", item["host"], item["count"]])
     return buffer.getvalue()
