@@ -14,10 +14,14 @@ $(STAMP): pyproject.toml
 
 ## Start the proxy on 127.0.0.1:8080 with the shipped policies and categories. A client on the
 ## gateway itself is in no agency's networks, so it is decided as AGENCY (make run AGENCY=mo-dnr).
+## The audit log goes to var/audit.jsonl (git-ignored): `aupgate review var/audit.jsonl`.
 AGENCY ?= modot
+AUDIT_LOG ?= var/audit.jsonl
 run: $(STAMP)
+	@mkdir -p $(dir $(AUDIT_LOG))
+	@echo "aupgate: audit log $(AUDIT_LOG) (read it with: $(BIN)/aupgate review $(AUDIT_LOG))"
 	$(BIN)/aupgate run --listen-host 127.0.0.1 --listen-port 8080 --policy-dir policies \
-		--default-agency $(AGENCY)
+		--default-agency $(AGENCY) --audit-log $(AUDIT_LOG)
 
 ## The whole test suite, with lint and type checks first.
 test: $(STAMP)

@@ -22,6 +22,7 @@ from aupgate import __version__
 from aupgate.errors import CategoryError, PolicyError
 
 from .audit import add_audit_parsers
+from .ca import add_ca_parser
 from .categories import add_categories_parser
 from .common import UsageError
 from .pac import add_pac_parser
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         add_pac_parser,
         add_audit_parsers,
         add_categories_parser,
+        add_ca_parser,
     ):
         register(sub)
     return parser
