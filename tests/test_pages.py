@@ -73,7 +73,7 @@ def test_json_block_page() -> None:
 
 def test_text_block_page() -> None:
     body = render(block_page(), "*/*").body.decode()
-    assert "Clause 7.E: Gambling" in body
+    assert "IT Resources and Equipment Policy, clause 7.E: Gambling" in body
     assert "Request id: r-123" in body
 
 
@@ -88,7 +88,7 @@ def test_every_value_is_escaped(field: str) -> None:
 
 def test_clause_text_is_escaped() -> None:
     page = block_page(clauses=(CitedClause(HOSTILE, HOSTILE, HOSTILE),))
-    assert "<script>" not in render(page, "text/html").body.decode()
+    assert HOSTILE not in render(page, "text/html").body.decode()
 
 
 def test_warn_page_has_form_without_url() -> None:
@@ -106,3 +106,120 @@ def test_refused_and_error_statuses() -> None:
     assert render(block_page(kind="refused"), None).status == 403
     assert render(block_page(kind="error"), None).status == 502
     assert "not on an agency network" in render(block_page(kind="refused"), None).body.decode()
+
+
+# --------------------------------------------------------------------------- what employees read
+
+import base64  # noqa: E402
+import hashlib  # noqa: E402
+import re  # noqa: E402
+from datetime import date  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from aupgate.categories.listindex import ListIndex  # noqa: E402
+from aupgate.engine import Facts, decide  # noqa: E402
+from aupgate.normalise import parse_url  # noqa: E402
+from aupgate.pages import CSP, KINDS, REQUEST_ACCESS_PATH, page_for, plural  # noqa: E402
+from aupgate.policy.loader import load_policy  # noqa: E402
+from aupgate.policy.model import HelpDesk  # noqa: E402
+
+POLICIES = Path(__file__).resolve().parents[1] / "policies"
+LAB = Path(__file__).resolve().parent / "e2e" / "fixtures" / "policies" / "lab.yaml"
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_renders_in_every_format(kind: str) -> None:
+    """Each kind of the table is a page: its status, its heading, no unfilled placeholder."""
+    page = block_page(kind=kind, token="t", pass_minutes=1)
+    for accept in ("text/html", "application/json", None):
+        rendered = render(page, accept)
+        assert rendered.status == KINDS[kind].status
+        assert "{host}" not in rendered.body.decode() and "{thing}" not in rendered.body.decode()
+
+
+def test_a_new_kind_is_one_table_entry() -> None:
+    """An unknown kind is refused at once, not rendered as something else."""
+    with pytest.raises(ValueError, match="unknown page kind"):
+        block_page(kind="port-blocked")
+
+
+def test_plurals() -> None:
+    assert plural(1, "minute") == "1 minute" and plural(15, "minute") == "15 minutes"
+    assert "Continue for 1 minute<" in render(block_page(kind="warn", pass_minutes=1),
+                                              "text/html").body.decode()
+
+
+def saint_paul() -> object:
+    policy, problems = load_policy(POLICIES / "saint-paul.yaml", today=date(2026, 11, 24))
+    assert policy is not None, problems
+    return policy
+
+
+def test_block_page_names_only_the_deciding_category_and_no_bare_clause_id() -> None:
+    """A gambling site also on the games list reads "gambling"; Saint Paul's clause ids are names,
+    so the page says the document and the title, not "Clause gambling: Gambling"."""
+    policy = saint_paul()
+    index = ListIndex.from_entries([("bet365.com", "gambling"), ("bet365.com", "games"),
+                                    ("bet365.com", "malware-phishing")])
+    decision = decide(policy, index, Facts(parse_url("http://www.bet365.com/")),  # type: ignore[arg-type]
+                      __import__("datetime").datetime(2026, 11, 24, 10, 30))
+    page = page_for("block", "r", "www.bet365.com", "http://www.bet365.com/", decision,
+                    policy, form_path="/")  # type: ignore[arg-type]
+    body = render(page, "text/html").body.decode()
+    assert page.categories == ("gambling",)
+    assert "malware" not in body and "games" not in body
+    assert "Clause gambling" not in body
+    assert "Internet Access and Email Policy: Gambling" in body
+    assert "Office of Technology and Communications" in body and "tel:6512666786" in body
+    assert f'action="{REQUEST_ACCESS_PATH}"' in body
+    text = render(page, None).body.decode()
+    assert "Policy contact:" in text  # the long contact text is in the details, not the lead
+
+
+def test_details_fold_holds_the_help_desk_facts() -> None:
+    body = render(block_page(), "text/html").body.decode()
+    fold = body.split("<details>", 1)[1]
+    for fact in ("no-gambling", "r-123", "work"):
+        assert fact in fold
+    assert "no-gambling" not in body.split("<details>", 1)[0]
+
+
+def test_download_blocked_on_an_allowed_site_says_download() -> None:
+    page = block_page(thing="download", content="executable", categories=())
+    body = render(page, "text/html").body.decode()
+    assert "This download is blocked" in body and "This site is blocked" not in body
+
+
+def test_help_desk_and_logo_are_escaped_and_typed() -> None:
+    desk = HelpDesk(name=HOSTILE, phone="555-0100", link='https://x.example/"><script>',
+                    logo="data:image/png;base64,AAAA")
+    body = render(block_page(help_desk=desk), "text/html").body.decode()
+    assert HOSTILE not in body and "<script>alert" not in body
+    assert '<img src="data:image/png;base64,AAAA" alt="">' in body
+
+
+def test_the_one_script_is_the_one_the_csp_allows() -> None:
+    """Pages run no script but the "Go back" line, and the CSP names its hash."""
+    body = render(block_page(kind="warn", token="t"), "text/html").body.decode()
+    scripts = re.findall(r"<script>(.*?)</script>", body, re.S)
+    assert len(scripts) == 1
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in CSP and "default-src 'none'" in CSP
+    assert dict(render(block_page(), "text/html").headers)["Content-Security-Policy"] == CSP
+
+
+def test_warn_form_is_first_and_honest() -> None:
+    """The form comes before the clause (on screen without scrolling); the box says what it needs."""
+    page = block_page(kind="warn", token="t", problem="Write at least 2 words", typed="work")
+    body = render(page, "text/html").body.decode()
+    assert body.index("<form") < body.index("What the policy says")
+    assert 'minlength="8"' in body and ">work</textarea>" in body
+    assert 'role="alert">Write at least 2 words' in body
+    assert 'id="back"' in body
+
+
+def test_lab_policy_logo_is_embedded() -> None:
+    policy, problems = load_policy(LAB, today=date(2026, 11, 24))
+    assert policy is not None and policy.help_desk is not None, problems
+    assert policy.help_desk.logo is not None
+    assert policy.help_desk.logo.startswith("data:image/png;base64,")
