@@ -1,4 +1,4 @@
-"""The policy's `help_desk`: every value checked, with file, line and field; logos embedded safely."""
+"""The policy's `help_desk`: every value checked with file, line and field; logos embedded."""
 
 from __future__ import annotations
 

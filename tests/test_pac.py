@@ -237,6 +237,11 @@ def test_cli_writes_pac_and_wpad(tmp_path: Path, capsys: pytest.CaptureFixture[s
     """`aupgate pac --output F --wpad` writes F and wpad.dat beside it, identical and readable."""
     write_policy(tmp_path / "policies")
     out = tmp_path / "www" / "proxy.pac"
+    missing = main(["pac", "--agency", "test", "--policy-dir", str(tmp_path / "policies"),
+                    "--output", str(out)])
+    assert missing == 2 and not out.parent.exists()  # no directory made behind one's back
+    assert "is not a directory" in capsys.readouterr().err
+    out.parent.mkdir()
     code = main(
         [
             "pac",

@@ -209,7 +209,7 @@ def test_the_one_script_is_the_one_the_csp_allows() -> None:
 
 
 def test_warn_form_is_first_and_honest() -> None:
-    """The form comes before the clause (on screen without scrolling); the box says what it needs."""
+    """The form comes before the clause (on screen without scrolling); honest validation."""
     page = block_page(kind="warn", token="t", problem="Write at least 2 words", typed="work")
     body = render(page, "text/html").body.decode()
     assert body.index("<form") < body.index("What the policy says")

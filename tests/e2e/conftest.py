@@ -42,7 +42,8 @@ CURL = shutil.which("curl") or "/usr/bin/curl"
 
 NAMES = [
     "www.example.org", "www.bet365.com", "www.facebook.com", "www.teamviewer.com",
-    "www.bankofamerica.com", "mail.yahoo.com", "fault.test", "localhost", "refused.test", "m.facebook.com",
+    "www.bankofamerica.com", "mail.yahoo.com", "fault.test", "localhost", "refused.test",
+    "m.facebook.com",
 ]
 
 
