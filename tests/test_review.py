@@ -197,7 +197,8 @@ def test_human_line_names_who_what_where_and_why() -> None:
               clauses=["7.E"], enforced="blocked")
     )  # fmt: skip
     assert text == (
-        "2026-05-04 12:02:00 UTC BLOCK    request  modot  jdoe  10.20.1.5  gambling  www.bet365.com/  "
+        "2026-05-04 12:02:00 UTC BLOCK    request  modot  jdoe  10.20.1.5  gambling  "
+        "www.bet365.com/  "
         "rule no-gambling [7.E] blocked"
     )
 
@@ -217,7 +218,8 @@ def test_human_line_for_other_events() -> None:
          "part": "policies", "errors": ["lab.yaml:3: x: bad"], "prev": "ab" * 32}
     )  # fmt: skip
     assert (
-        text == "2026-05-04 12:00:00 UTC POLICY_RELOAD_FAILED part=policies errors=lab.yaml:3: x: bad"
+        text == "2026-05-04 12:00:00 UTC POLICY_RELOAD_FAILED part=policies "
+        "errors=lab.yaml:3: x: bad"
     )
 
 
