@@ -49,6 +49,7 @@ from ..policy.model import STOPPING
 from . import errorresponses, events, lifecycle
 from . import options as opts
 from .accessrequest import AccessRequests
+from .deadline import ResponseDeadline
 from .deciding import Decider
 from .flowtext import response_headers, shown_url
 from .guard import (
@@ -80,6 +81,7 @@ class Aupgate:
         self.decider = Decider()
         self.warn = WarnFlow()
         self.access = AccessRequests()
+        self.deadline = ResponseDeadline()  # the site's answer is due within a deadline
         self.records: FlowRecords = weakref.WeakKeyDictionary()
         self.resolver = ResolveOverride()
         self._tunnels: dict[str, Tunnel] = {}
@@ -130,6 +132,8 @@ class Aupgate:
                 opts.check_positive("aupgate_warn_minutes", o.aupgate_warn_minutes,
                                     allow_zero=False)
                 self.warn.passes.pass_seconds = o.aupgate_warn_minutes * 60
+            if "aupgate_response_timeout" in updated:
+                self.deadline.configure(o.aupgate_response_timeout)
             if "aupgate_reload_seconds" in updated:
                 opts.check_positive("aupgate_reload_seconds", o.aupgate_reload_seconds,
                                     allow_zero=True)
@@ -172,7 +176,8 @@ class Aupgate:
     def running(self) -> None:
         loop = asyncio.get_running_loop()
         if self._watcher is None:
-            self._watcher = loop.create_task(self._watch())
+            self._watcher = loop.create_task(lifecycle.watch_files(
+                ctx.options, lambda: self.gateway, lambda: self.audit))
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             # logrotate's `postrotate kill -HUP`: reopen the audit file now, not at the next line
             loop.add_signal_handler(signal.SIGHUP, self._reopen_audit)
@@ -221,24 +226,6 @@ class Aupgate:
             self._started = None
         self.resolver.uninstall()
         self.audit.close()
-
-    async def _watch(self) -> None:
-        """Poll policy and category files; load changes in a thread so traffic keeps flowing."""
-        while True:
-            interval = ctx.options.aupgate_reload_seconds
-            await asyncio.sleep(interval or 5)
-            gateway = self.gateway
-            if not interval or gateway is None:
-                continue
-            try:
-                parts = gateway.check()
-                if parts:
-                    for outcome in await asyncio.to_thread(gateway.reload, parts):
-                        events.report_reload(self.audit, gateway, outcome)
-                    lifecycle.freeze_heap()
-            except Exception as exc:  # the watcher must survive anything
-                logger.exception("aupgate: reload check failed")
-                self.audit.event("policy_reload_failed", part="unknown", error=repr(exc))
 
     # ------------------------------------------------------------------ CONNECT
 
@@ -352,6 +339,7 @@ class Aupgate:
         record = self.records[flow] = FlowRecord(ident, decision, "passed", url=url)
         if decision.action in STOPPING:
             self._enforce(flow, decision, record)
+        self.deadline.start(flow)  # unless answered here: the site's answer is due
 
     def _reserved(self, flow: http.HTTPFlow, ident: Identity, path: str) -> None:
         """`/.aupgate/...` belongs to the gateway: never forwarded, whatever the host.
@@ -421,6 +409,7 @@ class Aupgate:
 
     @guarded(fail_flow)
     def responseheaders(self, flow: http.HTTPFlow) -> None:
+        self.deadline.stop(flow)
         if flow.metadata.get(ANSWERED) or flow.response is None or flow.error:
             return
         record = self.records.get(flow)
@@ -506,7 +495,8 @@ class Aupgate:
         if flow.id in self.warn.pending:
             self._form_settled(flow)  # the client went away while sending its form
         try:
-            answer_failure(flow, self.records.get(flow))  # aupgate's page, not mitmproxy's 502
+            late = self.deadline.error_text() if self.deadline.stop(flow) else None
+            answer_failure(flow, self.records.get(flow), late)  # aupgate's page, not a bare 502
             self._audit_request(flow)
         except Exception:  # the flow failed already; nothing passes
             logger.exception("aupgate: could not audit a failed flow")

@@ -21,7 +21,7 @@ from ..audit.log import AuditLog
 from ..errors import AupgateError, Problem
 from ..gateway import Gateway
 from ..paths import default_categories, default_policy_dir
-from .events import agency_digests, listen_text
+from .events import agency_digests, listen_text, report_reload
 from .guard import options_error
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "open_audit",
     "start_fields",
     "stop_on_signals",
+    "watch_files",
 ]
 
 logger = logging.getLogger(__name__)
@@ -143,3 +144,24 @@ def freeze_heap() -> None:
     the cycle collector), which costs nothing for acyclic data like the index.
     """
     gc.freeze()
+
+
+async def watch_files(options: Any, gateway: Callable[[], Gateway | None],
+                      audit: Callable[[], AuditLog]) -> None:
+    """Poll policy and category files every `aupgate_reload_seconds`; load changes in a thread
+    so traffic keeps flowing, and report each outcome. Runs until cancelled."""
+    while True:
+        interval = options.aupgate_reload_seconds
+        await asyncio.sleep(interval or 5)
+        current = gateway()
+        if not interval or current is None:
+            continue
+        try:
+            parts = current.check()
+            if parts:
+                for outcome in await asyncio.to_thread(current.reload, parts):
+                    report_reload(audit(), current, outcome)
+                freeze_heap()
+        except Exception as exc:  # the watcher must survive anything
+            logger.exception("aupgate: reload check failed")
+            audit().event("policy_reload_failed", part="unknown", error=repr(exc))

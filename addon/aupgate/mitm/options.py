@@ -21,6 +21,8 @@ TEST_MODE_ENV = "AUPGATE_TEST_MODE"
 never be configured to fail on purpose."""
 
 HTTPS_BLOCK_MODES = ("page", "refuse")
+RESPONSE_TIMEOUT = 60
+"""Seconds a site has to start its answer (`aupgate_response_timeout`, aupgate.mitm.deadline)."""
 FAULT_POINTS = ("decide", "connect", "clienthello", "responseheaders", "audit")
 
 
@@ -64,6 +66,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "How a blocked HTTPS site that may be decrypted is answered: page (intercept and "
                "show the block page; clients must trust the agency CA) or refuse (refuse the "
                "CONNECT).", HTTPS_BLOCK_MODES),
+    OptionSpec("aupgate_response_timeout", int, RESPONSE_TIMEOUT,
+               "Seconds a site has, once the request is sent, to start its answer; then the "
+               "employee gets the gateway's timeout page (504). 0: wait as long as mitmproxy's "
+               "idle timeout (10 minutes)."),
     OptionSpec("aupgate_login_realm", str, "",
                "The name the proxy-login prompt shows (the Basic realm). Default: the client's "
                "agency's name and \"internet gateway\"."),

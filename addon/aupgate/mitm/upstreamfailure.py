@@ -50,18 +50,27 @@ def classify(message: str) -> tuple[str, str]:
     return "unreachable", "the connection to the site failed"
 
 
-def answer_failure(flow: http.HTTPFlow, record: FlowRecord | None) -> None:
+def answer_failure(flow: http.HTTPFlow, record: FlowRecord | None,
+                   deadline_passed: str | None = None) -> None:
     """In the `error` hook: put aupgate's page for this failure in `flow.response`, if the client
-    has been sent nothing yet, and note the failure on the record for the audit line."""
+    has been sent nothing yet, and note the failure on the record for the audit line.
+
+    `deadline_passed`: the gateway closed the site's connection because its answer was late
+    (aupgate.mitm.deadline); this text replaces mitmproxy's ("server closed connection").
+    """
     error = flow.error
     if error is None or error.msg == mitmflow.Error.KILLED_MESSAGE or flow.metadata.get(ANSWERED):
         return
-    if _CLIENT_SIDE.search(error.msg):
+    if deadline_passed:
+        flow.error = mitmflow.Error(deadline_passed)
+        kind, words = "timeout", "the site did not answer in time"
+    elif _CLIENT_SIDE.search(error.msg):
         return  # the client went away: nobody to answer
+    else:
+        kind, words = classify(error.msg)
     response = flow.response
     if response is not None and response.stream:
         return  # the site's response is partly sent already; mitmproxy just closes
-    kind, words = classify(error.msg)
     policy = record.identity.policy if record is not None else None
     req = flow.request
     page = page_for(kind, flow.id, req.host, shown_url(req), None, policy, detail=words)
