@@ -101,6 +101,9 @@ def test_busy_port_exits_1_and_says_so(tmp_path: Path, workers: str) -> None:
             capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1, done
     assert f"127.0.0.1:{port}" in done.stderr and "ddress already in use" in done.stderr
+    assert "--mode" not in done.stderr, done.stderr  # mitmproxy's flag is not aupgate's
+    if workers == "1":  # mitmproxy's own message, its hint in aupgate's words
+        assert "aupgate run --listen-port" in done.stderr, done.stderr
 
 
 def test_unknown_option_exits_1(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ import pytest
 
 from .conftest import AUPGATE, Certs, Proxy, Upstreams, curl, start_proxy, stop_proxy
 
+FIXTURES = Path(__file__).parent / "fixtures"
+
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory, certs: Certs,
@@ -88,3 +90,35 @@ def test_broken_policy_at_start_exits_1(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 1
     assert "lab.yaml" in done.stdout + done.stderr
+    output = done.stdout + done.stderr  # one clear line, each problem said once
+    assert output.count("lab.yaml:3: invalid YAML") == 1, output
+    assert "Traceback" not in output and "listening" not in output, output
+
+
+def test_several_policy_problems_each_said_once_and_a_bad_default_agency(tmp_path: Path) -> None:
+    """Issue 17: a broken policy printed tracebacks, the first problem twice, then "proxy
+    listening"; a bad --default-agency too. Now: each problem once, then one line, exit 1."""
+    (tmp_path / "policies").mkdir()
+    lab = (FIXTURES / "policies" / "lab.yaml").read_text()
+    broken = lab.replace("action: block", "action: deny")
+    assert broken.count("action: deny") >= 2, "the fixture must have two block rules"
+    (tmp_path / "policies" / "lab.yaml").write_text(broken)
+    base = [str(AUPGATE), "run", "--workers", "1", "--listen-port", "1",
+            "--categories", str(FIXTURES / "categories" / "sources.yaml"),
+            "--set", f"confdir={tmp_path}"]
+    done = subprocess.run([*base, "--policy-dir", str(tmp_path / "policies")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    problems = [line for line in output.splitlines() if "unknown action 'deny'" in line]
+    assert len(problems) == broken.count("action: deny"), output
+    assert len(set(problems)) == len(problems), output  # none repeated
+    assert output.rstrip().splitlines()[-1].endswith("problems, listed above"), output
+    assert "Traceback" not in output and "listening" not in output, output
+    done = subprocess.run([*base, "--policy-dir", str(FIXTURES / "policies"),
+                           "--default-agency", "nope"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert output.count("aupgate_default_agency 'nope' is not a loaded agency (lab)") == 1, output
+    assert "Traceback" not in output and "listening" not in output, output

@@ -66,13 +66,7 @@ def load_gateway(options: Any, today: Callable[[], date], audit: AuditLog,
     try:
         gateway = Gateway(policy_dir, categories, today)
     except AupgateError as exc:
-        problems: Sequence[Problem] = getattr(exc, "problems", ())
-        for problem in problems:
-            logger.error("aupgate: %s", problem)
-        raise options_error(
-            f"aupgate: cannot load policies from {policy_dir} and categories from "
-            f"{categories}: {len(problems)} problem(s), first: "
-            f"{problems[0] if problems else exc}") from exc
+        raise options_error(_load_failure(exc, policy_dir, categories)) from exc
     snap = gateway.current
     for warning in snap.policies.warnings:
         logger.warning("aupgate: %s", warning)
@@ -85,6 +79,20 @@ def load_gateway(options: Any, today: Callable[[], date], audit: AuditLog,
                 categories_digest=snap.categories_digest,
                 fixed_time=fixed_time.isoformat() if fixed_time else None)
     return gateway
+
+
+def _load_failure(exc: AupgateError, policy_dir: Path, categories: Path) -> str:
+    """The start-up error, each problem said once: one problem in the message itself; several
+    logged one a line (file, line, field), the message counting them."""
+    problems: Sequence[Problem] = getattr(exc, "problems", ())
+    where = f"aupgate: cannot load policies from {policy_dir} and categories from {categories}"
+    if len(problems) == 1:
+        return f"{where}: {problems[0]}"
+    if not problems:
+        return f"{where}: {exc}"
+    for problem in problems:
+        logger.error("aupgate: %s", problem)
+    return f"{where}: {len(problems)} problems, listed above"
 
 
 def check_default_agency(options: Any, gateway: Gateway | None) -> None:

@@ -32,10 +32,10 @@ from mitmproxy.utils import human
 LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "info": logging.INFO,
           "alert": mitmlog.ALERT, "debug": logging.DEBUG}
 CHATTY = ("mitmproxy.proxy.server",)
+"""Loggers that write a line per connection at info; shown only at debug."""
 LISTENING = "mitmproxy.proxy.mode_servers"
 """The logger of mitmproxy's "HTTP(S) proxy listening at ..." line, shown even with --quiet."""
 _MODE_HINT = re.compile(r"Try specifying a different port by using `--mode [a-z0-9_]+@(\d+)`\.")
-"""Loggers that write a line per connection at info; shown only at debug."""
 
 _QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"<>]*)\?[^\s#'\"<>]*", re.IGNORECASE)
 _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^\s/@'\"<>]+@", re.IGNORECASE)
