@@ -80,9 +80,29 @@ _LONG_TOKEN = re.compile(r"(?<![\w/])[A-Za-z0-9+/_=.-]{24,}(?![\w/])")
 _CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
 
 
+_ADDRESS = re.compile(
+    r"(?i:\b[a-z][a-z0-9+.-]*://)\S+"  # a URL with its scheme
+    r"|(?<![\w.-])(?:[a-z0-9-]+\.)+[a-z]{2,24}(?:[/?#]\S*)?(?![\w.])")  # a lower-case host[/path]
+"""Web addresses in the text: the page an employee asks for is what the administrator needs to
+read, so these keep their words and lose only userinfo and secret query values (`scrub_url`).
+A host is matched in lower case only, so a mixed-case token with dots (a JWT) is not one."""
+
+
 def scrub_text(text: str) -> str:
     """Free text an employee typed (an access request's explanation), minus what looks secret:
-    a value after "password:" or "token=", a long token, a card-like run of digits."""
+    a value after "password:" or "token=", a long token, a card-like run of digits; in a web
+    address, its userinfo and secret query values."""
+    parts: list[str] = []
+    last = 0
+    for found in _ADDRESS.finditer(text):
+        parts.append(_scrub_words(text[last:found.start()]))
+        parts.append(scrub_url(found.group(0)))
+        last = found.end()
+    parts.append(_scrub_words(text[last:]))
+    return "".join(parts)
+
+
+def _scrub_words(text: str) -> str:
     text = _SECRET_WORDS.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
     text = _LONG_TOKEN.sub(lambda m: REDACTED if _looks_random(m.group(0)) else m.group(0), text)
     return _CARD.sub(REDACTED, text)
