@@ -26,6 +26,22 @@ def test_log_has_no_flows_and_no_secrets(proxy: Proxy) -> None:
     assert "client connect" not in log  # per-connection chatter is for debug only
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_quiet_keeps_the_frozen_clock_warning_and_the_listening_line(
+        tmp_path: Path, certs: Certs, upstreams: Upstreams, workers: int) -> None:
+    """Issue 17: --quiet hid both; an administrator must see that it serves, where, and that
+    its clock is frozen. Information lines (the load summary) stay hidden."""
+    started = start_proxy(tmp_path, certs, upstreams, "--quiet", workers=workers)
+    try:  # start_proxy returns once " listening at " is in the log
+        assert curl(started, "http://www.example.org/quiet").status == 200
+        log = started.log()
+        assert "POLICY CLOCK FROZEN" in log, log
+        assert f"listening at 127.0.0.1:{started.port}" in log, log
+        assert "category entries, loaded in" not in log, log
+    finally:
+        stop_proxy(started)
+
+
 def test_flow_detail_prints_flows_when_asked(tmp_path: Path, certs: Certs,
                                              upstreams: Upstreams) -> None:
     started = start_proxy(tmp_path, certs, upstreams, "--set", "flow_detail=1",

@@ -37,7 +37,8 @@ def add_run_parser(subparsers: Any) -> None:
                      help="send HOST:PORT to ADDR, like curl --resolve (repeatable)")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="OPTION=VALUE",
                      help="any mitmproxy or aupgate option (repeatable)")
-    run.add_argument("--quiet", action="store_true", help="log only errors")
+    run.add_argument("--quiet", action="store_true",
+                     help="log only warnings, errors and where the proxy listens")
     run.set_defaults(func=cmd_run)
 
 

@@ -402,7 +402,7 @@ def run_workers(specs: Sequence[str], count: int, *, quiet: bool) -> int:
     from .oplog import set_level, stderr_handler
 
     handler = stderr_handler()
-    set_level(handler, "error" if quiet else "info")
+    set_level(handler, "warn" if quiet else "info")  # --quiet: warnings and errors
     logging.getLogger().addHandler(handler)
     opts = Options()
     try:
