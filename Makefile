@@ -14,14 +14,16 @@ $(STAMP): pyproject.toml
 
 ## Start the proxy on 127.0.0.1:8080 with the shipped policies and categories. A client on the
 ## gateway itself is in no agency's networks, so it is decided as AGENCY (make run AGENCY=mo-dnr).
-## The audit log goes to var/audit.jsonl (git-ignored): `aupgate review var/audit.jsonl`.
+## The audit log goes to var/audit.jsonl (git-ignored): `aupgate review var/audit.jsonl`. One
+## process, so that file is the whole log (several workers write one file each, audit.wN.jsonl).
 AGENCY ?= modot
 AUDIT_LOG ?= var/audit.jsonl
+PORT ?= 8080
 run: $(STAMP)
 	@mkdir -p $(dir $(AUDIT_LOG))
 	@echo "aupgate: audit log $(AUDIT_LOG) (read it with: $(BIN)/aupgate review $(AUDIT_LOG))"
-	$(BIN)/aupgate run --listen-host 127.0.0.1 --listen-port 8080 --policy-dir policies \
-		--default-agency $(AGENCY) --audit-log $(AUDIT_LOG)
+	$(BIN)/aupgate run --listen-host 127.0.0.1 --listen-port $(PORT) --workers 1 \
+		--policy-dir policies --default-agency $(AGENCY) --audit-log $(AUDIT_LOG)
 
 ## The whole test suite, with lint and type checks first.
 test: $(STAMP)
