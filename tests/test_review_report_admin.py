@@ -307,3 +307,31 @@ def test_report_lists_access_requests(log: Path) -> None:
     assert "warn_rejected,,continue_rejected,2" in csv_text
     html = report(str(log), "--format", "html", "--tz", "UTC")
     assert "<h2>Requests for access</h2>" in html and "Auditing a vendor" in html
+
+
+def test_review_follow_starts_at_the_end_before_reading_policies(tmp_path: Path) -> None:
+    """`review -f` in human form: at the file's end at once (the policies that give the zone are
+    read at the first line shown, not before), then each new line in the agency's zone."""
+    import threading
+    import time
+
+    path = write(tmp_path / "audit.jsonl", [decision(0)])
+    out = io.StringIO()
+    done = threading.Event()
+    args = parsed("review", "-f", str(path), "--policy-dir", str(CORE_POLICIES))
+    thread = threading.Thread(target=run_review, args=(args, out),
+                              kwargs={"now": NOW, "stop": done.is_set, "poll": 0.01})
+    thread.start()
+    try:
+        time.sleep(0.3)  # as tests/test_review.py: time to open the file and seek to its end
+        with path.open("a") as handle:
+            handle.write(json.dumps(decision(1, **BLOCK)) + "\n")
+        deadline = time.monotonic() + 30
+        while not out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert out.getvalue().startswith("2026-05-04 10:01:00 CDT BLOCK    request  alpha")
+        assert len(out.getvalue().splitlines()) == 1  # not the line that was there before
+    finally:
+        done.set()
+        thread.join(10)
+    assert not thread.is_alive()

@@ -122,8 +122,16 @@ def run_review(
     """Print the selected events of `args.files` (or follow `args.files[0]`); 0 on success."""
     selection = selection_from(args, now)
     colour = not args.json and use_colour(out)
-    zone_of = _zones(args)
+    fixed_zone = _fixed_zone(args)  # a bad --tz is an error before anything is read
+    zones: list[Callable[[Record], tzinfo | None]] = []
     emitted = 0
+
+    def zone_of(record: Record) -> tzinfo | None:
+        # The policies are read at the first line shown, not before: `review -f` must be at
+        # the file's end at once, and `--json` needs no zone at all.
+        if not zones:
+            zones.append(_zones(args, fixed_zone))
+        return zones[0](record)
 
     def emit(raw: bytes, record: Record) -> None:
         nonlocal emitted
@@ -175,13 +183,20 @@ def _filters_text(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def _zones(args: argparse.Namespace) -> Callable[[Record], tzinfo | None]:
+def _fixed_zone(args: argparse.Namespace) -> tzinfo | None:
+    """The zone --tz names (None without it); ReviewError for a zone that does not exist."""
+    if not args.tz:
+        return None
+    try:
+        return ZoneInfo(args.tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ReviewError(f"--tz: unknown time zone '{args.tz}'") from exc
+
+
+def _zones(args: argparse.Namespace,
+           fixed: tzinfo | None) -> Callable[[Record], tzinfo | None]:
     """Each event's display zone: --tz, else its agency's zone (from the policies), else UTC."""
-    if args.tz:
-        try:
-            fixed = ZoneInfo(args.tz)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ReviewError(f"--tz: unknown time zone '{args.tz}'") from exc
+    if fixed is not None:
         return lambda _record: fixed
     zones: dict[str, tzinfo] = {}
     try:
