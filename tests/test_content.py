@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from aupgate import content as content_module
 from aupgate.content import CONTENT_KINDS, detect_content, detect_url_content, is_icy_response
+from aupgate.hostname import looks_like_domain
 
 MB = 1024 * 1024
 
@@ -20,6 +21,8 @@ def kinds(
     path: str = "/",
     query: str = "",
     limit_bytes: int | None = None,
+    has_body: bool = True,
+    icy: bool = False,
 ) -> set[str]:
     found = detect_content(
         content_type=content_type,
@@ -28,27 +31,60 @@ def kinds(
         path=path,
         query=query,
         limit_bytes=limit_bytes,
+        has_body=has_body,
+        icy=icy,
     )
     assert found <= set(CONTENT_KINDS)
     return set(found)
 
 
 @pytest.mark.parametrize(
+    "content_type", ["audio/mpeg", "audio/aac", "audio/ogg; codecs=opus", "Audio/MPEG"])
+def test_audio_of_known_size_is_a_clip(content_type: str) -> None:
+    """Audio with a Content-Length ends: an audio stream (a clip), not radio (MoDOT 9.B)."""
+    assert kinds(content_type=content_type, content_length=300_000) == {"audio-stream"}
+
+
+@pytest.mark.parametrize(
+    "content_type", ["audio/mpeg", "audio/aac", "audio/ogg; codecs=opus", "Audio/MPEG"])
+def test_audio_without_a_length_is_radio(content_type: str) -> None:
+    """Audio sent without a Content-Length plays until stopped: a radio stream."""
+    assert kinds(content_type=content_type) == {"radio-stream"}
+    # ...unless no body follows at all (HEAD, 204, 304): nothing plays
+    assert kinds(content_type=content_type, has_body=False) == {"audio-stream"}
+
+
+@pytest.mark.parametrize(
     "content_type",
     [
-        "audio/mpeg",
-        "audio/aac",
-        "audio/ogg; codecs=opus",
-        "Audio/MPEG",
         "audio/x-mpegurl",  # .m3u playlist
-        "audio/mpegurl",
+        "audio/mpegurl",  # an audio .m3u8
         "audio/x-scpls",  # .pls playlist
         "application/pls+xml",
     ],
 )
-def test_audio_types_and_playlists(content_type: str) -> None:
-    """Any audio/* response and the radio playlist types are audio streams (MoDOT 9.B)."""
-    assert kinds(content_type=content_type) == {"audio-stream"}
+def test_audio_playlists_are_radio(content_type: str) -> None:
+    """A station's playlist is how a player tunes in: radio, whatever its size."""
+    assert kinds(content_type=content_type, content_length=200) == {"radio-stream"}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "path", "expected"),
+    [
+        (None, "/listen/station.pls", {"radio-stream"}),
+        ("application/octet-stream", "/tune/jazz.M3U", {"radio-stream"}),
+        ("text/html", "/about/station.pls", set()),  # a page about the playlist
+    ],
+)
+def test_playlists_by_name_when_the_type_is_generic(
+        content_type: str | None, path: str, expected: set[str]) -> None:
+    assert kinds(content_type=content_type, path=path, content_length=100) == expected
+
+
+def test_icy_answers_are_radio() -> None:
+    """SHOUTcast/Icecast answers are radio, with any type and even with a length."""
+    assert kinds(content_type="audio/mpeg", content_length=4096, icy=True) == {"radio-stream"}
+    assert kinds(content_type="application/octet-stream", icy=True) == {"radio-stream"}
 
 
 @pytest.mark.parametrize(
@@ -129,8 +165,64 @@ def test_executables_by_type(content_type: str) -> None:
     ],
 )
 def test_executables_by_extension(path: str, expected: set[str]) -> None:
-    """A program's extension on the last path segment is an executable, even at request time."""
+    """A program's extension on the last path segment is an executable when the response gives
+    no type; the URL alone (request time) shows no executable."""
     assert kinds(path=path) == expected
+    assert kinds(content_type="application/octet-stream", path=path) == expected
+    assert detect_url_content(path, "") == set()
+
+
+@pytest.mark.parametrize(
+    "extension",
+    ["exe", "msi", "dmg", "pkg", "apk", "deb", "rpm", "appimage", "ps1", "bat", "vbs", "jar",
+     "msix", "cmd", "scr", "vbe", "wsf", "hta", "xpi", "crx", "psm1", "cpl"],
+)
+def test_every_listed_program_type(extension: str) -> None:
+    """Installers, packages and the scripts systems run by themselves (MoDOT 23)."""
+    assert kinds(path=f"/files/tool.{extension}") == {"executable"}
+    assert kinds(disposition=f'attachment; filename="tool.{extension.upper()}"',
+                 content_type="application/octet-stream", path="/get") == {"executable"}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "path", "expected"),
+    [
+        ("text/html; charset=utf-8", "/download/setup.exe", set()),  # the download page
+        ("image/png", "/img/setup.exe", set()),
+        ("application/json", "/api/setup.exe", set()),
+        ("application/octet-stream", "/download/setup.exe", {"executable"}),
+        ("binary/octet-stream", "/bucket/setup.msi", {"executable"}),
+        ("application/force-download", "/get/tool.dmg", {"executable"}),
+        ("text/plain", "/raw/main/install.ps1", {"executable"}),  # raw script hosting
+        ("", "/download/setup.exe", {"executable"}),
+        ("application/x-msdownload", "/download/readme.html", {"executable"}),  # type says so
+    ],
+)
+def test_the_type_decides_before_the_extension(
+        content_type: str, path: str, expected: set[str]) -> None:
+    """Software by media type first; the URL's extension only when the type is missing or
+    generic (a `.exe` address answered with a page is a page)."""
+    assert kinds(content_type=content_type, path=path) == expected
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/lookup/example.com", "/whois/www.example.org", "/check/Example.COM", "/site/gov.uk.com",
+     "/dns/host.example.sh", "/report/putty.run"],
+)
+def test_a_domain_name_is_not_a_program(path: str) -> None:
+    """A last path segment that is a domain name is not a `.com` (`.sh`, `.run`) program, at
+    request time and when a response gives no type (the false positive, fixed as a class)."""
+    assert kinds(path=path) == set()
+    assert kinds(content_type="text/plain", path=path) == set()
+    assert detect_url_content(path, "") == set()
+
+
+def test_a_file_name_that_looks_like_a_domain_still_counts_when_given_as_a_file_name() -> None:
+    """Content-Disposition names a file to save: `setup.com` there is a program."""
+    assert kinds(disposition='attachment; filename="setup.com"',
+                 content_type="application/octet-stream", path="/get") == {"executable"}
+    assert kinds(path="/files/setup.exe.com") == set()  # the URL's segment is a domain name
 
 
 @pytest.mark.parametrize(
@@ -216,20 +308,26 @@ def test_icy_responses(reason: str, headers: dict[str, str], expected: bool) -> 
 def one_pass_reference(content_type: str | None, content_length: int | None,
                        disposition: str | None, path: str, query: str,
                        limit_bytes: int | None) -> frozenset[str]:
-    """The detector as first written, all evidence in one pass: what the fast version must equal."""
+    """The detector's rules written out in one pass: what the fast version must equal."""
     found: set[str] = set()
     mime = (content_type or "").split(";", 1)[0].strip().lower()
-    names = [path.rsplit("/", 1)[-1]]
+    segment = path.rsplit("/", 1)[-1]
+    url_ext = "" if looks_like_domain(segment) else content_module._extension(segment)
+    given = []
     if disposition:
-        names += [m.group(1).strip() for m in content_module._FILENAME.finditer(disposition)]
-    extensions = {content_module._extension(name) for name in names}
-    if mime.startswith("audio/") or mime in content_module._AUDIO_PLAYLIST_TYPES:
-        found.add("audio-stream")
-    if (mime in content_module._TORRENT_TYPES or "torrent" in extensions
+        given = [m.group(1).strip() for m in content_module._FILENAME.finditer(disposition)]
+    extensions = {content_module._extension(name) for name in given}
+    if mime in content_module.GENERIC_TYPES and not given:
+        extensions.add(url_ext)
+    if mime in content_module._AUDIO_PLAYLIST_TYPES or extensions & {"pls", "m3u"}:
+        found.add("radio-stream")
+    elif mime.startswith("audio/"):
+        found.add("radio-stream" if content_length is None else "audio-stream")
+    if (mime in content_module._TORRENT_TYPES or "torrent" in extensions or url_ext == "torrent"
             or content_module._is_announce(path, query)):
         found.add("bittorrent")
     if mime in content_module._EXECUTABLE_TYPES or (
-            extensions & content_module._EXECUTABLE_EXTENSIONS):
+            extensions & content_module.EXECUTABLE_EXTENSIONS):
         found.add("executable")
     if limit_bytes is not None and content_length is not None and content_length > limit_bytes:
         found.add("large-transfer")
@@ -238,11 +336,12 @@ def one_pass_reference(content_type: str | None, content_length: int | None,
 
 @settings(max_examples=600, deadline=None)
 @given(
-    path=st.from_regex(r"\A(/[a-z0-9._-]{0,12}){1,4}(\.(exe|torrent|mp3|EXE|html))?\Z"),
+    path=st.from_regex(r"\A(/[a-z0-9._-]{0,12}){1,4}(\.(exe|torrent|mp3|EXE|html|com|pls))?\Z"),
     query=st.sampled_from(["", "q=1", "info_hash=abc&peer_id=x", "a=b.exe"]),
     content_type=st.sampled_from([None, "", "text/html; charset=utf-8", "AUDIO/MPEG",
                                   "audio/x-mpegurl", "application/x-bittorrent",
-                                  "application/x-msdownload; q=1", "application/octet-stream"]),
+                                  "application/x-msdownload; q=1", "application/octet-stream",
+                                  "text/plain", "audio/mpeg"]),
     disposition=st.sampled_from([None, "", "inline", 'attachment; filename="setup.exe"',
                                  "attachment; filename=a.torrent; filename*=UTF-8''b.msi",
                                  'attachment; filename="notes.txt"']),
@@ -258,5 +357,5 @@ def test_detector_equals_the_one_pass_reference(path: str, query: str, content_t
     assert detect_content(content_type=content_type, content_length=length,
                           disposition=disposition, path=path, query=query,
                           limit_bytes=limit) == expected
-    assert detect_url_content(path, query) == one_pass_reference(None, None, None, path, query,
-                                                                 None)
+    assert detect_url_content(path, query) == one_pass_reference(
+        None, None, None, path, query, None) & {"bittorrent"}

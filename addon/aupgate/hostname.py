@@ -286,3 +286,19 @@ def host_suffixes(host: str) -> tuple[str, ...]:
 def is_under(host: str, domain: str) -> bool:
     """Whether `host` is `domain` or one of its subdomains, on label boundaries."""
     return host == domain or host.endswith("." + domain)
+
+
+_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+@functools.lru_cache(maxsize=4096)
+def looks_like_domain(name: str) -> bool:
+    """Whether `name` reads as a domain name under a public suffix (`example.com`,
+    `www.gov.uk`): a URL's last path segment spelled so names a domain, not a file
+    (`/lookup/example.com` is not a `.com` program)."""
+    text = name.lower().rstrip(".")
+    labels = text.split(".")
+    if len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
+        return False
+    parts = _EXTRACT(text)
+    return bool(parts.suffix and parts.domain)
