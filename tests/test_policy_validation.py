@@ -297,7 +297,7 @@ CASES: list[tuple[str, dict[str, str], str, str]] = [
             "schedule": SECTIONS["schedule"].replace(
                 '  breaks: ["10:00-10:15"]\n',
                 '  breaks: ["10:00-10:15"]\n'
-                "  holidays:\n    - 2026-12-25\n    - 2026-13-01  # <-\n",
+                "  holidays:\n    - 2099-12-25\n    - 2026-13-01  # <-\n",
             )
         },
         "schedule.holidays[1]",

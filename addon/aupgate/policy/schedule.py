@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from aupgate.memo import remember
+
+from .holidaycalendar import HolidayCalendar
 
 WINDOWS: tuple[str, ...] = (
     "work",
@@ -94,7 +96,7 @@ class Schedule:
     work_hours: Interval
     lunch: Interval | None = None
     breaks: tuple[Interval, ...] = ()
-    holidays: frozenset[date] = frozenset()
+    holidays: HolidayCalendar = field(default_factory=HolidayCalendar)
     window_sets: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Windows change at most once a minute, and a proxy asks for the same minute thousands of
     # times; converting time zones for each request would dominate the decision cost.

@@ -10,13 +10,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aupgate.yamlsource import FieldReader, keys_of, kind_of
 
 from ..schedule import ANY, DAY_NAMES, WINDOWS, Interval, Schedule, parse_interval
+from .holidays import read_holidays
 
 __all__ = ["read_schedule", "window_set_names"]
 
 _SCHEDULE_KEYS = ("work_days", "work_hours", "lunch", "breaks", "holidays", "window_sets")
 
 
-def read_schedule(reader: FieldReader, top: dict[str, Any]) -> Schedule | None:
+def read_schedule(reader: FieldReader, top: dict[str, Any], today: date) -> Schedule | None:
+    """The working week; `today` tells whether listed holidays are running out (a warning)."""
     zone_name = reader.string(top, "timezone", "")
     zone: ZoneInfo | None = None
     if zone_name is not None:
@@ -35,7 +37,7 @@ def read_schedule(reader: FieldReader, top: dict[str, Any]) -> Schedule | None:
         interval = _interval(reader, sched["breaks"], i, f"schedule.breaks[{i}]", text)
         if interval is not None:
             breaks.append((i, interval))
-    holidays = _read_holidays(reader, sched)
+    holidays = read_holidays(reader, sched, today)
     if hours is not None:
         _check_day_shape(reader, sched, hours, lunch, breaks)
     sets = _read_window_sets(reader, sched)
@@ -86,29 +88,6 @@ def _check_day_shape(
         for field_b, parent_b, key_b, b in named[i + 1 :]:
             if a.overlaps(b):
                 reader.problem(parent_b, key_b, field_b, f"{b} overlaps {field_a} {a}")
-
-
-def _read_holidays(reader: FieldReader, sched: dict[str, Any]) -> frozenset[date]:
-    value = sched.get("holidays")
-    if value is None:
-        return frozenset()
-    if not isinstance(value, list):
-        reader.problem(
-            sched,
-            "holidays",
-            "schedule.holidays",
-            f"expected a list of dates, got {kind_of(value)}",
-        )
-        return frozenset()
-    found: set[date] = set()
-    for i, item in enumerate(value):
-        day = reader.day(value, i, f"schedule.holidays[{i}]", item)
-        if day is None:
-            continue
-        if day in found:
-            reader.problem(value, i, f"schedule.holidays[{i}]", f"{day} is listed twice")
-        found.add(day)
-    return frozenset(found)
 
 
 def _read_window_sets(reader: FieldReader, sched: dict[str, Any]) -> dict[str, frozenset[str]]:
