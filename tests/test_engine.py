@@ -395,14 +395,15 @@ def test_user_names_are_case_insensitive(
     [
         ("http://tracker.example/announce?info_hash=ab&peer_id=cd", None, "no-torrents", "block"),
         ("http://files.example/ubuntu.iso.torrent", None, "no-torrents", "block"),
-        ("http://downloads.example/setup.exe", None, "no-executables", "block"),
-        ("http://downloads.example/tools/Setup.MSI", None, "no-executables", "block"),
-        # The URL shows nothing yet: content rules wait for the response headers.
+        # A program's address shows nothing yet: its media type decides, at the response
+        # (a `.exe` address may answer with a page about the program).
+        ("http://downloads.example/setup.exe", None, "default", "allow"),
+        ("http://downloads.example/tools/Setup.MSI", None, "default", "allow"),
         ("http://downloads.example/get?id=42", None, "default", "allow"),
         ("http://tracker.example/announce", None, "default", "allow"),
         # File order still holds: an earlier site rule decides before the content rule.
-        ("https://dropbox.com/setup.exe", HQ, "file-hosting-state", "block"),
-        ("https://dropbox.com/setup.exe", GUEST, "no-executables", "block"),
+        ("https://dropbox.com/file.torrent", HQ, "file-hosting-state", "block"),
+        ("https://dropbox.com/file.torrent", GUEST, "no-torrents", "block"),
     ],
 )
 def test_content_rules_at_request_time(
@@ -423,9 +424,12 @@ def test_content_rules_at_request_time(
         # Only content rules take part: facebook's social rule does not answer here.
         ("https://facebook.com/live", {"audio-stream"}, ("audio-streams", "warn")),
         ("http://downloads.example/get?id=42", set(), None),
-        # The allow list vouches for what its sites serve; deny-listed requests never got here.
-        ("https://alpha.gov.example/tools/get", {"executable"}, None),
-        ("https://dropbox.com/alpha-shared/big.zip", {"large-transfer"}, None),
+        # The allow list vouches for the site, not for what it serves: content rules judge it.
+        ("https://alpha.gov.example/tools/get", {"executable"}, ("no-executables", "block")),
+        ("https://dropbox.com/alpha-shared/big.zip", {"large-transfer"},
+         ("large-transfers", "log")),
+        ("https://alpha.gov.example/page", set(), None),
+        # Deny-listed requests never got here (refused at request time).
         ("http://malware.example/payload", {"executable"}, None),
     ],
 )
@@ -481,6 +485,7 @@ def test_decision_json(alpha: Policy, index: CategoryIndex) -> None:
         "network": "hq-wired",
         "grant": None,
         "intercept": "auto",
+        "direction": "read",
     }
 
 

@@ -2,8 +2,9 @@
 
 `decide` is pure and runs for every request the proxy sees, so it does each piece of work once
 (classification, window, host suffixes, groups) and then walks the rules in file order. The
-precedence it implements is the one `docs/policy-language.md` documents: deny list, allow list,
-first matching rule (relaxed by a live grant), default.
+precedence it implements is the one `docs/policy-language.md` documents: deny list, allow list
+(except for what the request carries: transfer rules judge allow-listed sites too), first
+matching rule (relaxed by a live grant), default.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .memo import remember
 from .normalise import Url
 from .policy.model import SEVERITY, Action, Grant, IPAddress, Network, Policy, Rule, Verdict
 
-__all__ = ["Decision", "Facts", "Step", "decide", "decide_content", "strictest"]
+__all__ = ["Decision", "Facts", "Step", "decide", "decide_content", "direction_of", "strictest"]
 
 Step = Literal["deny-list", "allow-list", "rule", "grant", "default"]
 
@@ -34,6 +35,9 @@ class Facts:
     user: str | None = None
     client: IPAddress | None = None
     device: str | None = None  # stated device class; otherwise the client's network says
+    method: str = "GET"
+    sends_body: bool = False  # the request carries a body (an upload); publishing is worked out
+    kinds: frozenset[str] = frozenset()  # content kinds the request's own body shows
 
 
 class Decision(NamedTuple):
@@ -60,6 +64,7 @@ class Decision(NamedTuple):
     network: str | None = None
     grant: str | None = None
     intercept: str = "auto"
+    direction: str = "read"
 
     def to_json(self) -> dict[str, Any]:
         """The object `aupgate explain --json` prints, one per decision."""
@@ -81,6 +86,7 @@ class Decision(NamedTuple):
             "network": self.network,
             "grant": self.grant,
             "intercept": self.intercept,
+            "direction": self.direction,
         }
 
 
@@ -97,11 +103,11 @@ def strictest(decisions: Sequence[Decision]) -> Decision:
 def decide(policy: Policy, index: CategoryIndex, facts: Facts, now: datetime) -> Decision:
     """Decide one request under one agency's policy at `now`.
 
-    Rules with a `content` condition take part when the URL alone shows that content (a tracker
-    announce, a link to an `.exe`); the rest of their work is done by `decide_content` once the
-    response headers arrive.
+    Rules with a `content` condition take part when the URL shows that content (a tracker
+    announce, a `.torrent` link) or the request's own body does (`facts.kinds`: an upload); the
+    rest of their work is done by `decide_content` once the response headers arrive.
     """
-    kinds = detect_url_content(facts.url.path, facts.url.query)
+    kinds = detect_url_content(facts.url.path, facts.url.query) | facts.kinds
     decision = _decide(policy, index, facts, now, kinds, content_only=False)
     assert decision is not None  # the default always answers when content_only is False
     return decision
@@ -112,7 +118,9 @@ def decide_content(
 ) -> Decision | None:
     """The decision of the first content rule that `kinds` meets, or None to keep the request's.
 
-    Sites on the agency's allow list are exempt: the agency vouched for what they serve.
+    Sites on the agency's allow list are not exempt: the allow list vouches for the site, not for
+    what it serves (an installer through allow-listed web mail is still software). Sites on the
+    deny list were refused already.
     """
     if not kinds:
         return None
@@ -257,6 +265,7 @@ def _decide(
     user = facts.user.lower() if facts.user else None
     groups = policy.groups_of(user)
     categories = site.categories
+    direction = direction_of(policy, facts)
 
     def verdict(v: Verdict, step: Step, rule: str, grant: str | None = None) -> Decision:
         return Decision(
@@ -277,17 +286,28 @@ def _decide(
             network=network_name,
             grant=grant,
             intercept="never" if site.never_decrypt else "auto",
+            direction=direction,
         )
 
-    if site.listed is not None:
+    def allow_listed() -> Decision:
+        assert policy.allow is not None
+        return verdict(policy.allow.verdict, "allow-list", "allow-list")
+
+    mode = _CONTENT if content_only else _ALL
+    if site.listed == "deny-list":
         if content_only:
             return None
-        listed = policy.deny if site.listed == "deny-list" else policy.allow
-        assert listed is not None
-        return verdict(listed.verdict, site.listed, site.listed)
+        assert policy.deny is not None
+        return verdict(policy.deny.verdict, "deny-list", "deny-list")
+    if site.listed == "allow-list":
+        # The allow list decides the site, not what the request or response carries: the
+        # transfer rules (content, direction) still judge it.
+        if not kinds and direction == "read":
+            return None if content_only else allow_listed()
+        mode = _CONTENT if content_only else _TRANSFER
 
     key = (
-        content_only,
+        mode,
         categories,
         window,
         device,
@@ -295,13 +315,14 @@ def _decide(
         groups,
         network_name,
         kinds,
+        direction,
         site.site_mask,
     )
     chosen = table.selections.get(key)
     if chosen is None:
         chosen = _first_rule(
             policy,
-            content_only,
+            mode,
             categories,
             window,
             device,
@@ -309,11 +330,16 @@ def _decide(
             groups,
             network_name,
             kinds,
+            direction,
             site.site_mask,
         )
         remember(table.selections, key, chosen, _MEMO_LIMIT)
     if chosen < 0:
-        return None if content_only else verdict(policy.default, "default", "default")
+        if content_only:
+            return None
+        if mode == _TRANSFER:
+            return allow_listed()
+        return verdict(policy.default, "default", "default")
 
     rule = policy.rules[chosen]
     for grant in table.grants_by_rule.get(rule.id, ()):
@@ -332,9 +358,24 @@ def _decide(
     return verdict(Verdict(rule.action, rule.clauses, rule.reason), "rule", rule.id)
 
 
+_ALL, _TRANSFER, _CONTENT = 0, 1, 2
+"""Which rules a walk considers: all of them; only transfer rules (an allow-listed site, for what
+the request carries); only content rules (a response, once its headers arrive)."""
+
+
+def direction_of(policy: Policy, facts: Facts) -> str:
+    """`read`, `upload`, or `publish` (an upload to one of the policy's publishing endpoints)."""
+    if not facts.sends_body:
+        return "read"
+    url = facts.url
+    if policy.publishing.service_for(url.host, url.path, facts.method) is not None:
+        return "publish"
+    return "upload"
+
+
 def _first_rule(
     policy: Policy,
-    content_only: bool,
+    mode: int,
     categories: tuple[str, ...],
     window: str,
     device: str | None,
@@ -342,13 +383,17 @@ def _first_rule(
     groups: frozenset[str],
     network: str | None,
     kinds: frozenset[str],
+    direction: str,
     site_mask: int,
 ) -> int:
     """Index of the first rule whose conditions hold, or -1 (the walk the memo saves)."""
     for i, rule in enumerate(policy.rules):
-        if content_only and rule.match.content is None:
+        if mode == _CONTENT and rule.match.content is None:
             continue
-        if _holds(rule, i, categories, window, device, groups, user, network, kinds, site_mask):
+        if mode == _TRANSFER and not rule.match.is_transfer:
+            continue
+        if _holds(rule, i, categories, window, device, groups, user, network, kinds, direction,
+                  site_mask):
             return i
     return -1
 
@@ -363,11 +408,14 @@ def _holds(
     user: str | None,
     network: str | None,
     kinds: frozenset[str],
+    direction: str,
     site_mask: int,
 ) -> bool:
     """Whether every condition of rule number `index` holds."""
     m = rule.match
     if m.content is not None and m.content.isdisjoint(kinds):
+        return False
+    if m.directions is not None and direction not in m.directions:
         return False
     if m.windows is not None and window not in m.windows:
         return False

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aupgate.errors import Problem, did_you_mean
+from aupgate.rewrites import RequestControls
 from aupgate.yamlsource import FieldReader
 
 from .model import Clause, IPNetwork, Policy, Rule, SiteList, Verdict
@@ -24,8 +25,10 @@ def check_clause_map(
     default: Verdict | None,
     allow: SiteList | None,
     deny: SiteList | None,
+    controls: RequestControls | None = None,
 ) -> None:
-    """Every cited clause exists; every clause is enforced or says why it cannot be."""
+    """Every cited clause exists; every clause is enforced or says why it cannot be (a rule, the
+    default, a list, or the `tenants` and `safe_search` sections may enforce it)."""
     cited: dict[str, str] = {}
     raw_rules = top.get("rules") if isinstance(top.get("rules"), list) else []
     for i, rule in enumerate(rules):
@@ -57,6 +60,13 @@ def check_clause_map(
                     f"{key}.clauses",
                     f"cites unknown clause '{cid}'{did_you_mean(cid, clauses)}",
                 )
+    for key, section in (("tenants", controls and controls.tenants),
+                         ("safe_search", controls and controls.safe_search)):
+        for cid in section.clauses if section else ():
+            cited.setdefault(cid, key)
+            if cid not in clauses:
+                reader.problem(top.get(key), "clauses", f"{key}.clauses",
+                               f"cites unknown clause '{cid}'{did_you_mean(cid, clauses)}")
     raw_clauses = top.get("clauses")
     for cid, clause in clauses.items():
         item = raw_clauses.get(cid) if isinstance(raw_clauses, dict) else None

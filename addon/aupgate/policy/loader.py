@@ -27,6 +27,7 @@ from .checks import check_clause_map, check_lists_disjoint, cross_agency_overlap
 from .logo import logo_data_uri
 from .model import CLAUSE_ID, ID, Clause, Document, Policy, PolicySet
 from .schedule import WINDOWS
+from .sections.controls import read_controls, read_publishing
 from .sections.grants import read_grants
 from .sections.helpdesk import read_help_desk
 from .sections.identity import read_identity
@@ -58,10 +59,13 @@ _TOP_KEYS = (
     "limits",
     "categories",
     "help_desk",
+    "publishing",
+    "tenants",
+    "safe_search",
 )
 _OPTIONAL_TOP = frozenset(
     {"identity", "allow", "deny", "grants", "never_decrypt", "pac", "limits", "categories",
-     "help_desk"}
+     "help_desk", "publishing", "tenants", "safe_search"}
 )
 _REQUIRED_TOP = tuple(key for key in _TOP_KEYS if key not in _OPTIONAL_TOP)
 
@@ -109,7 +113,7 @@ def _build_policy(
     name = reader.string(top, "name", "")
     contact = reader.string(top, "contact", "")
     document = read_document(reader, top)
-    schedule = read_schedule(reader, top)
+    schedule = read_schedule(reader, top, today)
     networks, groups = read_identity(reader, top)
     clauses = read_clauses(reader, top)
     scope = RuleScope(
@@ -131,7 +135,9 @@ def _build_policy(
     help_desk = read_help_desk(reader, top, functools.partial(logo_data_uri, base=path.parent))
     overrides, override_problems = read_overrides(top, reader.file)
     reader.problems += override_problems
-    check_clause_map(reader, top, clauses, rules, default, allow, deny)
+    publishing = read_publishing(reader, top)
+    controls = read_controls(reader, top)
+    check_clause_map(reader, top, clauses, rules, default, allow, deny, controls)
     check_lists_disjoint(reader, top, allow, deny)
     if None in (agency, name, contact, document, schedule, default):
         return None
@@ -159,6 +165,8 @@ def _build_policy(
         pac=pac,
         overrides=overrides,
         help_desk=help_desk,
+        publishing=publishing,
+        controls=controls,
         _user_groups={u: frozenset(g) for u, g in user_groups.items()},
     )
 

@@ -16,6 +16,8 @@ from aupgate.categories.ids import CATEGORY_IDS, UNCATEGORIZED
 from aupgate.categories.overrides import CategoryOverrides
 from aupgate.errors import Problem
 from aupgate.hostname import is_under
+from aupgate.publishing import Publishing
+from aupgate.rewrites import RequestControls
 
 from .schedule import Schedule
 
@@ -30,6 +32,9 @@ ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 """What an agency, rule, group or grant id may be."""
 CLAUSE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]*$")
 DEVICES: tuple[str, ...] = ("state", "personal")
+DIRECTIONS: tuple[str, ...] = ("read", "upload", "publish")
+"""What a request does: sends no body (`read`), sends one (`upload`), or sends one to a
+publishing endpoint (`publish`, which is an upload too: `aupgate.publishing`)."""
 POLICY_CATEGORIES: frozenset[str] = frozenset((*CATEGORY_IDS, UNCATEGORIZED))
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -123,14 +128,25 @@ class Match:
     users: frozenset[str] | None = None
     networks: frozenset[str] | None = None
     content: frozenset[str] | None = None
+    directions: frozenset[str] | None = None  # resolved: `upload` includes `publish`
+
+    @property
+    def is_transfer(self) -> bool:
+        """A rule about what the request or response carries (`content`, `direction`): such rules
+        are judged on allow-listed sites too (docs/policy-language.md, "Precedence")."""
+        return self.content is not None or self.directions is not None
 
     def covers(self, other: Match) -> bool:
         """True when this match holds for every request `other` holds for.
 
         A content rule is never covered by a rule without one: content rules are consulted again
         when the response headers arrive, after the request-time rule has let the request through.
+        Likewise a transfer rule is never covered by a rule that is not one: on allow-listed
+        sites only transfer rules are walked.
         """
         if other.content is not None and self.content is None:
+            return False
+        if other.is_transfer and not self.is_transfer:
             return False
         if self.site is not None and (other.site is None or not self.site.covers(other.site)):
             return False
@@ -141,6 +157,7 @@ class Match:
             (self.users, other.users),
             (self.networks, other.networks),
             (self.content, other.content),
+            (self.directions, other.directions),
         )
         return all(
             mine is None or (theirs is not None and theirs <= mine) for mine, theirs in pairs
@@ -256,6 +273,8 @@ class Policy:
     pac: PacSettings | None = None
     overrides: CategoryOverrides | None = None  # the agency's amendments to the shared lists
     help_desk: HelpDesk | None = None
+    publishing: Publishing = field(default_factory=Publishing)  # where an upload publishes
+    controls: RequestControls = field(default_factory=RequestControls)  # tenants, safe search
     source: str = ""
     digest: str = ""
     _user_groups: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
@@ -298,6 +317,7 @@ class Policy:
             names.append("allow-list")
         if clause_id in self.default.clauses:
             names.append("default")
+        names += self.controls.citing(clause_id)
         return tuple(names)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from aupgate.content import CONTENT_KINDS
 from aupgate.yamlsource import FieldReader, join_field, line_of
 
-from ..model import ACTIONS, DEVICES, ID, STOPPING, Action, Group, Match, Network, Rule
+from ..model import ACTIONS, DEVICES, DIRECTIONS, ID, STOPPING, Action, Group, Match, Network, Rule
 from ..schedule import ANY, WINDOWS, Schedule
 from .sites import read_site
 
@@ -26,6 +26,7 @@ _MATCH_KEYS = (
     "users",
     "networks",
     "content",
+    "direction",
 )
 
 
@@ -140,6 +141,9 @@ def _read_match(
         m, "networks", field, tuple(n.name for n in scope.networks), "network"
     )
     content = reader.choices(m, "content", field, CONTENT_KINDS, "content kind")
+    directions = reader.choices(m, "direction", field, DIRECTIONS, "direction")
+    if directions is not None and "upload" in directions:
+        directions = directions | {"publish"}  # publishing is uploading to a posting endpoint
     return Match(
         site,
         resolved,
@@ -148,4 +152,5 @@ def _read_match(
         users,
         network_names,
         content,
+        directions,
     )
