@@ -46,12 +46,13 @@ from ..gateway import Gateway
 from ..identity import Identity
 from ..pages import REQUEST_ACCESS_PATH, RESERVED_PREFIX, Page, page_for, refused_page, render
 from ..policy.model import STOPPING
-from . import errorresponses, events, lifecycle
+from . import errorresponses, events, lifecycle, uploads
 from . import options as opts
 from .accessrequest import AccessRequests
 from .deadline import ResponseDeadline
 from .deciding import Decider
 from .flowtext import response_headers, shown_url
+from .forwarding import forward
 from .guard import (
     InjectedFaultError,
     fail_flow,
@@ -333,12 +334,16 @@ class Aupgate:
         if path.startswith(RESERVED_PREFIX):
             self._reserved(flow, ident, path)
             return
-        decision, names, url = decider.decide_request(snap, ident, flow, path, query)
+        body = uploads.body_of(req, path, query, ident.policy.transfer_limit_bytes)
+        decision, names, url = decider.decide_request(snap, ident, flow, path, query, body)
         if names:  # the request named several hosts: each was decided
             events.audit_fronting(self.audit, flow.id, ident, names, "request")
-        record = self.records[flow] = FlowRecord(ident, decision, "passed", url=url)
+        record = self.records[flow] = FlowRecord.of_request(ident, decision, url, body)
         if decision.action in STOPPING:
             self._enforce(flow, decision, record)
+        if flow.response is None and flow.error is None:  # going upstream
+            forward(flow, record, body, decider=decider, pass_covers=self._pass_covers,
+                    fail=lambda exc: fail_flow(self, flow, exc), audit=self._audit_request)
         self.deadline.start(flow)  # unless answered here: the site's answer is due
 
     def _reserved(self, flow: http.HTTPFlow, ident: Identity, path: str) -> None:
@@ -400,10 +405,12 @@ class Aupgate:
         self._respond(flow, page, record)
 
     def _respond(self, flow: http.HTTPFlow, page: Page, record: FlowRecord | None) -> None:
-        """Answer with a page; `record` is what the request's audit line will say."""
+        """Answer with a page (`record`: what the audit line will say); a body too large to read
+        first (`uploads.refuse_body`) closes the connection instead."""
         if record is not None:
             self.records[flow] = record
-        respond(flow, page)
+        if not uploads.refuse_body(flow):
+            respond(flow, page)
 
     # ------------------------------------------------------------------ HTTP responses
 
@@ -422,21 +429,18 @@ class Aupgate:
         wanted = response_headers(resp.headers.fields)
         length_text = wanted.get("content-length")
         length = int(length_text) if length_text and length_text.isdigit() else None
-        if req.method == "HEAD" or resp.status_code in (204, 304):
+        bodiless = req.method == "HEAD" or resp.status_code in (204, 304)
+        if bodiless:
             length = None  # no body follows, whatever the length says
         limit = policy.transfer_limit_bytes
         kinds = detect_content(
             content_type=wanted.get("content-type"), content_length=length,
             disposition=wanted.get("content-disposition"), path=path, query=query,
-            limit_bytes=limit)
-        if is_icy_response(resp.reason, wanted):
-            kinds = kinds | {"audio-stream"}  # SHOUTcast/Icecast: icy-* headers or ICY status
-        fault = self.decider.fault
-        if fault is not None and fault.point == "responseheaders" and fault.host in (
-                None, req.host):
-            raise InjectedFaultError("injected fault at responseheaders")
+            limit_bytes=limit, has_body=not bodiless, icy=is_icy_response(resp.reason, wanted))
+        self.decider.check_fault("responseheaders", req.host)
         if kinds:
-            decision = self.decider.decide_content(flow, record.identity, record.url, kinds)
+            decision = self.decider.decide_content(flow, record.identity, record.url, kinds,
+                                                   record.sends_body)
             if decision is not None:
                 record.decision = decision
                 record.phase = "response"
@@ -448,7 +452,8 @@ class Aupgate:
         if limit is not None and length is None and resp.stream is False:
             resp.stream = counting_stream(
                 flow, record, limit,
-                decide=lambda k: self.decider.decide_content(flow, record.identity, record.url, k),
+                decide=lambda k: self.decider.decide_content(flow, record.identity, record.url, k,
+                                                             record.sends_body),
                 pass_covers=lambda d: self._pass_covers(record, d),
                 fail=lambda exc: fail_flow(self, flow, exc),
                 audit=lambda: self._audit_request(flow))

@@ -19,6 +19,7 @@ from ..engine import Decision, Facts, decide, decide_content, strictest
 from ..gateway import Gateway, Snapshot
 from ..identity import Identity, client_address, identify
 from ..normalise import Url, parse_url, url_text
+from ..uploads import RequestBody
 from .decisionmemo import DecisionMemo
 from .flowtext import RequestUrls, authority_host
 from .guard import InjectedFaultError
@@ -93,15 +94,21 @@ class Decider:
         if fault is not None and fault.point == point and fault.host in (None, host):
             raise InjectedFaultError(f"injected fault at {point} for {host}")
 
-    def decide(self, snap: Snapshot, ident: Identity, url: Url, point: str = "decide") -> Decision:
+    def decide(self, snap: Snapshot, ident: Identity, url: Url, point: str = "decide",
+               method: str = "GET", body: RequestBody | None = None) -> Decision:
         self.check_fault(point, url.host)
         assert ident.policy is not None
-        facts = Facts(url=url, user=ident.user, client=ident.client)
+        if body is None or not body.sends_body:
+            facts = Facts(url=url, user=ident.user, client=ident.client, method=method)
+        else:  # an upload: its direction and what its body shows take part
+            facts = Facts(url=url, user=ident.user, client=ident.client, method=method,
+                          sends_body=True, kinds=body.kinds)
         return decide(ident.policy, snap.index, facts, self.now())
 
     def decide_names(self, snap: Snapshot, ident: Identity, scheme: str, port: int,
                      path: str, query: str, names: Sequence[str | None],
                      point: str = "decide", known: Decision | None = None,
+                     method: str = "GET", body: RequestBody | None = None,
                      ) -> tuple[Decision, list[Decision]]:
         """Decide each distinct name (request host, Host header, SNI) once; the strictest wins.
 
@@ -122,11 +129,12 @@ class Decider:
                 self.check_fault(point, url.host)
                 decisions.append(known)
             else:
-                decisions.append(self.decide(snap, ident, url, point))
+                decisions.append(self.decide(snap, ident, url, point, method, body))
         return strictest(decisions), decisions
 
     def decide_request(self, snap: Snapshot, ident: Identity, flow: http.HTTPFlow, path: str,
-                       query: str) -> tuple[Decision, list[Decision] | None, Url | None]:
+                       query: str, body: RequestBody | None = None,
+                       ) -> tuple[Decision, list[Decision] | None, Url | None]:
         """A request's decision; each name's decision when it named several (else None); its URL
         (None with several names).
 
@@ -146,29 +154,36 @@ class Decider:
             sni = flow.client_conn.sni
             if sni and sni.lower() != lower:
                 others.append(sni)
+        method = req.method
         if others:
             decision, decisions = self.decide_names(snap, ident, scheme, port, path or "/",
-                                                    query, [host, *others])
+                                                    query, [host, *others], method=method,
+                                                    body=body)
             return decision, decisions, None  # the request named several hosts
+        if body is not None and body.sends_body:  # uploads are few: decided each time
+            url = self.urls.url(scheme, host, port, path or "/", query)
+            return self.decide(snap, ident, url, method=method, body=body), None, url
         policy = ident.policy
         key = (id(policy), ident.client_text, ident.user, scheme, host, port, path, query)
         known = self.decisions.get(snap, key)
         if known is None or self.fault is not None:
             url = self.urls.url(scheme, host, port, path or "/", query)
-            decision = self.decide(snap, ident, url)
+            decision = self.decide(snap, ident, url, method=method)
             self.decisions.put(key, decision, url)
         else:
             decision, url = known
         return decision, None, url
 
     def decide_content(self, flow: http.HTTPFlow, ident: Identity, url: Url | None,
-                       kinds: frozenset[str]) -> Decision | None:
-        """The content rules' decision for what the response turned out to be, if any."""
+                       kinds: frozenset[str], sends_body: bool = False) -> Decision | None:
+        """The content rules' decision for what the response (or the request's streaming body)
+        turned out to be, if any; `sends_body` keeps the request's direction."""
         policy = ident.policy
         assert policy is not None
         if url is None:
             req = flow.request
             path, _, query = req.path.partition("?")
             url = self.urls.url(req.scheme, req.host, req.port, path or "/", query)
-        facts = Facts(url=url, user=ident.user, client=ident.client)
+        facts = Facts(url=url, user=ident.user, client=ident.client, method=flow.request.method,
+                      sends_body=sends_body)
         return decide_content(policy, self.snapshot().index, facts, kinds, self.now())

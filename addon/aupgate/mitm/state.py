@@ -20,6 +20,7 @@ from mitmproxy import http
 from ..engine import Decision
 from ..identity import Identity
 from ..normalise import Url
+from ..uploads import RequestBody
 
 __all__ = ["ANSWERED", "MARK", "FlowRecord", "FlowRecords", "Tunnel"]
 
@@ -49,8 +50,18 @@ class FlowRecord:
     phase: str = "request"
     url: Url | None = None  # the request's own URL as decided (content rules reuse it)
     bytes_counted: int | None = None
+    sends_body: bool = False  # the request carries a body (its direction is upload or publish)
+    request_bytes: int | None = None  # its body: stated, or counted as it streamed
     audited: bool = False
     extra: dict[str, Any] | None = None  # fields only some events have (content, work_reason)
+
+    @classmethod
+    def of_request(cls, identity: Identity, decision: Decision, url: Url | None,
+                   body: RequestBody) -> FlowRecord:
+        """The record of a request decided at `requestheaders`, with what its body is."""
+        return cls(identity, decision, "passed", url=url, sends_body=body.sends_body,
+                   request_bytes=body.length if body.sends_body else None,
+                   extra={"content": sorted(body.kinds)} if body.kinds else None)
 
     def content_named_by(self, decision: Decision) -> str | None:
         """The content kind, of those detected for this flow, that the deciding rule names."""
