@@ -37,6 +37,9 @@ def test_example_uses_every_top_level_key(example: Policy) -> None:
     assert example.networks and example.groups
     assert example.grants and example.allow and example.deny and example.never_decrypt
     assert example.pac is not None and example.transfer_limit_bytes == 500 * 1024 * 1024
+    assert example.schedule.holidays.by_rule and example.controls.tenants is not None
+    assert example.controls.safe_search is not None
+    assert "Partner data portal" in example.publishing.services()
 
 
 @pytest.mark.parametrize(

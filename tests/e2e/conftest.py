@@ -44,6 +44,10 @@ NAMES = [
     "www.example.org", "www.bet365.com", "www.facebook.com", "www.teamviewer.com",
     "www.bankofamerica.com", "mail.yahoo.com", "fault.test", "localhost", "refused.test",
     "m.facebook.com",
+    # the vendors' sign-in, video and search hosts (tests/e2e/test_rewrites.py)
+    "login.microsoftonline.com", "login.microsoft.com", "login.windows.net", "login.live.com",
+    "accounts.google.com", "www.google.com", "www.youtube.com", "www.bing.com", "duckduckgo.com",
+    "content.dropboxapi.com", "pastebin.com",
 ]
 
 
@@ -133,17 +137,53 @@ class Handler(BaseHTTPRequestHandler):
         self.server.seen[(host, path)] += 1
         self.server.peers[(host, path)] = self.client_address  # which upstream connection
         try:
+            if self.command in ("POST", "PUT"):
+                self.read_upload(host, path)
             self.route(host, path)
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError, ValueError):
             self.close_connection = True
 
     do_POST = do_GET  # noqa: N815 - the stdlib dispatches on this name
+    do_PUT = do_GET  # noqa: N815
+
+    def read_upload(self, host: str, path: str) -> None:
+        """Read a request body (stated length or chunked) and record how much arrived and
+        whether it was complete: an upload the proxy stopped must never arrive whole."""
+        got = 0
+        key = (host, path)
+        self.server.uploads[key] = (0, False)
+        length = self.headers.get("Content-Length")
+        if length is not None:
+            remaining = int(length)
+            while remaining:
+                data = self.rfile.read(min(remaining, 65536))
+                if not data:
+                    raise ConnectionResetError("body cut short")
+                got += len(data)
+                remaining -= len(data)
+                self.server.uploads[key] = (got, False)
+        elif "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            while True:
+                size_line = self.rfile.readline(100)
+                if not size_line.endswith(b"\n"):
+                    raise ConnectionResetError("body cut short")
+                size = int(size_line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline(100)
+                    break
+                data = self.rfile.read(size + 2)
+                if len(data) < size + 2:
+                    raise ConnectionResetError("body cut short")
+                got += size
+                self.server.uploads[key] = (got, False)
+        self.server.uploads[key] = (got, True)
 
     def send(self, status: int, body: bytes, ctype: str = "text/plain",
              extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Seen-Target", self.path)  # what arrived: path and query as sent
         for name, value in (extra or {}).items():
             self.send_header(name, value)
         self.end_headers()
@@ -182,6 +222,12 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/download":
             self.send(200, b"MZ" + b"\0" * 100, "application/octet-stream",
                       {"Content-Disposition": 'attachment; filename="setup.exe"'})
+        elif path == "/pages/setup.exe":  # a page about a program, at a program's address
+            self.send(200, b"<html><body>About setup.exe</body></html>", "text/html")
+        elif path == "/files/tool.msi":  # a program sent with a generic type
+            self.send(200, b"\xd0\xcf\x11\xe0" + b"\0" * 100, "application/octet-stream")
+        elif path == "/clip.mp3":  # a short clip of known size, not radio
+            self.send(200, b"\xff\xfb" * 2048, "audio/mpeg")
         else:
             self.send(200, f"upstream {host} {self.command} {path}\n".encode())
 
@@ -194,6 +240,7 @@ class UpstreamServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.seen: Counter[tuple[str, str]] = Counter()
         self.peers: dict[tuple[str, str], tuple[str, int]] = {}
+        self.uploads: dict[tuple[str, str], tuple[int, bool]] = {}  # bytes read, complete
         self.absolute: set[tuple[str, str]] = set()  # requests that came in absolute form
         if tls is not None:
             self.socket = tls.wrap_socket(self.socket, server_side=True)
@@ -213,6 +260,10 @@ class Upstreams:
 
     def seen(self, host: str, path: str) -> int:
         return self.http.seen[(host, path)] + self.https.seen[(host, path)]
+
+    def upload(self, host: str, path: str) -> tuple[int, bool] | None:
+        """(bytes of the body that arrived, whether it arrived whole), or None: never arrived."""
+        return self.http.uploads.get((host, path)) or self.https.uploads.get((host, path))
 
     def peer(self, host: str, path: str) -> tuple[str, int] | None:
         """The proxy's end of the upstream connection that carried the last such request."""
@@ -299,7 +350,7 @@ class Proxy:
 
 def start_proxy(home: Path, certs: Certs, upstreams: Upstreams, *extra: str,
                 env: dict[str, str] | None = None, mitmdump: bool = False,
-                workers: int = 1) -> Proxy:
+                workers: int = 1, fixed_time: str = FIXED_TIME) -> Proxy:
     """Copy the fixture policies and categories into `home` and start `aupgate run` on them
     (one process unless `workers` says otherwise).
 
@@ -314,7 +365,7 @@ def start_proxy(home: Path, certs: Certs, upstreams: Upstreams, *extra: str,
         f"aupgate_policy_dir={home / 'policies'}",
         f"aupgate_categories={home / 'categories' / 'sources.yaml'}",
         f"aupgate_audit_log={home / 'audit.jsonl'}",
-        f"aupgate_fixed_time={FIXED_TIME}",
+        f"aupgate_fixed_time={fixed_time}",
         f"aupgate_resolve=*:80:127.0.0.1:{upstreams.http.port}",
         f"aupgate_resolve=*:443:127.0.0.1:{upstreams.https.port}",
         f"confdir={home / 'conf'}",

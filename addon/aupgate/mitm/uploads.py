@@ -53,14 +53,25 @@ def body_of(req: http.Request, path: str, query: str, limit: int | None) -> Requ
 
 
 def needs_stream(body: RequestBody, req: http.Request, limit: int | None) -> bytes | None:
-    """b"" when the body must be counted (its length is unknown and there is a limit), the
-    multipart boundary when its parts must be read, else None (mitmproxy forwards it as is)."""
+    """b"" when the body must be counted (its length is unknown: against the limit, and to
+    check how it is framed upstream), the multipart boundary when its parts must be read, else
+    None (mitmproxy forwards it as is)."""
     boundary = multipart_boundary(req.headers.get("content-type"))
     if boundary is not None and body.sends_body:
         return boundary
-    if body.counted and limit is not None:
+    if body.counted and (limit is not None or req.is_http2 or req.is_http3):
         return b""
     return None
+
+
+def _unframed(flow: http.HTTPFlow) -> bool:
+    """An HTTP/2 or 3 body without a stated length, going to an HTTP/1 server: mitmproxy 11
+    sends such a body with no framing at all (no Content-Length, not chunked), so its bytes
+    would be read as further requests (smuggled). It is never forwarded."""
+    req = flow.request
+    if not (req.is_http2 or req.is_http3) or "content-length" in req.headers:
+        return False
+    return flow.server_conn.alpn not in (b"h2", b"h3")
 
 
 def refuse_body(flow: http.HTTPFlow) -> bool:
@@ -123,6 +134,15 @@ def upload_stream(
     def stream(data: bytes) -> bytes:
         nonlocal counted, stopped
         if stopped:
+            return b""
+        if counted == 0 and _unframed(flow):
+            stopped = True
+            record.enforced, record.phase = "refused", "upload"
+            logger.warning("aupgate: an HTTP/2 body of unknown length cannot be framed for the "
+                           "HTTP/1 server %s; not forwarded", flow.request.host)
+            _abort(flow)
+            with contextlib.suppress(Exception):
+                audit()
             return b""
         counted += len(data)
         record.request_bytes = counted
