@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from aupgate.normalise import parse_url
 from aupgate.policy.loader import load_policy_dir
 from aupgate.policy.model import Policy, PolicySet
 from aupgate.policy.schedule import WINDOWS
+from aupgate.uploads import request_body
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES_DIR = Path(__file__).resolve().parent / "conformance"
@@ -36,10 +37,12 @@ AGENCIES = ("modot", "mo-dnr", "saint-paul")
 LOAD_DAY = date(2026, 11, 24)
 
 _CASE_KEYS = frozenset({"clause", "why", "url", "at", "device", "user", "client", "content",
-                        "expect"})
+                        "method", "body", "expect"})
+_BODY_KEYS = frozenset({"length", "type", "disposition"})
 _EXPECT_REQUIRED = ("action", "rule", "clauses", "window")
 _EXPECT_KEYS = frozenset(
-    {*_EXPECT_REQUIRED, "categories", "grant", "device", "network", "intercept"}
+    {*_EXPECT_REQUIRED, "categories", "grant", "device", "network", "intercept", "direction",
+     "rewrites"}
 )
 
 
@@ -57,6 +60,8 @@ class Case:
     user: str | None
     client: ipaddress.IPv4Address | ipaddress.IPv6Address | None
     content: frozenset[str]
+    method: str
+    body: Mapping[str, Any] | None  # the request body's headers: length, type, disposition
     expect: Mapping[str, Any]
 
 
@@ -79,6 +84,9 @@ def _read_cases(agency: str) -> list[Case]:
             raise ValueError(f"{where}: expect must be a mapping")
         if unknown := set(expect) - _EXPECT_KEYS:
             raise ValueError(f"{where}: unknown expect keys {sorted(unknown)}")
+        body = item.get("body")
+        if body is not None and (not isinstance(body, dict) or set(body) - _BODY_KEYS):
+            raise ValueError(f"{where}: body is a mapping of {sorted(_BODY_KEYS)}")
         if missing := [k for k in _EXPECT_REQUIRED if k not in expect]:
             raise ValueError(f"{where}: expect lacks {missing}")
         at = datetime.fromisoformat(str(item["at"]))
@@ -101,6 +109,8 @@ def _read_cases(agency: str) -> list[Case]:
                 user=item.get("user"),
                 client=ipaddress.ip_address(client) if client is not None else None,
                 content=frozenset(item.get("content") or ()),
+                method=str(item.get("method", "POST" if body is not None else "GET")),
+                body=body,
                 expect=expect,
             )
         )
@@ -124,7 +134,17 @@ def category_index() -> CategoryIndex:
 
 
 def _decide(case: Case, policy: Policy, index: CategoryIndex) -> Decision:
-    facts = Facts(url=parse_url(case.url), user=case.user, client=case.client, device=case.device)
+    url = parse_url(case.url)
+    facts = Facts(url=url, user=case.user, client=case.client, device=case.device,
+                  method=case.method)
+    if case.body is not None:
+        # What the proxy works out at `requestheaders` from the request's own headers.
+        body = request_body(
+            method=case.method, content_length=str(case.body.get("length", 1024)),
+            transfer_encoding=None, multiplexed=False, content_type=case.body.get("type"),
+            disposition=case.body.get("disposition"), path=url.path, query=url.query,
+            limit_bytes=policy.transfer_limit_bytes)
+        facts = replace(facts, sends_body=body.sends_body, kinds=body.kinds)
     if not case.content:
         return decide(policy, index, facts, case.at)
     decision = decide_content(policy, index, facts, case.content, case.at)
@@ -149,10 +169,17 @@ def test_case(case: Case, policy_set: PolicySet, category_index: CategoryIndex) 
     if "categories" in expect:
         got["categories"] = list(decision.categories)
         want["categories"] = list(expect["categories"])
-    for key in ("grant", "device", "network", "intercept"):
+    for key in ("grant", "device", "network", "intercept", "direction"):
         if key in expect:
             got[key] = getattr(decision, key)
             want[key] = expect[key]
+    if "rewrites" in expect:  # what the proxy adds to the request when it lets it through
+        url = parse_url(case.url)
+        rewrite = policy.controls.rewrite(url.host, url.path, url.query)
+        got["rewrites"] = {"controls": list(rewrite.controls) if rewrite else [],
+                           "headers": dict(rewrite.headers) if rewrite else {},
+                           "query": rewrite.query if rewrite else None}
+        want["rewrites"] = {"controls": [], "headers": {}, "query": None, **expect["rewrites"]}
     assert got == want, f"{case.why}\n{decision.to_json()}"
 
 
