@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from aupgate.categories.listindex import ListIndex
 from aupgate.engine import Facts, decide
@@ -63,3 +64,38 @@ def test_example_decides_as_documented(
     now = datetime.fromisoformat(at).replace(tzinfo=CHICAGO)
     decision = decide(example, index, Facts(url=parse_url(url)), now)
     assert (decision.action, decision.rule) == (action, rule)
+
+
+SECTION_EXAMPLES = ("### Holidays by rule", "**Direction rules and uploads.**",
+                    "## Publishing endpoints", "## Tenant restrictions", "## Safe search")
+
+
+@pytest.mark.parametrize("heading", SECTION_EXAMPLES)
+def test_section_examples_load(heading: str, tmp_path: Path) -> None:
+    """Each new section's example, put in place of the same keys of the complete example, is a
+    valid policy: the documented keys are the ones the loader accepts."""
+    text = DOC.read_text(encoding="utf-8")
+    complete = re.search(r"```yaml\n(.*?)```", text.split("## A complete example", 1)[1],
+                         re.DOTALL)
+    section = re.search(r"```yaml\n(.*?)```", text.split(heading, 1)[1], re.DOTALL)
+    assert complete is not None and section is not None
+    policy = yaml.safe_load(complete.group(1))
+    for key, value in yaml.safe_load(section.group(1)).items():
+        if key == "schedule":
+            policy["schedule"].update(value)
+        elif key == "rules":  # first, in place of the example's rules with the same match
+            matches = [r["match"] for r in value]
+            policy["rules"] = value + [r for r in policy["rules"] if r["match"] not in matches]
+            ids = {r["id"] for r in policy["rules"]}
+            for grant in policy["grants"]:
+                grant["rules"] = [r for r in grant["rules"] if r in ids]
+            policy["clauses"].update({c: {"title": c, "text": c} for r in value
+                                      for c in r["clauses"]})
+        else:
+            policy[key] = value
+            policy["clauses"].update({c: {"title": c, "text": c}
+                                      for c in value.get("clauses", ())})
+    path = tmp_path / "example-agency.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False), encoding="utf-8")
+    loaded, problems = load_policy(path, today=date(2026, 11, 22))
+    assert [str(p) for p in problems] == [] and loaded is not None
