@@ -78,7 +78,7 @@ def read_controls(reader: FieldReader, top: Mapping[str, Any]) -> RequestControl
 
 def _clauses(reader: FieldReader, item: Mapping[str, Any], field: str) -> tuple[str, ...]:
     clauses = tuple(c for _, c in reader.strings(item, "clauses", field))
-    if not clauses:
+    if not clauses and "clauses" in item:  # a missing key is reported once, as missing
         reader.problem(item, "clauses", join_field(field, "clauses"),
                        "must cite the clauses it enforces")
     return clauses
