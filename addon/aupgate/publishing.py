@@ -119,7 +119,9 @@ DEFAULT_ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
-_HOST = re.compile(r"^(\*|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)$")
+_SLASHES = re.compile(r"/{2,}")
+_LABEL = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
+_HOST = re.compile(rf"^(\*|{_LABEL}(\.{_LABEL})*)$")
 
 
 def parse_pattern(text: str) -> tuple[str, re.Pattern[str]]:
@@ -174,6 +176,7 @@ class Publishing:
         method = method.upper()
         if method not in PUBLISH_METHODS:
             return None
+        path = _SLASHES.sub("/", path)  # servers (nginx's merge_slashes) read // as /
         candidates = [host]
         dot = host.find(".")
         while dot != -1:

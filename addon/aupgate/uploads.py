@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from .content import detect_content, is_executable_name
 
-__all__ = ["PartScanner", "RequestBody", "multipart_boundary", "request_body"]
+__all__ = ["UNREADABLE_HEAD", "PartScanner", "RequestBody", "multipart_boundary", "request_body"]
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 """Methods whose requests carry a body even when HTTP/2 states no length."""
 _UPLOAD_KINDS = frozenset({"executable", "bittorrent", "large-transfer"})
 """What a request body can show: audio sent out is not radio played."""
 _MAX_PART_HEAD = 16 * 1024
+UNREADABLE_HEAD = "(a form part head over 16 KiB, unreadable)"
 _BOUNDARY = re.compile(r"""boundary\s*=\s*(?:"([^"]{1,200})"|([^\s;,]{1,200}))""", re.IGNORECASE)
 _PART_NAME = re.compile(rb"""filename\*?\s*=\s*(?:UTF-8''|"?)([^";\r\n]+)""", re.IGNORECASE)
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+"""The end of a part head: an empty line, CRLF or a bare LF (which many servers accept)."""
 _PART_TYPE = re.compile(rb"^content-type\s*:\s*([^\r\n;]+)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -98,7 +102,8 @@ class PartScanner:
     """Reads the head of each part of a multipart body fed to it chunk by chunk, and reports the
     programs among the files (name and type as the form sent them).
 
-    Keeps at most one part head (16 KiB) between chunks; a head that long is skipped.
+    Keeps at most one part head (16 KiB) between chunks; a longer head cannot be read, and is
+    reported as a program (`UNREADABLE_HEAD`): fail closed.
     """
 
     __slots__ = ("_delimiter", "_tail")
@@ -119,17 +124,20 @@ class PartScanner:
                 self._tail = buf[max(start, len(buf) - len(self._delimiter)):]
                 return found
             head = at + len(self._delimiter)
-            end = buf.find(b"\r\n\r\n", head)
-            if end < 0:
+            blank = _BLANK_LINE.search(buf, head)  # CRLF, or bare LF as lenient servers read it
+            if blank is None:
                 if len(buf) - at > _MAX_PART_HEAD:
-                    start = head  # not a part head we can read: look further on
+                    # No browser writes such a head; padding one out to hide a file name past
+                    # what is read must not get the file through: it counts as a program.
+                    found.append(UNREADABLE_HEAD)
+                    start = head
                     continue
                 self._tail = buf[at:]
                 return found
-            name = _program_in(buf[head:end])
+            name = _program_in(buf[head:blank.start()])
             if name is not None:
                 found.append(name)
-            start = end + 4
+            start = blank.end()
 
 
 def _program_in(head: bytes) -> str | None:
@@ -139,6 +147,8 @@ def _program_in(head: bytes) -> str | None:
     typed = _PART_TYPE.search(head)
     content_type = typed.group(1).strip().decode("latin-1") if typed else None
     for name in names:
-        if is_executable_name(name, content_type):
+        # `filename*` is percent-encoded (RFC 5987): `setup%2Eexe` is saved as setup.exe
+        if is_executable_name(name, content_type) or is_executable_name(unquote(name),
+                                                                         content_type):
             return name
     return None

@@ -123,13 +123,26 @@ def test_form_upload_of_a_document_passes(proxy: Proxy, upstreams: Upstreams,
     assert got is not None and got[1] is True
 
 
-@pytest.mark.parametrize("name", ['"setup.exe."', '"SETUP.EXE"', "\"x\";filename*=UTF-8''a.msi"])
-def test_program_names_spelled_otherwise_are_seen(proxy: Proxy, name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "eol", "pad"),
+    [
+        ('"setup.exe."', "\r\n", 0),
+        ('"SETUP.EXE"', "\r\n", 0),
+        ("\"x\";filename*=UTF-8''a.msi", "\r\n", 0),
+        ("\"x.png\"; filename*=UTF-8''setup%2Eexe", "\r\n", 0),  # RFC 5987 percent-encoding
+        ('"install.ps1"', "\n", 0),  # bare LF line ends, as lenient servers read them
+        ('"setup.exe"', "\r\n", 40000),  # the name hidden behind a padded part head
+    ],
+)
+def test_program_names_spelled_otherwise_are_seen(proxy: Proxy, name: str, eol: str,
+                                                  pad: int) -> None:
     """The part head as an attacker might write it, sent raw."""
     boundary = "XyZ"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename={name}\r\n"
-            f"Content-Type: image/png\r\n\r\nMZ\r\n--{boundary}--\r\n").encode()
-    path = f"/upload/raw-{abs(hash(name))}"
+    padding = f"X-Pad: {'p' * pad}{eol}" if pad else ""
+    body = (f"--{boundary}{eol}{padding}Content-Disposition: form-data; name=\"f\"; "
+            f"filename={name}{eol}Content-Type: image/png{eol}{eol}MZ{eol}--{boundary}--{eol}"
+            ).encode()
+    path = f"/upload/raw-{abs(hash((name, eol, pad)))}"
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
         s.sendall(f"POST http://www.example.org{path} HTTP/1.1\r\nHost: www.example.org\r\n"
                   f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
