@@ -64,3 +64,15 @@ def test_a_holiday_years_ahead(tmp_path: Path, certs: Certs, upstreams: Upstream
         assert event["window"] == window
     finally:
         stop_proxy(proxy)
+
+
+def test_a_program_answering_an_upload_is_a_download(proxy: Proxy) -> None:
+    """A form POST whose answer is an installer downloads software: the download rule decides
+    (`no-exe`), not the rule about programs sent out; the audit line still says the request
+    was an upload."""
+    r = curl(proxy, "http://www.example.org/download", "--data", "accept=1")
+    assert r.status == 403, r
+    [event] = [e for e in proxy.events("decision", host="www.example.org")
+               if e.get("path") == "/download"]
+    assert (event["rule"], event["direction"], event["phase"]) == ("no-exe", "upload",
+                                                                   "response"), event

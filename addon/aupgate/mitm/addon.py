@@ -439,8 +439,8 @@ class Aupgate:
             limit_bytes=limit, has_body=not bodiless, icy=is_icy_response(resp.reason, wanted))
         self.decider.check_fault("responseheaders", req.host)
         if kinds:
-            decision = self.decider.decide_content(flow, record.identity, record.url, kinds,
-                                                   record.sends_body)
+            # what a response carries is downloaded: judged as read, whatever the request sent
+            decision = self.decider.decide_content(flow, record.identity, record.url, kinds)
             if decision is not None:
                 record.decision = decision
                 record.phase = "response"
@@ -452,8 +452,7 @@ class Aupgate:
         if limit is not None and length is None and resp.stream is False:
             resp.stream = counting_stream(
                 flow, record, limit,
-                decide=lambda k: self.decider.decide_content(flow, record.identity, record.url, k,
-                                                             record.sends_body),
+                decide=lambda k: self.decider.decide_content(flow, record.identity, record.url, k),
                 pass_covers=lambda d: self._pass_covers(record, d),
                 fail=lambda exc: fail_flow(self, flow, exc),
                 audit=lambda: self._audit_request(flow))

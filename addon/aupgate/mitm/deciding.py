@@ -177,7 +177,8 @@ class Decider:
     def decide_content(self, flow: http.HTTPFlow, ident: Identity, url: Url | None,
                        kinds: frozenset[str], sends_body: bool = False) -> Decision | None:
         """The content rules' decision for what the response (or the request's streaming body)
-        turned out to be, if any; `sends_body` keeps the request's direction."""
+        turned out to be, if any. `sends_body` is True only for the request's own body (its
+        direction is the request's); a response's content is downloaded, judged as read."""
         policy = ident.policy
         assert policy is not None
         if url is None:

@@ -86,7 +86,8 @@ def audit_request(audit: AuditLog, flow: http.HTTPFlow, record: FlowRecord | Non
         "enforced": record.enforced,
         "status": status,
         "bytes": size,
-        "direction": d.direction if d is not None else None,
+        # what the request did, even when a response's content decided (judged as read)
+        "direction": record.direction or (d.direction if d is not None else None),
         "request_bytes": record.request_bytes,
         "error": flow.error.msg if flow.error else None,
     }

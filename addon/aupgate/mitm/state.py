@@ -51,6 +51,7 @@ class FlowRecord:
     url: Url | None = None  # the request's own URL as decided (content rules reuse it)
     bytes_counted: int | None = None
     sends_body: bool = False  # the request carries a body (its direction is upload or publish)
+    direction: str | None = None  # what the request does, as decided at requestheaders
     request_bytes: int | None = None  # its body: stated, or counted as it streamed
     audited: bool = False
     extra: dict[str, Any] | None = None  # fields only some events have (content, work_reason)
@@ -60,6 +61,7 @@ class FlowRecord:
                    body: RequestBody) -> FlowRecord:
         """The record of a request decided at `requestheaders`, with what its body is."""
         return cls(identity, decision, "passed", url=url, sends_body=body.sends_body,
+                   direction=decision.direction,
                    request_bytes=body.length if body.sends_body else None,
                    extra={"content": sorted(body.kinds)} if body.kinds else None)
 
