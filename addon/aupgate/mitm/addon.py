@@ -54,7 +54,6 @@ from .deciding import Decider
 from .flowtext import response_headers, shown_url
 from .forwarding import forward
 from .guard import (
-    InjectedFaultError,
     fail_flow,
     fail_server,
     fail_tls,
