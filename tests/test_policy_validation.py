@@ -883,13 +883,14 @@ def test_agency_must_match_file_name(tmp_path: Path) -> None:
     ("text", "where", "kind"),
     [
         ("- agency: testgov\n- name: Test\n", ":1", "a list"),
-        ("just some text\n", "", "text"),
-        ("", "", "nothing"),
-        ("# only a comment\n", "", "nothing"),
+        ("just some text\n", ":1", "text"),
+        ("", ":1", "nothing"),
+        ("# only a comment\n", ":1", "nothing"),
     ],
 )
 def test_file_that_is_not_a_mapping(tmp_path: Path, text: str, where: str, kind: str) -> None:
-    """A file that is not a mapping of keys is one problem, saying what it is instead."""
+    """A file that is not a mapping of keys is one problem, saying what it is instead (at the
+    first line, where the mapping should begin)."""
     policy, problems, path = load(tmp_path, text)
     assert problems == [f"{path}{where}: a policy file must be a mapping of keys, got {kind}"]
     assert policy is None

@@ -36,11 +36,71 @@ class LocatedList(list[Any]):
     item_lines: list[int]
 
 
-class _LineLoader(yaml.SafeLoader):
+MAX_DEPTH = 64
+"""How deeply mappings and lists may nest. aupgate's files nest a handful of levels; the limit
+keeps a hostile or garbled file (300 `[` in a row) from exhausting Python's recursion limit in
+the YAML library, which would end `aupgate check` and the gateway's start with a traceback."""
+
+
+class TooDeepError(yaml.MarkedYAMLError):
+    """Nesting past `MAX_DEPTH`, with the field path that got there."""
+
+    def __init__(self, field: str, mark: yaml.Mark | None) -> None:
+        super().__init__(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=mark)
+        self.field = field
+
+
+class _Nesting:
+    """Loader mixin: stops composing a document at `MAX_DEPTH` nested mappings and lists,
+    naming the path of keys and list positions that got there.
+
+    Only what is written nests: an alias is built once, where its anchor is, so aliases do not
+    make PyYAML recurse deeper than the text does.
+    """
+
+    _path: list[str]
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        path = self.__dict__.setdefault("_path", [])
+        path.append(_step(index))
+        try:
+            event = self.peek_event()  # type: ignore[attr-defined]
+            nests = isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent)
+            if nests and len(path) > MAX_DEPTH:  # the document itself is path[0]
+                raise TooDeepError(_path_text(path[1:]), event.start_mark)
+            return super().compose_node(parent, index)  # type: ignore[misc, no-any-return]
+        finally:
+            path.pop()
+
+
+def _step(index: Any) -> str:
+    """One step of a field path: a mapping key's text, a list position, or a complex key."""
+    if isinstance(index, int):
+        return f"[{index}]"
+    if isinstance(index, yaml.ScalarNode):
+        return str(index.value)[:40]
+    return "(key)"
+
+
+def _path_text(steps: list[str]) -> str:
+    """`rules[0].match[2]`; a long path keeps its first and last steps around an ellipsis."""
+
+    def joined(part: list[str]) -> str:
+        text = ""
+        for step in part:
+            text += step if step.startswith("[") or not text else f".{step}"
+        return text
+
+    if len(steps) <= 8:
+        return joined(steps)
+    return f"{joined(steps[:4])} ... {joined(steps[-2:])}"
+
+
+class _LineLoader(_Nesting, yaml.SafeLoader):
     """SafeLoader whose mappings and sequences carry line numbers (1-based)."""
 
 
-class _TextLineLoader(yaml.BaseLoader):
+class _TextLineLoader(_Nesting, yaml.BaseLoader):
     """The same, with every scalar kept as the text written (YAML's BaseLoader resolves none)."""
 
 
@@ -105,11 +165,24 @@ def load_yaml(
     loader = _TextLineLoader if text else _LineLoader
     try:
         return yaml.load(source, Loader=loader)  # noqa: S506 - SafeLoader/BaseLoader subclasses
+    except TooDeepError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        message = f"{exc.problem}: a policy or list file needs a handful of levels"
+        raise error([Problem(str(path), line, exc.field, message)]) from exc
+    except RecursionError as exc:  # a shape the limit above does not foresee: still no traceback
+        message = "nested too deeply to read (Python's recursion limit)"
+        raise error([Problem(str(path), None, "", message)]) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         message = exc.problem or str(exc)
         raise error([Problem(str(path), line, "", f"invalid YAML: {message}")]) from exc
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids (NUL, most controls)
+        line = source.count("\n", 0, max(exc.position, 0)) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or b"?")
+        message = f"invalid YAML: character #x{code:04x} is not allowed in YAML text"
+        raise error([Problem(str(path), line, "", message)]) from exc
     except yaml.YAMLError as exc:
         raise error([Problem(str(path), None, "", f"invalid YAML: {exc}")]) from exc
 

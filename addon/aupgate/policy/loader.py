@@ -85,6 +85,8 @@ def load_policy(path: Path, *, today: date) -> tuple[Policy | None, list[Problem
     if not isinstance(data, dict):
         message = f"a policy file must be a mapping of keys, got {kind_of(data)}"
         reader.problem(data, None, "", message)
+        if reader.problems[-1].line is None:  # a bare value or an empty file: its first line
+            reader.problems[-1] = replace(reader.problems[-1], line=1)
         return None, reader.problems
     top = reader.mapping({"": data}, "", "", _TOP_KEYS, _REQUIRED_TOP)
     assert top is not None  # data is a mapping
