@@ -171,7 +171,6 @@ class Aupgate:
     def _load_gateway(self) -> None:
         self.decider.gateway = lifecycle.load_gateway(
             ctx.options, self._today, self.audit, self.decider.fixed_time)
-        lifecycle.freeze_heap()
 
     def running(self) -> None:
         loop = asyncio.get_running_loop()
@@ -184,6 +183,7 @@ class Aupgate:
         self._note_stop_signals(loop)
         self._install_resolver(loop)
         if self._started is None:
+            lifecycle.freeze_heap()  # once, before the first request: never after a reload
             self._started = time.monotonic()
             self._record_start()
 

@@ -144,13 +144,22 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, master: Any,
 
 
 def freeze_heap() -> None:
-    """Move the loaded policies and category index out of the garbage collector's sight.
+    """Move what start-up loaded out of the cycle collector's sight: call once, before the
+    proxy serves its first request (the addon's `running`).
 
-    The shipped index is millions of long-lived objects; without this every full collection
-    (triggered by the per-request allocations) walks all of them and stalls traffic. Objects
-    allocated before a reload stay frozen (an old index is freed by reference counting, not by
-    the cycle collector), which costs nothing for acyclic data like the index.
+    Start-up leaves tens of thousands of long-lived objects (mitmproxy, the policies, the
+    category index's Python side); without this every full collection, which per-request
+    allocations trigger, walks them all. Garbage start-up left is collected first, so that none
+    of it is frozen.
+
+    Never again after that, in particular not after a reload: `gc.freeze()` freezes every object
+    alive at the time, which under traffic includes the requests in flight and whatever garbage
+    the collector has not reached yet; frozen objects in reference cycles are never freed. That
+    kept about 0.5 MB per reload (issue 12, item 9; `tests/e2e/test_reload_memory.py`). What a
+    reload loads is small (the index is memory-mapped, a policy set is a few thousand objects)
+    and stays with the collector.
     """
+    gc.collect()
     gc.freeze()
 
 
@@ -169,7 +178,6 @@ async def watch_files(options: Any, gateway: Callable[[], Gateway | None],
             if parts:
                 for outcome in await asyncio.to_thread(current.reload, parts):
                     report_reload(audit(), current, outcome)
-                freeze_heap()
         except Exception as exc:  # the watcher must survive anything
             logger.exception("aupgate: reload check failed")
             audit().event("policy_reload_failed", part="unknown", error=repr(exc))
