@@ -103,3 +103,91 @@ def test_broken_sources_keeps_index(tree: Path) -> None:
     [outcome] = gw.poll()
     assert not outcome.ok and outcome.problems
     assert gw.current is before
+
+
+# --------------------------------------------------------------------------- dropping an agency
+
+
+def add_agency(tree: Path, agency: str, cidr: str) -> Path:
+    """A second agency, a copy of the lab's policy on its own network."""
+    text = (tree / "policies" / "lab.yaml").read_text()
+    text = text.replace("agency: lab", f"agency: {agency}").replace(
+        'cidrs: [127.0.0.1/32, "::1/128"]', f"cidrs: [{cidr}]")
+    path = tree / "policies" / f"{agency}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_deleting_an_agency_in_force_is_refused(tree: Path) -> None:
+    """Issue 12, item 10: a policy file deleted is not a valid reload; the agency stays."""
+    other = add_agency(tree, "other", "10.99.0.0/16")
+    gw = make(tree)
+    before = gw.current
+    other.unlink()
+    [outcome] = gw.poll()
+    assert not outcome.ok
+    [problem] = outcome.errors
+    assert problem.file == str(other) and problem.field == "agency"
+    assert "agency 'other' is in force and its policy is gone" in problem.message
+    assert "would fall to the default agency or be refused" in problem.message
+    assert f"list 'other' in {tree / 'policies' / 'retired.txt'}" in problem.message
+    assert gw.current is before
+    assert gw.poll() == []  # not retried until the directory changes again
+
+
+def test_renaming_an_agency_is_dropping_it(tree: Path) -> None:
+    """`other` becomes `other2`: the old id is gone, which is refused like a deletion."""
+    other = add_agency(tree, "other", "10.99.0.0/16")
+    gw = make(tree)
+    other.unlink()
+    add_agency(tree, "other2", "10.99.0.0/16")
+    [outcome] = gw.poll()
+    assert not outcome.ok and "agency 'other' is in force" in str(outcome.errors[0])
+    assert set(gw.current.policies.policies) == {"lab", "other"}
+
+
+def test_dropping_the_default_agency_says_everyone_would_be_refused(tree: Path) -> None:
+    other = add_agency(tree, "other", "10.99.0.0/16")
+    gw = make(tree)
+    gw.default_agency = "other"
+    other.unlink()
+    [outcome] = gw.poll()
+    [problem] = outcome.errors
+    assert "it is the default agency: every client outside the agencies' networks would be " \
+           "refused" in problem.message
+
+
+def test_retired_txt_is_the_explicit_yes(tree: Path) -> None:
+    """Listing the agency in retired.txt (which is watched: adding it retries the reload)
+    lets the reload through; a retired default agency is a warning on the reload."""
+    other = add_agency(tree, "other", "10.99.0.0/16")
+    gw = make(tree)
+    gw.default_agency = "other"
+    other.unlink()
+    assert not gw.poll()[0].ok
+    (tree / "policies" / "retired.txt").write_text(
+        "# moved to its own gateway (ticket 4711)\nother   # since 2026-11-24\n")
+    assert gw.check() == ["policies"]
+    [outcome] = gw.poll()
+    assert outcome.ok, outcome.problems
+    assert set(gw.current.policies.policies) == {"lab"}
+    [warning] = outcome.problems
+    assert warning.severity == "warning"
+    assert "the default agency 'other' is retired" in warning.message
+
+
+def test_retired_txt_must_list_agency_ids(tree: Path) -> None:
+    gw = make(tree)
+    (tree / "policies" / "retired.txt").write_text("other\nNot An Id\n# fine\n")
+    [outcome] = gw.poll()
+    assert not outcome.ok
+    assert [str(p) for p in outcome.errors] == [
+        f"{tree / 'policies' / 'retired.txt'}:2: agency: 'Not An Id' is not an agency id "
+        f"([a-z0-9-]+, one per line)"]
+
+
+def test_adding_and_editing_agencies_needs_no_retirement(tree: Path) -> None:
+    gw = make(tree)
+    add_agency(tree, "other", "10.99.0.0/16")
+    [outcome] = gw.poll()
+    assert outcome.ok and set(gw.current.policies.policies) == {"lab", "other"}

@@ -29,6 +29,7 @@ from .categories.sources import read_sources
 from .errors import CategoryError, PolicyError, Problem
 from .policy.loader import load_policy_dir
 from .policy.model import PolicySet
+from .policy.retirement import RETIRED_FILE, removal_problems
 
 Part = Literal["policies", "categories"]
 Fingerprint = tuple[tuple[str, int, int], ...]
@@ -60,7 +61,12 @@ class ReloadOutcome:
 
 
 def _policy_files(directory: Path) -> list[Path]:
-    return sorted(directory.glob("*.yaml"))
+    """The policy files, and `retired.txt` when there is one (adding it retries a reload)."""
+    files = sorted(directory.glob("*.yaml"))
+    retired = directory / RETIRED_FILE
+    if retired.exists():
+        files.append(retired)
+    return files
 
 
 def _category_files(sources_file: Path) -> list[Path]:
@@ -114,6 +120,7 @@ class Gateway:
         self.categories = categories
         self._today = today
         self._lock = threading.Lock()
+        self.default_agency: str | None = None  # set by the adapter: its removal is refused too
         self._sources_key: Fingerprint = ()
         self._sources_files: list[Path] = []
         policy_files = _policy_files(policy_dir)
@@ -176,8 +183,14 @@ class Gateway:
             except PolicyError as exc:
                 return ReloadOutcome(part, False, digest, exc.problems)
             old = self._snapshot
+            dropped = removal_problems(
+                old.policies.policies, policies.policies, retired=policies.retired,
+                default_agency=self.default_agency,
+                retired_path=str(self.policy_dir / RETIRED_FILE))
+            if any(p.severity == "error" for p in dropped):
+                return ReloadOutcome(part, False, digest, (*dropped, *policies.warnings))
             self._snapshot = Snapshot(policies, old.index, digest, old.categories_digest)
-            return ReloadOutcome(part, True, digest, policies.warnings)
+            return ReloadOutcome(part, True, digest, (*dropped, *policies.warnings))
         files = self._category_files()
         seen = fingerprint(files)
         digest = content_digest(files)

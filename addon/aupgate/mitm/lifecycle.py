@@ -96,13 +96,16 @@ def _load_failure(exc: AupgateError, policy_dir: Path, categories: Path) -> str:
 
 
 def check_default_agency(options: Any, gateway: Gateway | None) -> None:
-    """`aupgate_default_agency` must name a loaded agency."""
+    """`aupgate_default_agency` must name a loaded agency; the gateway is told which it is (a
+    reload that drops it is refused unless it is retired)."""
     agency = options.aupgate_default_agency
     if agency and gateway is not None:
         known = gateway.current.policies.policies
         if agency not in known:
             raise options_error(f"aupgate: aupgate_default_agency '{agency}' is not a "
                                 f"loaded agency ({', '.join(sorted(known))})")
+    if gateway is not None:
+        gateway.default_agency = agency or None
 
 
 def start_fields(options: Any, gateway: Gateway | None,

@@ -26,6 +26,7 @@ from aupgate.yamlsource import FieldReader, keys_of, kind_of, load_yaml
 from .checks import check_clause_map, check_lists_disjoint, cross_agency_overlaps
 from .logo import logo_data_uri
 from .model import CLAUSE_ID, ID, Clause, Document, Policy, PolicySet
+from .retirement import RETIRED_FILE, parse_retired
 from .schedule import WINDOWS
 from .sections.controls import read_controls, read_publishing
 from .sections.grants import read_grants
@@ -254,6 +255,21 @@ def load_policy_dir(directory: Path, *, today: date) -> PolicySet:
         if policy is not None:
             policies[policy.agency] = policy
     problems += cross_agency_overlaps(policies)
+    retired, found = read_retired(directory)
+    problems += found
     if any(p.severity == "error" for p in problems):
         raise PolicyError(problems)
-    return PolicySet(policies, tuple(problems))
+    return PolicySet(policies, tuple(problems), retired)
+
+
+def read_retired(directory: Path) -> tuple[frozenset[str], list[Problem]]:
+    """The agencies `retired.txt` lets a reload drop (none when there is no such file)."""
+    path = directory / RETIRED_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return frozenset(), []
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return frozenset(), [Problem(str(path), None, "", f"cannot read: {reason}")]
+    return parse_retired(text, str(path))

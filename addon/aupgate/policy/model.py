@@ -327,6 +327,7 @@ class PolicySet:
 
     policies: Mapping[str, Policy]
     warnings: tuple[Problem, ...] = ()
+    retired: frozenset[str] = frozenset()  # agencies a reload may drop (retirement.py)
 
     def agency_for(self, client: IPAddress | None) -> Policy | None:
         """The agency whose networks contain `client` (most specific prefix wins)."""
