@@ -245,6 +245,7 @@ EVENTS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     ("proxy_stop", {"pid": 42, "reason": "SIGTERM", "uptime_s": 12.5}),
+    ("audit_probe", {"request_id": "p1", "host": "www.example.org"}),
 ]
 
 
