@@ -28,7 +28,8 @@ MAX_LINES = 520  # "about 500": a module past this has more than one job
 
 CLOCK_READERS = {
     "aupgate.audit.log": "an event's time is when it is recorded (now_text)",
-    "aupgate.audit.file": "the time of an audit_gap, and the once-a-minute complaint while failing",
+    "aupgate.audit.file": "the time of an audit_gap and of a checkpoint, the checkpoint timer, "
+                          "and the once-a-minute complaint while failing",
     "aupgate.directory.authenticator": "the default clock of the login cache (tests inject one)",
 }
 IO_MODULES = {

@@ -249,24 +249,31 @@ EVENTS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def written(tmp_path: Path, events: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+def written(tmp_path: Path, events: list[tuple[str, dict[str, Any]]], *,
+            checkpoints: bool = False) -> list[dict[str, Any]]:
+    """The events as the real writer wrote them; with `checkpoints`, its own lines too."""
     path = tmp_path / "audit.jsonl"
     audit = AuditLog.open(path)
     for name, fields in events:
         audit.event(name, **fields)
     audit.close()
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return [r for r in records if checkpoints or r["event"] != "audit_checkpoint"]
 
 
 def test_every_event_type_validates_as_written(tmp_path: Path, validator: Any) -> None:
-    """Each event, through the real writer (envelope, chain), matches its schema."""
-    for record in written(tmp_path, EVENTS):
+    """Each event, through the real writer (envelope, chain, its checkpoints), matches its
+    schema."""
+    records = written(tmp_path, EVENTS, checkpoints=True)
+    assert [r["reason"] for r in records if r["event"] == "audit_checkpoint"] == ["open", "close"]
+    for record in records:
         assert problems(validator, record) == [], record
 
 
 def test_every_schema_event_is_exercised() -> None:
     names = set(load_schema()["properties"]["event"]["enum"])
-    assert names - {name for name, _ in EVENTS} == {"audit_gap"}  # test_auditfile writes it
+    # test_auditfile writes audit_gap; every file holds the writer's audit_checkpoint lines
+    assert names - {name for name, _ in EVENTS} == {"audit_gap", "audit_checkpoint"}
 
 
 @pytest.mark.parametrize(
@@ -509,6 +516,10 @@ def test_real_proxy_run_writes_valid_chained_events(
     lab = hashlib.sha256((E2E / "policies" / "lab.yaml").read_bytes()).hexdigest()
     assert {d["policy_digest"] for d in decisions} == {lab}
     kinds = [r["event"] for r in records]
+    assert kinds[0] == kinds[-1] == "audit_checkpoint", kinds  # the writer's open and close
+    assert records[0]["reason"] == "open" and records[-1]["reason"] == "close"
+    records = records[1:-1]
+    kinds = kinds[1:-1]
     assert kinds[:2] == ["policy_loaded", "proxy_start"] and kinds[-1] == "proxy_stop", kinds
     start, stop = records[1], records[-1]
     assert start["listen"] == f"127.0.0.1:{port}" and start["agencies"] == ["lab"]
@@ -518,7 +529,9 @@ def test_real_proxy_run_writes_valid_chained_events(
     for secret in ("sekrit", "hunter2"):
         assert secret not in text
     out = io.StringIO()
-    assert verify_files([log], anchors=(), out=out) == 0, out.getvalue()
+    assert verify_files([log], anchors=(), out=out, as_of=records[-1]["time"]) == 0, \
+        out.getvalue()
+    assert "closed by its writer" in out.getvalue()
     assert os.stat(log).st_mode & 0o777 == 0o640 & ~_umask()
 
 

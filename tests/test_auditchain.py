@@ -6,6 +6,7 @@ import argparse
 import gzip
 import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,19 @@ def write_log(path: Path, count: int, minute: int = 0) -> AuditFile:
     return sink
 
 
-def verify(*files: Path, anchors: tuple[str, ...] = ()) -> tuple[int, str]:
+def verify(*files: Path, anchors: tuple[str, ...] = (), as_of: str | None = None,
+           partial: bool = False) -> tuple[int, str]:
     out = io.StringIO()
-    code = verify_files(list(files), anchors=anchors, out=out)
+    when = as_of or format_time(datetime.now(UTC))
+    code = verify_files(list(files), anchors=anchors, out=out, as_of=when, partial=partial)
     return code, out.getvalue()
+
+
+def rotate(path: Path, to: Path) -> Path:
+    """What logrotate's `create` does: rename the file, then create the new one."""
+    path.rename(to)
+    path.touch(mode=0o640)
+    return to
 
 
 def test_now_text_is_format_time_of_now() -> None:
@@ -89,8 +99,8 @@ def test_intact_file_passes(tmp_path: Path) -> None:
     write_log(path, 5).close()
     code, out = verify(path)
     assert code == 0, out
-    assert "5 line(s), chain starts at line 1 (new-file)" in out
-    assert out.rstrip().endswith("every link holds")
+    assert "7 line(s), chain starts at line 1 (new-file), closed by its writer" in out
+    assert out.rstrip().endswith("every link holds, every end is where its writer left it")
 
 
 def edit_line(path: Path, number: int, change: str) -> None:
@@ -141,7 +151,7 @@ def test_restart_in_mid_file_is_a_break(tmp_path: Path) -> None:
         handle.write(link_text(rendered(9), None, {"reason": "new-file", "file": "x"}) + "\n")
     code, out = verify(path)
     assert code == 1
-    assert f"{path}:4: chain restarts in mid-file (new-file)" in out
+    assert f"{path}:6: chain restarts in mid-file (new-file)" in out
 
 
 def test_torn_last_line_is_a_break(tmp_path: Path) -> None:
@@ -151,14 +161,13 @@ def test_torn_last_line_is_a_break(tmp_path: Path) -> None:
         handle.write('{"schema_version": 1')
     code, out = verify(path)
     assert code == 1
-    assert f"{path}:3: last line is incomplete" in out
+    assert f"{path}:5: last line is incomplete" in out
 
 
 def rotated_pair(tmp_path: Path) -> tuple[Path, Path]:
     path = tmp_path / "audit.jsonl"
     sink = write_log(path, 3, minute=0)
-    old = tmp_path / "audit.jsonl.1"
-    path.rename(old)
+    old = rotate(path, tmp_path / "audit.jsonl.1")
     for n in range(3):
         sink.write(rendered(n, minute=5))
     sink.close()
@@ -178,11 +187,10 @@ def test_missing_file_between_rotations_is_found(tmp_path: Path) -> None:
     """Three rotations, the middle file not given: the link across the gap is reported."""
     path = tmp_path / "audit.jsonl"
     sink = write_log(path, 2, minute=0)
-    oldest = tmp_path / "audit.jsonl.2"
-    path.rename(oldest)
+    oldest = rotate(path, tmp_path / "audit.jsonl.2")
     for n in range(2):
         sink.write(rendered(n, minute=5))
-    path.rename(tmp_path / "audit.jsonl.1")
+    rotate(path, tmp_path / "audit.jsonl.1")
     for n in range(2):
         sink.write(rendered(n, minute=9))
     sink.close()
@@ -190,7 +198,8 @@ def test_missing_file_between_rotations_is_found(tmp_path: Path) -> None:
     code, out = verify(oldest, path)
     assert code == 1
     assert f"{path}:1: continues from a line hashed" in out
-    assert "a file in between is missing" in out
+    assert "a file before it is missing" in out
+    assert f"{oldest}:" in out and "the next file of this chain is missing" in out
 
 
 def test_workers_files_rotated_side_by_side(tmp_path: Path) -> None:
@@ -200,7 +209,7 @@ def test_workers_files_rotated_side_by_side(tmp_path: Path) -> None:
     for worker, minute in ((0, 0), (1, 1)):
         path = tmp_path / f"audit.w{worker}.jsonl"
         sink = write_log(path, 2, minute=minute)
-        files[f"w{worker}-old"] = path.rename(tmp_path / f"audit.w{worker}.jsonl.1")
+        files[f"w{worker}-old"] = rotate(path, tmp_path / f"audit.w{worker}.jsonl.1")
         for n in range(2):
             sink.write(rendered(n, minute=minute + 5))
         sink.close()
@@ -212,7 +221,7 @@ def test_workers_files_rotated_side_by_side(tmp_path: Path) -> None:
     code, out = verify(files["w0-old"], files["w0"], files["w1"])
     assert code == 1
     assert f"{files['w1']}:1: continues from a line hashed" in out
-    assert "a file in between is missing" in out
+    assert "a file before it is missing" in out
 
 
 def test_copytruncate_race_line_links_to_the_copy(tmp_path: Path) -> None:

@@ -7,11 +7,12 @@ import logging
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
-from aupgate.audit.chain import line_hash, walk
+from aupgate.audit.chain import CHECKPOINT, line_hash, walk
 from aupgate.audit.file import AuditFile, AuditUnavailableError, install_sighup_reopen
 from aupgate.audit.log import AuditLog
 
@@ -26,6 +27,16 @@ def records(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def events(path: Path) -> list[dict[str, object]]:
+    """The lines written through `write`, without the writer's own checkpoints."""
+    return [r for r in records(path) if r.get("event") != CHECKPOINT]
+
+
+def checkpoints(path: Path) -> list[object]:
+    """The reasons of the writer's checkpoints in a file, in order."""
+    return [r["reason"] for r in records(path) if r.get("event") == CHECKPOINT]
+
+
 def assert_chain_intact(path: Path) -> None:
     with path.open("rb") as handle:
         result = walk(str(path), handle)
@@ -33,19 +44,28 @@ def assert_chain_intact(path: Path) -> None:
 
 
 def test_lines_are_linked_and_a_new_file_says_so(tmp_path: Path) -> None:
+    """The writer's `open` checkpoint starts the chain (so a file it opened is never empty);
+    each line links to the one before; `close` ends the file."""
     path = tmp_path / "audit.jsonl"
     sink = AuditFile(path)
+    assert checkpoints(path) == ["open"]  # at once, before any event
     for n in range(3):
         sink.write(rendered(n) + "\n")
+    assert sink.last_hash == line_hash(path.read_bytes().splitlines()[-1])
     sink.close()
     raw = path.read_bytes().splitlines()
     got = records(path)
+    assert got[0]["event"] == CHECKPOINT and got[0]["reason"] == "open"
+    assert got[0]["file"] == str(path) and got[0]["interval_s"] == 60.0
+    assert got[0]["pid"] == os.getpid()
     assert got[0]["prev"] is None
     assert got[0]["chain"] == {"reason": "new-file", "file": str(path), "continues": None}
-    assert got[1]["prev"] == line_hash(raw[0])
-    assert got[2]["prev"] == line_hash(raw[1])
-    assert "chain" not in got[1]
-    assert sink.last_hash == line_hash(raw[2])
+    assert [r["n"] for r in got[1:4]] == [0, 1, 2]
+    for number in range(1, 5):
+        assert got[number]["prev"] == line_hash(raw[number - 1])
+        assert "chain" not in got[number]
+    assert got[4]["event"] == CHECKPOINT and got[4]["reason"] == "close"
+    assert sink.last_hash == line_hash(raw[4])
     assert_chain_intact(path)
 
 
@@ -58,7 +78,8 @@ def test_reopening_a_file_continues_its_chain(tmp_path: Path) -> None:
     second = AuditFile(path)
     second.write(rendered(1))
     second.close()
-    assert len(records(path)) == 2
+    assert [r["n"] for r in events(path)] == [0, 1]
+    assert checkpoints(path) == ["open", "close", "open", "close"]
     assert_chain_intact(path)
 
 
@@ -72,22 +93,64 @@ def test_file_is_created_0640(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o640
 
 
-def test_rename_rotation_opens_a_new_file_that_continues_the_old(tmp_path: Path) -> None:
-    """logrotate `create` mode: the file is renamed and a new one appears; no signal needed."""
+def test_rename_rotation_loses_nothing_between_rename_and_create(tmp_path: Path) -> None:
+    """logrotate `create` mode renames the file, then creates the new one. Lines written in
+    between go on into the renamed file (they are not lost, and the writer does not race
+    logrotate to create the path); once the new file is there the writer ends the old one with
+    a `rotated` checkpoint and starts the new one continuing from it. No signal needed."""
     path = tmp_path / "audit.jsonl"
     sink = AuditFile(path)
     sink.write(rendered(0))
     sink.write(rendered(1))
     rotated = tmp_path / "audit.jsonl.1"
     path.rename(rotated)
-    sink.write(rendered(2))
+    sink.write(rendered(2))  # between logrotate's rename and its create
+    assert not path.exists()
+    path.touch(mode=0o640)  # logrotate's create
+    sink.write(rendered(3))
     sink.close()
-    assert [r["n"] for r in records(rotated)] == [0, 1]
+    assert [r["n"] for r in events(rotated)] == [0, 1, 2]
+    assert checkpoints(rotated) == ["open", "rotated"]
     new = records(path)
-    assert [r["n"] for r in new] == [2]
+    assert [r["n"] for r in events(path)] == [3]
+    assert new[0]["event"] == CHECKPOINT and new[0]["reason"] == "open"
     assert new[0]["prev"] is None
     assert new[0]["chain"]["reason"] == "rotated"
     assert new[0]["chain"]["continues"] == line_hash(rotated.read_bytes().splitlines()[-1])
+    assert checkpoints(path) == ["open", "close"]
+
+
+def test_reopen_moves_to_the_new_file_at_once(tmp_path: Path) -> None:
+    """SIGHUP after logrotate (`reopen`): the old file gets its last line and the new one its
+    first at once, with no traffic; a missing path is created (the old file was renamed by
+    hand); with nothing rotated, reopening writes nothing."""
+    path = tmp_path / "audit.jsonl"
+    sink = AuditFile(path)
+    sink.write(rendered(0))
+    sink.reopen()
+    assert checkpoints(path) == ["open"]  # the path still names the file: nothing to do
+    rotated = tmp_path / "audit.jsonl.1"
+    path.rename(rotated)
+    sink.reopen()
+    assert checkpoints(rotated) == ["open", "rotated"]
+    assert checkpoints(path) == ["open"]
+    assert records(path)[0]["chain"]["continues"] == line_hash(
+        rotated.read_bytes().splitlines()[-1])
+    sink.close()
+
+
+def test_a_deleted_file_is_left_at_once(tmp_path: Path) -> None:
+    """Deleted (no name left): the lines would go nowhere, so the writer makes a new file at
+    once, whose chain says the file before was deleted."""
+    path = tmp_path / "audit.jsonl"
+    sink = AuditFile(path)
+    sink.write(rendered(0))
+    path.unlink()
+    sink.write(rendered(1))
+    sink.close()
+    got = records(path)
+    assert got[0]["chain"]["reason"] == "deleted" and got[0]["chain"]["continues"]
+    assert [r["n"] for r in events(path)] == [1]
 
 
 def test_rotation_to_a_file_made_by_logrotate(tmp_path: Path) -> None:
@@ -100,6 +163,32 @@ def test_rotation_to_a_file_made_by_logrotate(tmp_path: Path) -> None:
     sink.write(rendered(1))
     sink.close()
     assert records(path)[0]["chain"]["reason"] == "rotated"
+
+
+def test_checkpoints_come_on_a_timer_and_follow_a_rotation(tmp_path: Path) -> None:
+    """With no traffic at all, the timer writes `interval` checkpoints (a live file's last line
+    is never older than that) and notices a rotation by itself."""
+    path = tmp_path / "audit.jsonl"
+    sink = AuditFile(path, checkpoint_s=0.1)
+    try:
+        deadline = time.monotonic() + 10
+        while checkpoints(path).count("interval") < 2:
+            assert time.monotonic() < deadline, checkpoints(path)
+            time.sleep(0.05)
+        rotated = tmp_path / "audit.jsonl.1"
+        path.rename(rotated)
+        path.touch()
+        while not checkpoints(path):
+            assert time.monotonic() < deadline, "the rotation was not followed"
+            time.sleep(0.05)
+    finally:
+        sink.close()
+    assert checkpoints(rotated)[-1] == "rotated"
+    assert checkpoints(path)[0] == "open" and checkpoints(path)[-1] == "close"
+    assert_chain_intact(rotated)
+    assert_chain_intact(path)
+    with pytest.raises(ValueError, match="positive"):
+        AuditFile(tmp_path / "other.jsonl", checkpoint_s=0)
 
 
 def test_copytruncate_writes_at_the_start_without_a_hole(tmp_path: Path) -> None:
@@ -117,7 +206,7 @@ def test_copytruncate_writes_at_the_start_without_a_hole(tmp_path: Path) -> None
     data = path.read_bytes()
     assert not data.startswith(b"\0")
     got = records(path)
-    assert [r["n"] for r in got] == [2]
+    assert [r["n"] for r in events(path)] == [2]
     assert got[0]["chain"]["reason"] == "truncated"
     assert got[0]["chain"]["continues"] == line_hash(copy.read_bytes().splitlines()[-1])
 
@@ -137,7 +226,8 @@ def test_sighup_reopens(tmp_path: Path) -> None:
     finally:
         signal.signal(signal.SIGHUP, previous)
         sink.close()
-    assert [r["n"] for r in records(path)] == [0, 1]
+    assert [r["n"] for r in events(path)] == [0, 1]
+    assert checkpoints(path) == ["open", "close"]  # the path still named the file: no move
     assert_chain_intact(path)
 
 
@@ -149,9 +239,10 @@ def test_damaged_tail_is_ended_and_a_new_chain_says_why(tmp_path: Path) -> None:
     sink.close()
     lines = path.read_bytes().splitlines()
     assert lines[1] == b'{"torn": '
-    last = json.loads(lines[2])
-    assert last["n"] == 1
-    assert last["chain"]["reason"] == "damaged-tail"
+    opened = json.loads(lines[2])
+    assert opened["reason"] == "open"
+    assert opened["chain"]["reason"] == "damaged-tail"
+    assert json.loads(lines[3])["n"] == 1
 
 
 # --------------------------------------------------------------------------- failures
@@ -208,17 +299,18 @@ def test_recovery_records_the_gap_in_the_chain(tmp_path: Path) -> None:
     sink.close()
     assert sink.healthy
     got = records(path)
-    assert got[0]["event"] == "audit_gap"
-    assert got[0]["lost"] == 2
-    assert got[0]["error"].startswith(f"cannot write audit log {path}")
-    assert got[1]["n"] == 2
+    assert got[0]["event"] == CHECKPOINT and got[0]["reason"] == "open"
+    assert got[1]["event"] == "audit_gap"
+    assert got[1]["lost"] == 2  # the events, not the checkpoints that failed with them
+    assert got[1]["error"].startswith(f"cannot write audit log {path}")
+    assert got[2]["n"] == 2
     assert_chain_intact(path)
 
 
 @pytest.mark.skipif(not DEV_FULL.exists(), reason="needs /dev/full")
 def test_audit_log_exposes_the_choice(tmp_path: Path) -> None:
     audit = AuditLog.open(DEV_FULL, on_failure="fail-closed")
-    assert not audit.refusing
+    assert audit.refusing  # the writer's `open` checkpoint could not be written: known at once
     with pytest.raises(AuditUnavailableError):
         audit.event("decision", request_id="r1")
     assert audit.refusing

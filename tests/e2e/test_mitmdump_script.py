@@ -43,8 +43,14 @@ def test_stop_is_recorded_and_the_chain_holds(tmp_path_factory: pytest.TempPathF
                                               scripted: Proxy) -> None:
     stop_proxy(scripted)
     assert scripted.process.returncode == 0
-    kinds = [e["event"] for e in scripted.audit()]
+    records = scripted.audit()
+    first, last = records[0], records[-1]  # the writer's own checkpoints open and close the file
+    assert (first["event"], first["reason"]) == ("audit_checkpoint", "open"), first
+    assert (last["event"], last["reason"]) == ("audit_checkpoint", "close"), last
+    kinds = [e["event"] for e in records[1:-1]]
     assert kinds[:2] == ["policy_loaded", "proxy_start"] and kinds[-1] == "proxy_stop", kinds
     out = tmp_path_factory.mktemp("verify") / "out.txt"
     with out.open("w") as handle:
-        assert verify_files([scripted.audit_path], anchors=(), out=handle) == 0
+        assert verify_files([scripted.audit_path], anchors=(), out=handle,
+                            as_of=last["time"]) == 0
+    assert "closed by its writer" in out.read_text()

@@ -13,11 +13,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from aupgate.audit.envelope import format_time
 from aupgate.audit.verify import verify_files
 
 from .conftest import AUPGATE, CURL, Certs, Proxy, Upstreams, curl, start_proxy, stop_proxy
@@ -27,6 +29,15 @@ def records(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def last_event(path: Path) -> dict[str, Any]:
+    """The last event recorded in a worker's file, which must end with the writer's `close`
+    checkpoint (the worker closed its file: nothing was cut)."""
+    found = records(path)
+    assert found and found[-1]["event"] == "audit_checkpoint", found[-1:]
+    assert found[-1]["reason"] == "close", found[-1]
+    return found[-2]
 
 
 def worker_file(proxy: Proxy, index: int) -> Path:
@@ -152,7 +163,9 @@ def test_sighup_reaches_every_worker_and_rotated_files_verify(pair: Proxy) -> No
     files = [*rotated, worker_file(pair, 0), worker_file(pair, 1)]
     out = pair.home / "verify.txt"
     with out.open("w") as handle:
-        assert verify_files(files, anchors=(), out=handle) == 0, out.read_text()
+        assert verify_files(files, anchors=(), out=handle,
+                            as_of=format_time(datetime.now(UTC))) == 0, out.read_text()
+    assert out.read_text().count("continued by") == 2
 
 
 def test_killed_worker_is_restarted_and_traffic_continues(pair: Proxy) -> None:
@@ -237,7 +250,7 @@ def test_stop_is_clean_and_the_tools_read_every_workers_file(pair: Proxy) -> Non
     assert pair.process.wait(timeout=20) == 0
     pair.wait_for("all workers stopped")
     for i in (0, 1):
-        last = records(worker_file(pair, i))[-1]
+        last = last_event(worker_file(pair, i))
         assert last["event"] == "proxy_stop" and last["reason"] == "SIGTERM", last
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", pair.port), timeout=2):
         pass
@@ -282,7 +295,7 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, certs: Certs
 
         until(lambda: all(gone(p) for p in pids), 15, "workers to stop")
         for i in (0, 1):
-            last = records(worker_file(started, i))[-1]
+            last = last_event(worker_file(started, i))
             assert last["event"] == "proxy_stop" and last["reason"] == "shutdown", last
     finally:
         stop_proxy(started)

@@ -9,20 +9,25 @@ it, the hash of the last line it wrote to the previous file (`continues`), so ro
 
 The link is spliced into the already rendered line (`...}` becomes `..., "prev": "..."}`) so the
 hash covers exactly the bytes on disk and nothing is serialised twice. Everything here is pure:
-it takes lines and returns problems; `verify` reads the files and prints.
+it takes lines and returns problems; `links` checks how files follow one another and how each
+ends, and `verify` reads the files and prints.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
-ChainReason = Literal["new-file", "rotated", "truncated", "damaged-tail", "resumed-unreadable"]
+from .envelope import time_key
+
+ChainReason = Literal[
+    "new-file", "rotated", "deleted", "truncated", "damaged-tail", "resumed-unreadable"
+]
 
 
 def line_hash(line: bytes) -> str:
@@ -46,6 +51,12 @@ def link(rendered: bytes, prev: str | None, chain: dict[str, Any] | None = None)
 
 # --------------------------------------------------------------------------- verifying
 
+CHECKPOINT = "audit_checkpoint"
+"""The event the writer itself adds to a file: when it opens the file (`open`), once a minute
+(`interval`), as the last line of a file it leaves after a rotation (`rotated`) and as the last
+line when it closes the file (`close`). docs/audit-log.md says what `verify` concludes from them."""
+CLOSING = ("rotated", "close")
+
 
 @dataclass(frozen=True, slots=True)
 class Break:
@@ -61,7 +72,7 @@ class Break:
 
 @dataclass(frozen=True, slots=True)
 class FileChain:
-    """What walking one file found: its line count, how its chain starts, its last hash."""
+    """What walking one file found: its line count, how its chain starts and ends, its hashes."""
 
     file: str
     lines: int
@@ -70,29 +81,43 @@ class FileChain:
     first_prev: str | None
     last_hash: str | None
     broken: Break | None
-    hashes_seen: frozenset[str] = frozenset()
+    found: Mapping[str, int] = field(default_factory=dict)  # wanted hash -> its line number
+    first_time: str = ""
+    last_time: str = ""
+    last_checkpoint: str | None = None  # the last line's reason, when it is a checkpoint
+    interval_s: float | None = None  # the writer's checkpoint interval, from its last checkpoint
+    writes_to: str | None = None  # "HOST:PATH" its writer wrote to, from its checkpoints
+
+    @property
+    def link(self) -> str | None:
+        """The hash of the line, in another file, that this file's first line follows."""
+        return self.continues if self.start_reason is not None else self.first_prev
 
 
-def walk(name: str, lines: Iterable[bytes], *, anchors: frozenset[str] = frozenset()) -> FileChain:
+def walk(name: str, lines: Iterable[bytes], *, wanted: Set[str] = frozenset()) -> FileChain:
     """Check every link of one file's lines; stop at the first break.
 
     A file's first line either starts a chain (`prev: null` with a `chain` object) or links to
-    a line outside the file (`first_prev`), which `check_sequence` matches against the file
-    before it. Further on, `prev` must equal the hash of the line just before; a chain start
+    a line outside the file (`first_prev`), which `links.check_links` matches against the other
+    files. Further on, `prev` must equal the hash of the line just before; a chain start
     anywhere but the first line is a break too, since it is where lines before it can have been
-    cut off.
+    cut off. A file with no line at all is a break: the writer writes a checkpoint as soon as
+    it opens a file. `wanted` hashes are looked for and their line numbers kept in `found`.
     """
     previous: str | None = None
     number = 0
     start_reason: str | None = None
     continues: str | None = None
     first_prev: str | None = None
-    found: set[str] = set()
+    found: dict[str, int] = {}
+    first_time = last_time = ""
+    last_checkpoint: str | None = None
+    interval: float | None = None
+    writes_to: str | None = None
 
     def result(broken: Break | None) -> FileChain:
-        return FileChain(
-            name, number, start_reason, continues, first_prev, previous, broken, frozenset(found)
-        )
+        return FileChain(name, number, start_reason, continues, first_prev, previous, broken,
+                         found, first_time, last_time, last_checkpoint, interval, writes_to)
 
     for number, raw in enumerate(lines, start=1):
         if not raw.endswith(b"\n"):
@@ -137,35 +162,22 @@ def walk(name: str, lines: Iterable[bytes], *, anchors: frozenset[str] = frozens
                 )
             )
         previous = line_hash(raw)
-        if anchors and previous in anchors:
-            found.add(previous)
+        if wanted and previous in wanted:
+            found[previous] = number
+        last_time = time_key(raw, record)
+        if number == 1:
+            first_time = last_time
+        last_checkpoint = None
+        if record.get("event") == CHECKPOINT:
+            reason = record.get("reason")
+            last_checkpoint = reason if isinstance(reason, str) else "?"
+            every = record.get("interval_s")
+            if isinstance(every, int | float) and not isinstance(every, bool) and every > 0:
+                interval = float(every)
+            writes_to = f"{record.get('host')}:{record.get('file')}"
+    if number == 0:
+        return result(Break(name, 0, "no lines at all: the writer writes one as soon as it opens "
+                                     "a file, so this file was emptied, or logrotate created it "
+                                     "a moment ago and the writer has not opened it yet (it "
+                                     "does at once on SIGHUP, else within a minute)"))
     return result(None)
-
-
-def check_sequence(chains: list[FileChain]) -> Iterator[Break]:
-    """Breaks between files given in time order: a file that continues a chain whose last line
-    is in no file before it.
-
-    The files may hold several chains side by side (one per gateway worker, each rotated on its
-    own), so the file a chain continues from is looked for among all the earlier files, not
-    only the one just before.
-    """
-    ends: dict[str | None, FileChain] = {}  # last line's hash -> the earlier file ending with it
-    for chain in chains:
-        if chain.broken is None:
-            if chain.start_reason is None and chain.first_prev is not None:
-                if chain.first_prev not in ends:
-                    yield Break(
-                        chain.file,
-                        1,
-                        f"the chain does not start here: line 1 links to {chain.first_prev}, "
-                        f"the last line of another file; give that file before this one",
-                    )
-            elif chain.continues is not None and chain.continues not in ends:
-                yield Break(
-                    chain.file,
-                    1,
-                    f"continues from a line hashed {chain.continues}, but no file before it "
-                    f"ends with that line: a file in between is missing",
-                )
-        ends[chain.last_hash] = chain

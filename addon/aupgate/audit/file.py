@@ -5,11 +5,19 @@ sink
 - opens with `O_APPEND` and writes each line with one `write(2)` (no user-space buffer): a line is
   on disk, in the kernel's cache, before the request goes on, and `copytruncate` can cut the file
   under us without leaving a hole of zeros;
-- checks before every line whether the path still names the file it has open (inode and device)
-  and whether the file shrank: logrotate's `create` mode (rename, new file) and `copytruncate`
-  mode both work without signals, and `SIGHUP` (`request_reopen`) forces a reopen too;
+- follows logrotate's `create` mode without losing a line: before every line it checks whether
+  the path still names the file it has open (inode and device). When logrotate has renamed the
+  file and not yet created the new one, lines keep going to the renamed file (they are kept
+  there); once the path names a new file, or on `SIGHUP` (`reopen`), the writer ends the old
+  file with a `rotated` checkpoint and moves to the new one. A file that was deleted (no name
+  left) or that is failing is left at once. `copytruncate` (the file shrank) starts a new chain;
 - links every line to the one before it (`chain`), starting a new chain in a new file and
-  saying why;
+  saying why, with the hash of the last line of the file before;
+- writes its own `audit_checkpoint` lines (`chain.CHECKPOINT`): when it opens a file (so a file
+  it opened is never empty), every `checkpoint_s` seconds from a timer thread even when no
+  traffic comes (so a live file's last line is never older than that), as the last line of a
+  file it leaves after a rotation, and as the last line when it closes. `aupgate audit verify`
+  tells from them a file whose end was cut (docs/audit-log.md, "Tamper evidence");
 - on a full disk or an unwritable file logs at CRITICAL, counts what it loses, keeps retrying on
   every event, and writes an `audit_gap` event with the count when it can write again. Whether the
   gateway keeps serving meanwhile is the operator's choice, `on_audit_failure`: `serve` carries on
@@ -19,8 +27,9 @@ sink
 One writer per file: two processes appending to one file interleave two chains. Durability is
 the page cache's (no fsync per line): a killed process loses nothing, a power cut may.
 
-Reads the clock: the time of an `audit_gap` and of the once-a-minute complaint while failing (one
-of the two modules outside the edges that may; see `log.py`).
+Reads the clock: the time of an `audit_gap` and of a checkpoint, the checkpoint timer, and the
+once-a-minute complaint while failing (one of the two modules outside the edges that may; see
+`log.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import hashlib
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -38,7 +48,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal, Protocol
 
-from .chain import ChainReason, line_hash, link
+from .chain import CHECKPOINT, ChainReason, line_hash, link
 from .envelope import format_time, render
 from .reader import last_line
 
@@ -48,6 +58,9 @@ ON_AUDIT_FAILURE: tuple[OnAuditFailure, ...] = ("serve", "fail-closed")
 log = logging.getLogger(__name__)
 
 _REPEAT_COMPLAINT_S = 60.0
+_HOST = socket.gethostname()  # checkpoints say which box wrote them (files may be compared)
+CHECKPOINT_S = 60.0
+"""Seconds between two `interval` checkpoints: how stale a live file's last line may get."""
 
 
 class TextSink(Protocol):
@@ -83,7 +96,10 @@ class AuditFile:
         on_failure: OnAuditFailure = "serve",
         mode: int = 0o640,
         clock: Callable[[], datetime] | None = None,
+        checkpoint_s: float = CHECKPOINT_S,
     ) -> None:
+        if checkpoint_s <= 0:
+            raise ValueError(f"checkpoint_s must be positive: {checkpoint_s}")
         self.path = path
         self._path_text = os.fspath(path)
         self.on_failure = on_failure
@@ -99,13 +115,20 @@ class AuditFile:
         self._torn = False
         self._lost = 0
         self._lost_since: str | None = None
+        self._lost_error: str | None = None  # the error behind the loss (a checkpoint may
+        # succeed, clearing `last_error`, before the gap is written)
         self._last_complaint = 0.0
         self.last_error: str | None = None
+        self.checkpoint_s = checkpoint_s
+        self._stopping = threading.Event()
         with self._lock:
             try:
                 self._open(initial=True)
             except OSError as exc:
                 self._failed(exc, lost=0, refuse=False)  # `refusing` tells the adapter
+        self._timer = threading.Thread(target=self._tick, name=f"audit checkpoints {path.name}",
+                                       daemon=True)
+        self._timer.start()
 
     # ----------------------------------------------------------------- state the adapter reads
 
@@ -146,14 +169,50 @@ class AuditFile:
         """Nothing to do: every line went out with its own write(2)."""
 
     def request_reopen(self) -> None:
-        """Reopen the path before the next line (SIGHUP); safe to call from a signal handler."""
+        """Move to whatever the path names before the next line (SIGHUP); safe to call from a
+        signal handler (it only sets a flag)."""
         self._reopen = True
 
-    def close(self) -> None:
+    def reopen(self) -> None:
+        """Move to whatever the path names, now (logrotate's `postrotate`, through SIGHUP): the
+        old file gets its `rotated` checkpoint and the new one its `open` checkpoint at once, so
+        neither waits for traffic. Nothing happens when the path still names the open file."""
         with self._lock:
+            self._reopen = True
+            try:
+                self._ensure_open()
+            except OSError as exc:
+                self._failed(exc, lost=0, refuse=False)
+
+    def checkpoint(self) -> None:
+        """Write an `interval` checkpoint now (the timer thread's job; rotation is followed too)."""
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            try:
+                self._ensure_open()
+                if self._lost:
+                    self._write_gap()
+                self._write_checkpoint("interval")
+            except OSError as exc:
+                self._failed(exc, lost=0, refuse=False)
+
+    def close(self) -> None:
+        """End the file with a `close` checkpoint (after following a rotation) and stop."""
+        self._stopping.set()
+        with self._lock:
+            if self._fd is not None:
+                try:
+                    self._ensure_open()
+                    self._write_checkpoint("close")
+                except OSError as exc:
+                    log.warning("audit log %s: no closing checkpoint: %s", self.path,
+                                exc.strerror or exc)
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+        if self._timer is not threading.current_thread():
+            self._timer.join(timeout=5)
 
     # ----------------------------------------------------------------- internals
 
@@ -172,41 +231,77 @@ class AuditFile:
         self._reopen = False
         if st.st_size == 0:
             self._start_chain("new-file" if initial else reason, continues)
+            self._write_checkpoint("open")
             return
         try:
             tail, ends_clean = last_line(self.path)
         except OSError:
             # Append-only may leave the file unreadable to us (chattr +a, 0200): start afresh.
             self._start_chain("resumed-unreadable", continues)
+            self._write_checkpoint("open")
             return
         if ends_clean and tail is not None:
             self._prev = line_hash(tail)
             self._pending_chain = None
-            return
-        self._torn = not ends_clean
-        self._start_chain("damaged-tail", continues)
+        else:
+            self._torn = not ends_clean
+            self._start_chain("damaged-tail", continues)
+        self._write_checkpoint("open")
 
     def _start_chain(self, reason: ChainReason, continues: str | None) -> None:
         self._prev = None
         self._pending_chain = {"reason": reason, "file": str(self.path), "continues": continues}
 
     def _ensure_open(self) -> None:
-        """Reopen on request, when the path is another file now, or start a chain on truncation."""
-        if self._fd is None or self._reopen:
+        """Follow the path to the file it names now, or start a chain on truncation.
+
+        A missing path is the moment between logrotate's rename and its `create`: the renamed
+        file keeps the lines until the new one exists, unless a reopen was asked for (SIGHUP),
+        the file has no name left (deleted), or it is failing anyway.
+        """
+        if self._fd is None:
             self._open(reason="rotated")
             return
+        requested, self._reopen = self._reopen, False
         try:
             # one system call answers both questions below (os.stat: no Path object per line)
             st = os.stat(self._path_text)  # noqa: PTH116
         except FileNotFoundError:
-            self._open(reason="rotated")  # renamed away and not recreated yet
+            deleted = os.fstat(self._fd).st_nlink == 0
+            if requested or deleted or self.last_error is not None:
+                self._move("deleted" if deleted else "rotated")
             return
         if st.st_ino != self._ident[1] or st.st_dev != self._ident[0]:
-            self._open(reason="rotated")
+            self._move("rotated")
             return
         if st.st_size < self._end:  # the path is our file, so its size is our file's
             self._end = 0  # copytruncate: O_APPEND already writes at the new end
             self._start_chain("truncated", self._prev)
+
+    def _move(self, reason: ChainReason) -> None:
+        """Leave the open file for the path: a `rotated` checkpoint ends the old file (while it
+        still has a name), and the new file's chain continues from it."""
+        assert self._fd is not None
+        try:
+            if os.fstat(self._fd).st_nlink > 0:
+                self._write_checkpoint("rotated")
+        except OSError as exc:  # the old file is full or gone: the new one may still work
+            log.warning("audit log %s: no rotation checkpoint in the old file: %s", self.path,
+                        exc.strerror or exc)
+        self._open(reason=reason)
+
+    def _write_checkpoint(self, reason: str) -> None:
+        fields = {"reason": reason, "file": self._path_text, "host": _HOST,
+                  "interval_s": self.checkpoint_s, "pid": os.getpid()}
+        self._write_linked(render(format_time(self._clock()), CHECKPOINT, fields))
+
+    def _tick(self) -> None:
+        """The timer thread: a checkpoint every `checkpoint_s` seconds until `close`."""
+        while not self._stopping.wait(self.checkpoint_s):
+            try:
+                self.checkpoint()
+            except Exception:  # the timer must outlive anything one checkpoint meets
+                log.exception("audit log %s: checkpoint failed", self.path)
 
     def _write_linked(self, rendered: bytes) -> None:
         assert self._fd is not None
@@ -242,10 +337,12 @@ class AuditFile:
 
     def _write_gap(self) -> None:
         """Record, in the chain, how many events were lost while the file could not be written."""
-        gap = {"lost": self._lost, "since": self._lost_since, "error": self.last_error or "unknown"}
+        error = self._lost_error or self.last_error or "unknown"
+        gap = {"lost": self._lost, "since": self._lost_since, "error": error}
         self._write_linked(render(format_time(self._clock()), "audit_gap", gap))
         self._lost = 0
         self._lost_since = None
+        self._lost_error = None
 
     def _failed(self, exc: OSError, *, lost: int, refuse: bool = True) -> None:
         """Report loudly (first time, then once a minute), count the loss, raise if fail-closed."""
@@ -256,6 +353,7 @@ class AuditFile:
             if self._lost == 0:
                 self._lost_since = format_time(self._clock())
             self._lost += lost
+            self._lost_error = message
         now = time.monotonic()
         if first or now - self._last_complaint >= _REPEAT_COMPLAINT_S:
             self._last_complaint = now

@@ -110,6 +110,11 @@ class AuditLog:
         """The audit files this log writes (for SIGHUP reopen and health checks)."""
         return self._files
 
+    def reopen(self) -> None:
+        """Each audit file moves to what its path names now (SIGHUP, after logrotate)."""
+        for handle in self._files:
+            handle.reopen()
+
     @property
     def refusing(self) -> bool:
         """True while an audit file is failing with `on_audit_failure: fail-closed`."""

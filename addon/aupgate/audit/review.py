@@ -20,6 +20,7 @@ import orjson
 
 from aupgate.hostname import is_under
 
+from .chain import CHECKPOINT
 from .envelope import HEAD, TIME_AT, time_key
 from .reader import ReviewError, open_lines
 
@@ -49,8 +50,14 @@ class Selection:
         )
 
     def matches(self, record: Record) -> bool:
-        """Whether the event passes every filter; events without a filtered field do not."""
+        """Whether the event passes every filter; events without a filtered field do not.
+
+        The audit file's own checkpoints (one a minute per worker) are shown only when asked
+        for by name (`--event audit_checkpoint`): they say nothing about traffic.
+        """
         if self.events and record.get("event") not in self.events:
+            return False
+        if not self.events and record.get("event") == CHECKPOINT:
             return False
         if self.agencies and record.get("agency") not in self.agencies:
             return False

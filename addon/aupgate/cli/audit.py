@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from aupgate.audit.envelope import format_time
 from aupgate.audit.reader import ReviewError, check_audit_file, follow, parse_when
 from aupgate.audit.report.html import render_html
 from aupgate.audit.report.reading import summarise
@@ -370,9 +371,27 @@ def _add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="HASH",
         help="a line hash recorded earlier (e.g. off-box); fail if no line has it",
     )
+    verify.add_argument(
+        "--as-of",
+        metavar="WHEN",
+        help="judge files still being written as of this time (ISO-8601, or 2h back from now) "
+        "instead of now: for copies taken off a gateway",
+    )
+    verify.add_argument(
+        "--partial",
+        action="store_true",
+        help="the files are part of a longer trail (older files deleted by retention): a file "
+        "may continue one not given",
+    )
     verify.set_defaults(func=cmd_verify)
     return audit
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    return verify_files(args.files, anchors=args.anchor, out=sys.stdout)
+    try:
+        as_of = parse_when(args.as_of, now()) if args.as_of else format_time(now())
+    except ReviewError as exc:
+        print(f"aupgate audit verify: {exc}", file=sys.stderr)
+        return 2
+    return verify_files(args.files, anchors=args.anchor, out=sys.stdout, as_of=as_of,
+                        partial=args.partial)

@@ -208,8 +208,7 @@ class Aupgate:
             logger.exception("aupgate: could not record proxy_start")
 
     def _reopen_audit(self) -> None:
-        for handle in self.audit.files:
-            handle.request_reopen()
+        self.audit.reopen()  # at once: logrotate's new file gets its first line now
 
     async def done(self) -> None:
         if self._watcher is not None:
