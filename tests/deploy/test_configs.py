@@ -142,19 +142,37 @@ def test_nginx_serves_pac_and_wpad(tmp_path: Path) -> None:
         process.wait(timeout=10)
 
 
-def test_logrotate_copytruncate(tmp_path: Path) -> None:
-    """The shipped stanza rotates an audit file in place: the copy holds the lines, the live
-    file is emptied but keeps its inode (the writer's descriptor stays valid)."""
+SIGNAL_COMMAND = ("systemctl kill --kill-whom=main --signal=HUP aupgate.service "
+                  ">/dev/null 2>&1 || true")
+
+
+def shipped_logrotate(logs: Path, signal_command: str) -> str:
+    """The shipped stanza pointed at `logs`, run as root, with `signal_command` in place of the
+    systemctl call (no systemd here): everything else as shipped."""
+    text = (DEPLOY / "logrotate" / "aupgate").read_text()
+    for shipped in ("su aupgate adm", "create 0640 aupgate adm", SIGNAL_COMMAND):
+        assert shipped in text, shipped
+    return (text.replace("/var/log/aupgate", str(logs))
+            .replace("su aupgate adm", "su root root")
+            .replace("create 0640 aupgate adm", "create 0640 root root")
+            .replace(SIGNAL_COMMAND, signal_command))
+
+
+def test_logrotate_create_and_one_signal_for_every_worker(tmp_path: Path) -> None:
+    """The shipped stanza renames every worker's file, creates an empty 0640 one in its place
+    (a new inode: the writer moves to it), and runs postrotate once for all of them."""
     logrotate = require("logrotate")
+    text = (DEPLOY / "logrotate" / "aupgate").read_text()
+    assert "copytruncate" not in text.split("{", 1)[1]
+    assert "sharedscripts" in text and "delaycompress" in text
     logs = tmp_path / "log"
     logs.mkdir()
-    live = logs / "audit-8081.jsonl"
-    live.write_text('{"event": "decision"}\n')
-    inode = live.stat().st_ino
-    text = (DEPLOY / "logrotate" / "aupgate").read_text()
-    assert "su aupgate adm" in text and "copytruncate" in text
-    text = text.replace("/var/log/aupgate", str(logs)).replace("su aupgate adm", "su root root")
-    (tmp_path / "aupgate").write_text(text)
+    signals = tmp_path / "signals"
+    inodes = {}
+    for name in ("audit.w0.jsonl", "audit.w1.jsonl", "audit.jsonl"):
+        (logs / name).write_text(f'{{"event": "{name}"}}\n')
+        inodes[name] = (logs / name).stat().st_ino
+    (tmp_path / "aupgate").write_text(shipped_logrotate(logs, f"echo hup >> {signals}"))
     done = subprocess.run(
         [logrotate, "-f", "-s", str(tmp_path / "state"), str(tmp_path / "aupgate")],
         capture_output=True,
@@ -162,9 +180,14 @@ def test_logrotate_copytruncate(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    rotated = [p for p in logs.iterdir() if p.name.startswith("audit-8081.jsonl-")]
-    assert len(rotated) == 1 and rotated[0].read_text() == '{"event": "decision"}\n'
-    assert live.stat().st_ino == inode and live.stat().st_size == 0
+    assert signals.read_text() == "hup\n"  # once, for all the files
+    for name, inode in inodes.items():
+        [rotated] = [p for p in logs.iterdir() if p.name.startswith(f"{name}-")]
+        assert rotated.read_text() == f'{{"event": "{name}"}}\n'  # not compressed yet
+        assert rotated.stat().st_ino == inode  # renamed, not copied
+        live = logs / name
+        assert live.stat().st_size == 0 and live.stat().st_ino != inode
+        assert stat.S_IMODE(live.stat().st_mode) == 0o640
 
 
 def test_permissions_script(tmp_path: Path) -> None:
