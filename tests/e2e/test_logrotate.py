@@ -6,7 +6,8 @@ was in neither file (12 lines lost in 20 rotations at ~800 requests/s) and `audi
 reported the broken links. It now says `create` and signals the service, and the writer keeps
 writing the renamed file until it moves. Here every request the load generator saw answered
 must have its decision line in the audit files, rotated and compressed ones included, exactly
-once, and `aupgate audit verify` must pass on all of them.
+once, and `aupgate audit verify` must pass on all of them. Then (item 12) a copy of that real
+trail is damaged three ways and verify must name each and still walk every file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -152,3 +154,37 @@ def test_no_line_lost_across_rotations_under_load(gateway: tuple[Proxy, int],
     assert f"OK: {len(files)} file(s)" in verify.stdout
     assert verify.stdout.count("continued by") == count * ROTATIONS
     assert verify.stdout.count("closed by its writer") == count
+    damage_and_verify(files, tmp_path / "damaged")
+
+
+def damage_and_verify(files: list[Path], folder: Path) -> None:
+    """Item 12 on the real trail: a copy with a .gz cut short, a rotated file deleted from the
+    middle of a chain and lines cut from the end of the closed live file. verify names each,
+    at its file, without a traceback, and still walks every other file."""
+    folder.mkdir()
+    copies = []
+    for path in files:
+        shutil.copy2(path, folder / path.name)
+        copies.append(folder / path.name)
+    packed = sorted(c for c in copies if c.name.endswith(".gz"))
+    cut_gz, deleted = packed[0], packed[2]
+    data = cut_gz.read_bytes()
+    cut_gz.write_bytes(data[: len(data) // 2])
+    deleted.unlink()
+    copies.remove(deleted)
+    live = next(c for c in copies if c.name.endswith(".jsonl"))
+    kept = live.read_bytes().splitlines(keepends=True)[:-2]  # the close checkpoint and one more
+    live.write_bytes(b"".join(kept))
+    # an hour on: the cut file's last line is then older than the writer's checkpoints allow
+    # (within 3 minutes of it, a cut cannot be told from a writer that has not written yet)
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    done = subprocess.run([str(AUPGATE), "audit", "verify", "--as-of", later, *map(str, copies)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    out = done.stdout
+    assert done.returncode == 1 and done.stderr == "", out + done.stderr
+    assert f"{cut_gz}:" in out and "damaged: cannot read past line" in out, out
+    assert "a file before it is missing" in out, out  # the file after the deleted one
+    assert f"{live}:{len(kept)}: ends at line {len(kept)}" in out, out
+    assert "without its writer's closing checkpoint" in out, out
+    walked = [c for c in copies if f"{c}: ok" in out or f"{c}: BROKEN" in out]
+    assert len(walked) == len(copies), out  # every file given was walked
