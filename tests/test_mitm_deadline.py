@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,9 @@ def flow_for(host: str) -> Any:
 
 
 @pytest.fixture
-def addon(tmp_path: Path) -> Iterator[tuple[Aupgate, Any]]:
+async def addon(tmp_path: Path) -> AsyncIterator[tuple[Aupgate, Any]]:
+    """Async, so that taddons.context uses the test's running loop: from a plain fixture it
+    makes an event loop of its own that nobody closes (a ResourceWarning once collected)."""
     aupgate = Aupgate()
     with taddons.context(aupgate) as tctx:
         tctx.configure(aupgate, aupgate_policy_dir=str(FIXTURES / "policies"),
