@@ -15,12 +15,14 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from aupgate.categories.cache import check_index, load_index
 
 from .conftest import Certs, Proxy, Upstreams, curl, start_proxy, stop_proxy
+from .test_workers import records, until, worker_file
 
 SHAPES = ["other index copied over it", "truncated", "bytes overwritten", "deleted"]
 
@@ -121,3 +123,34 @@ def test_the_proxy_never_maps_the_index_file(running: Proxy) -> None:
     maps = Path(f"/proc/{running.process.pid}/maps").read_text()
     assert "aupidx" not in maps
     assert "[heap]" in maps  # it is the proxy's own map that was read
+
+
+def test_two_workers_never_use_a_foreign_index_and_share_one_rebuild(
+        tmp_path_factory: pytest.TempPathFactory, certs: Certs, upstreams: Upstreams,
+        tmp_path: Path) -> None:
+    """`--workers 2`: each worker holds its own verified copy; another index copied over the
+    file is refused by whichever worker notices first, rebuilt once under the lock, and the
+    other adopts the rebuilt file. No request to a blocked host is allowed by either."""
+    pair = start_proxy(tmp_path_factory.mktemp("index-workers"), certs, upstreams, workers=2)
+    try:
+        pair.wait_for("2 workers serving")
+        sources = pair.home / "categories" / "sources.yaml"
+        path = pair.home / "categories" / "index.aupidx"
+        damage(path, "other index copied over it", tmp_path)
+        assert blocked_everywhere(pair, "workers-during", 20) == []
+
+        def events(kind: str) -> list[dict[str, Any]]:
+            return [r for i in (0, 1) for r in records(worker_file(pair, i))
+                    if r["event"] == kind and r.get("part") == "categories"]
+
+        until(lambda: events("policy_reload_failed") and check_index(sources).state == "current",
+              45, "a worker to refuse the foreign index and the file to be rebuilt")
+        assert all("it was NOT used" in e for r in events("policy_reload_failed")
+                   for e in r["errors"])
+        assert blocked_everywhere(pair, "workers-after", 10) == []
+        decided = [r for i in (0, 1) for r in records(worker_file(pair, i))
+                   if r["event"] == "decision" and ".bet365.com" in str(r.get("host", ""))]
+        assert len(decided) >= 30 and all(r["action"] == "block" for r in decided)
+        assert pair.process.poll() is None
+    finally:
+        stop_proxy(pair)
