@@ -40,7 +40,7 @@ IO_MODULES = {
     "aupgate.policy.loader": "reads policy files and digests them",
     "aupgate.categories.readers": "reads category list files",
     "aupgate.categories.sources": "reads and edits sources.yaml",
-    "aupgate.categories.compiled": "maps the compiled index file",
+    "aupgate.categories.indexfile": "writes the index file; reads it back verified, never maps it",
     "aupgate.categories.compiler": "digests the lists and writes the index file",
     "aupgate.categories.cache": "finds, locks, compiles (in a child process) and opens the index",
     "aupgate.categories.importer": "copies imported lists and writes the manifest",

@@ -535,7 +535,7 @@ def test_sources_yaml_errors_name_file_line_and_field(tmp_path: Path) -> None:
     [
         ("", " expected a mapping with key 'sources'"),
         ("- a\n", "1: expected a mapping with key 'sources'"),
-        ("lists: []\n", "1: lists: unknown key (expected 'sources')"),
+        ("lists: []\n", "1: lists: unknown key (expected 'sources' or 'corrections')"),
         ("sources: 3\n", "1: sources: expected a list"),
         ("sources:\n  - 3\n", "2: sources[0]: expected a mapping"),
         ("sources:\n  - path: [a]\n", "2: sources[0].path: expected a non-empty string"),

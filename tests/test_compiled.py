@@ -22,10 +22,11 @@ from aupgate.categories.cache import (
     load_index,
     rebuild,
 )
-from aupgate.categories.compiled import MAGIC, CompiledIndex, IndexFileError
+from aupgate.categories.compiled import CompiledIndex, IndexFileError
 from aupgate.categories.entries import Entry
 from aupgate.categories.ids import CATEGORY_IDS
 from aupgate.categories.index import classification_of
+from aupgate.categories.indexfile import MAGIC
 from aupgate.categories.listindex import load_lists
 from aupgate.errors import CategoryError
 
@@ -287,7 +288,7 @@ def corrupt(target: Path, how: str) -> None:
         ("truncated", "truncated or extended"),
         ("extended", "truncated or extended"),
         ("flipped", "checksum mismatch: the file is corrupt"),
-        ("version", "format version 99, this aupgate reads 1"),
+        ("version", "format version 99, this aupgate reads 2"),
         ("empty", "truncated: shorter than the preamble"),
     ],
 )

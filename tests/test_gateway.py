@@ -1,4 +1,11 @@
-"""Hot reload: a valid edit swaps in whole, a broken one keeps the last good policy."""
+"""Hot reload: a valid edit swaps in whole, a broken one keeps the last good policy.
+
+The compiled index file changed under the process (issue 12 item 5): the process answers from
+its own verified copy of the file (`indexfile`), so truncating it, overwriting bytes or copying
+another index over it changes no answer; the gateway notices the file is no longer the one it
+read, refuses a bad one loudly (the index in force stays) and rebuilds it from the lists.
+tests/e2e/test_index_file.py does the same through `aupgate run`.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from aupgate.categories.cache import check_index, load_index
+from aupgate.categories.compiled import CompiledIndex, IndexFileError
+from aupgate.categories.indexfile import read_verified
 from aupgate.errors import PolicyError
 from aupgate.gateway import Gateway
 
 FIXTURES = Path(__file__).parent / "e2e" / "fixtures"
+HOSTS = [f"h{i}.bet365.com" for i in range(50)]
 
 
 def today() -> date:
@@ -191,3 +202,115 @@ def test_adding_and_editing_agencies_needs_no_retirement(tree: Path) -> None:
     add_agency(tree, "other", "10.99.0.0/16")
     [outcome] = gw.poll()
     assert outcome.ok and set(gw.current.policies.policies) == {"lab", "other"}
+# --- the index file changed under the process ---------------------------------------------------
+
+
+def live(gw: Gateway) -> Path:
+    index = gw.current.index
+    assert isinstance(index, CompiledIndex)
+    return index.path
+
+
+def other_index(folder: Path) -> Path:
+    """A valid index compiled from other lists (no gambling at all)."""
+    folder.mkdir()
+    (folder / "shop.txt").write_text("shop.example\n")
+    sources = folder / "sources.yaml"
+    sources.write_text(
+        "sources:\n  - {path: shop.txt, format: plain, category: shopping, source: t, "
+        "licence: t, snapshot: t}\n"
+    )
+    index, _ = load_index(sources)
+    return index.path
+
+
+def all_gambling(gw: Gateway) -> bool:
+    index = gw.current.index
+    return all(index.classify(h).categories == ("gambling",) for h in HOSTS)
+
+
+def damage(path: Path, how: str, tmp: Path) -> None:
+    if how == "other index copied over it":
+        shutil.copyfile(other_index(tmp / "other"), path)  # in place: same inode
+    elif how == "truncated":
+        os.truncate(path, path.stat().st_size // 2)
+    elif how == "bytes overwritten":
+        with path.open("r+b") as f:
+            f.seek(200)
+            f.write(os.urandom(64))
+    elif how == "garbage":
+        path.write_bytes(os.urandom(4096))
+    elif how == "deleted":
+        path.unlink()
+
+
+@pytest.mark.parametrize(
+    "how", ["other index copied over it", "truncated", "bytes overwritten", "garbage"]
+)
+def test_a_damaged_or_foreign_index_file_changes_no_answer_and_is_refused_then_rebuilt(
+    tree: Path, tmp_path: Path, how: str
+) -> None:
+    gw = make(tree)
+    in_force = gw.current.index
+    path = live(gw)
+    assert all_gambling(gw)
+    damage(path, how, tmp_path)
+    assert all_gambling(gw)  # nothing done to the file reaches the copy in force
+    assert gw.check() == ["categories"]
+    refused, rebuilt = gw.poll()
+    assert not refused.ok and refused.part == "categories"
+    [problem] = refused.problems
+    assert problem.file == str(path) and "it was NOT used" in problem.message
+    if how == "other index copied over it":
+        assert "compiled from other lists" in problem.message
+    else:
+        assert "damaged or replaced" in problem.message
+    assert rebuilt.ok
+    assert check_index(tree / "categories" / "sources.yaml").state == "current"
+    assert all_gambling(gw)
+    assert gw.current.index is in_force  # the rebuilt file has the same content: nothing swapped
+    assert gw.check() == []
+
+
+def test_a_deleted_index_file_is_rebuilt_with_a_warning(tree: Path, tmp_path: Path) -> None:
+    gw = make(tree)
+    path = live(gw)
+    damage(path, "deleted", tmp_path)
+    assert all_gambling(gw)
+    [outcome] = gw.poll()
+    assert outcome.ok and "deleted" in outcome.problems[0].message
+    assert path.is_file() and gw.check() == []
+
+
+def test_a_good_replacement_compiled_from_the_same_lists_is_adopted(tree: Path) -> None:
+    gw = make(tree)
+    path = live(gw)
+    copy = path.with_name("copy.aupidx")
+    shutil.copyfile(path, copy)
+    os.replace(copy, path)  # the same bytes, another file: an administrator's recompile
+    assert gw.check() == ["categories"]
+    assert gw.poll() == []  # adopted silently: the same content is already in force
+    assert gw.check() == []
+
+
+def test_when_nothing_can_be_rebuilt_the_index_in_force_stays(tree: Path) -> None:
+    gw = make(tree)
+    os.truncate(live(gw), 100)
+    (tree / "categories" / "gambling.txt").unlink()  # and the lists cannot be read either
+    outcomes = gw.poll()
+    assert outcomes and not any(o.ok for o in outcomes)
+    assert all_gambling(gw)
+
+
+def test_provenance_is_read_only_from_the_file_that_was_verified(tree: Path) -> None:
+    """`origins` re-reads the file for the provenance; a changed file is refused, not read."""
+    gw = make(tree)
+    index = gw.current.index
+    assert isinstance(index, CompiledIndex)
+    with index.path.open("r+b") as f:
+        f.seek(index.path.stat().st_size - 10)
+        f.write(b"X")
+    with pytest.raises(IndexFileError):
+        index.origins(index.matches("bet365.com")[0].entry)
+    with pytest.raises(IndexFileError, match="checksum mismatch"):
+        read_verified(index.path)

@@ -93,7 +93,9 @@ SOURCES_HEADER = """\
 # Written by tools/build_categories.py; paths are relative to this folder.
 # Keys: path, format (ut1 | plain | hosts), category (see docs/categories.md),
 # source, licence, snapshot. Unknown keys and unknown categories are errors.
+# corrections: aupgate's corrections to the third-party lists, each with its reason.
 """
+CORRECTIONS = "aupgate/corrections.yaml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +211,12 @@ def project_lists(out: Path) -> list[Source]:
 def write_sources(out: Path, sources: Sequence[Source]) -> Path:
     """Write sources.yaml in CATEGORY_IDS order, so a reader finds a category's lists together."""
     ordered = sorted(sources, key=lambda s: CATEGORY_IDS.index(s.category))
+    document: dict[str, object] = {}
+    if (out / CORRECTIONS).is_file():
+        document["corrections"] = CORRECTIONS
+    document["sources"] = [_as_dict(s) for s in ordered]
     body = yaml.safe_dump(
-        {"sources": [_as_dict(s) for s in ordered]},
+        document,
         sort_keys=False,
         allow_unicode=True,
         width=200,

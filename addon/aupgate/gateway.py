@@ -10,6 +10,13 @@ compared on each `check()`; only when it moved is the content hashed, so a `touc
 rewriting identical bytes does not reload a multi-second category index. Loading is separated
 from checking so the adapter can load in a worker thread and keep serving traffic meanwhile.
 
+The compiled category index file is watched too. The process answers from its own verified copy
+of it, so a file truncated, overwritten or replaced under it changes nothing by itself; but a
+replacement is noticed (the identity of the file at the path: device, inode, size, times) and
+judged: a good one (compiled from these lists, verified) is swapped in like any reload; a bad
+one (damaged, or compiled from other lists) is refused loudly, the index in force stays, and the
+file is rebuilt from the lists.
+
 It reads files (that is its job) but never the clock: today's date is a function passed in.
 """
 
@@ -23,9 +30,11 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from .categories.cache import load_index
+from .categories.cache import Freshness, load_index, reopen_index
+from .categories.compiled import CompiledIndex
 from .categories.index import CategoryIndex
-from .categories.sources import read_sources
+from .categories.indexfile import FileIdentity, file_identity
+from .categories.sources import read_source_config
 from .errors import CategoryError, PolicyError, Problem
 from .policy.loader import load_policy_dir
 from .policy.model import PolicySet
@@ -70,17 +79,20 @@ def _policy_files(directory: Path) -> list[Path]:
 
 
 def _category_files(sources_file: Path) -> list[Path]:
-    """sources.yaml and every file its lists are read from (a UT1 folder's files too)."""
+    """sources.yaml, every file its lists are read from (a UT1 folder's files too), and the
+    corrections file."""
     files = [sources_file]
     try:
-        specs = read_sources(sources_file)
+        config = read_source_config(sources_file)
     except CategoryError:
         return files  # the load will report it; watching the sources file is enough
-    for spec in specs:
+    for spec in config.specs:
         if spec.path.is_dir():
             files += sorted(p for p in spec.path.rglob("*") if p.is_file())
         else:
             files.append(spec.path)
+    if config.corrections is not None:
+        files.append(config.corrections)
     return files
 
 
@@ -130,6 +142,8 @@ class Gateway:
         policies = load_policy_dir(policy_dir, today=today())  # raises PolicyError
         index, report = load_index(categories)  # raises CategoryError
         self.category_warnings: tuple[Problem, ...] = report.problems
+        self._index = index  # the compiled index in force, and the file it was read from
+        self._index_seen: FileIdentity | None = index.identity
         self._snapshot = Snapshot(
             policies, index, content_digest(policy_files), content_digest(category_files)
         )
@@ -157,51 +171,119 @@ class Gateway:
         changed: list[Part] = []
         if fingerprint(_policy_files(self.policy_dir)) != self._policy_seen:
             changed.append("policies")
-        if fingerprint(self._category_files()) != self._category_seen:
+        if (
+            fingerprint(self._category_files()) != self._category_seen
+            or file_identity(self._index.path) != self._index_seen
+        ):
             changed.append("categories")
         return changed
 
     def reload(self, parts: Iterable[Part]) -> list[ReloadOutcome]:
-        """Reload the given parts; a part whose content did not change is only re-fingerprinted."""
+        """Reload the given parts; a part whose content did not change is only re-fingerprinted.
+
+        Usually one outcome per part; a category index file found bad gives a failure (the
+        index in force stays) and then, once rebuilt from the lists, a success.
+        """
         with self._lock:
-            return [self._reload_one(part) for part in parts]
+            return [outcome for part in parts for outcome in self._reload_one(part)]
 
     def poll(self) -> list[ReloadOutcome]:
         """`check()` then `reload()`: for callers that do not mind blocking."""
         return self.reload(self.check())
 
-    def _reload_one(self, part: Part) -> ReloadOutcome:
+    def _reload_one(self, part: Part) -> list[ReloadOutcome]:
         if part == "policies":
-            files = _policy_files(self.policy_dir)
-            seen = fingerprint(files)
-            digest = content_digest(files)
-            self._policy_seen = seen
-            if digest == self._snapshot.policy_digest:
-                return ReloadOutcome(part, True, digest)
-            try:
-                policies = load_policy_dir(self.policy_dir, today=self._today())
-            except PolicyError as exc:
-                return ReloadOutcome(part, False, digest, exc.problems)
-            old = self._snapshot
-            dropped = removal_problems(
-                old.policies.policies, policies.policies, retired=policies.retired,
-                default_agency=self.default_agency,
-                retired_path=str(self.policy_dir / RETIRED_FILE))
-            if any(p.severity == "error" for p in dropped):
-                return ReloadOutcome(part, False, digest, (*dropped, *policies.warnings))
-            self._snapshot = Snapshot(policies, old.index, digest, old.categories_digest)
-            return ReloadOutcome(part, True, digest, (*dropped, *policies.warnings))
+            return [self._reload_policies()]
         files = self._category_files()
         seen = fingerprint(files)
         digest = content_digest(files)
         self._category_seen = seen
-        if digest == self._snapshot.categories_digest:
-            return ReloadOutcome(part, True, digest)
+        if digest != self._snapshot.categories_digest:
+            return [self._reload_categories(digest)]
+        if file_identity(self._index.path) != self._index_seen:
+            return self._reopen_index(digest)
+        return [ReloadOutcome(part, True, digest)]
+
+    def _reload_policies(self) -> ReloadOutcome:
+        files = _policy_files(self.policy_dir)
+        seen = fingerprint(files)
+        digest = content_digest(files)
+        self._policy_seen = seen
+        if digest == self._snapshot.policy_digest:
+            return ReloadOutcome("policies", True, digest)
+        try:
+            policies = load_policy_dir(self.policy_dir, today=self._today())
+        except PolicyError as exc:
+            return ReloadOutcome("policies", False, digest, exc.problems)
+        old = self._snapshot
+        dropped = removal_problems(
+            old.policies.policies, policies.policies, retired=policies.retired,
+            default_agency=self.default_agency,
+            retired_path=str(self.policy_dir / RETIRED_FILE))
+        if any(p.severity == "error" for p in dropped):
+            return ReloadOutcome("policies", False, digest, (*dropped, *policies.warnings))
+        self._snapshot = Snapshot(policies, old.index, digest, old.categories_digest)
+        return ReloadOutcome("policies", True, digest, (*dropped, *policies.warnings))
+
+    def _reload_categories(self, digest: str) -> ReloadOutcome:
+        """The lists changed: load them (an index file found bad on the way is rebuilt)."""
         try:
             index, report = load_index(self.categories)
         except CategoryError as exc:
-            return ReloadOutcome(part, False, digest, exc.problems)
+            return ReloadOutcome("categories", False, digest, exc.problems)
         self.category_warnings = report.problems
+        self._swap(index, digest)
+        return ReloadOutcome("categories", True, digest, (), len(index))
+
+    def _swap(self, index: CompiledIndex, digest: str) -> None:
+        self._index, self._index_seen = index, index.identity
         old = self._snapshot
         self._snapshot = Snapshot(old.policies, index, old.policy_digest, digest)
-        return ReloadOutcome(part, True, digest, (), len(index))
+
+    def _reopen_index(self, digest: str) -> list[ReloadOutcome]:
+        """The index file in use was replaced or changed on disk, the lists were not: judge it.
+
+        A good file with the same content is adopted silently (another worker rebuilt it); a
+        good file with other content is swapped in; a bad one is refused, loudly, and rebuilt.
+        """
+        in_force = self._index
+        path = in_force.path
+        try:
+            reopened = reopen_index(self.categories, in_force)
+        except CategoryError as exc:
+            self._index_seen = file_identity(path)  # complain again when it changes again
+            message = (
+                "the category index file in use changed on disk and could not be checked or "
+                "rebuilt; the index in force stays"
+            )
+            found = Problem(str(path), None, "", message)
+            return [ReloadOutcome("categories", False, digest, (found, *exc.problems))]
+        outcomes = []
+        if reopened.found.state not in ("current", "missing"):
+            message = _REFUSED.format(what=_what_was_found(reopened.found))
+            outcomes.append(
+                ReloadOutcome("categories", False, digest, (Problem(str(path), None, "", message),))
+            )
+        index = reopened.index
+        self._index_seen = index.identity
+        if reopened.rebuilt or index.checksum != in_force.checksum:
+            warnings: tuple[Problem, ...] = ()
+            if reopened.found.state == "missing":
+                note = "the category index file was deleted; it was rebuilt from the lists"
+                warnings = (Problem(str(path), None, "", note, "warning"),)
+            if index.checksum != in_force.checksum:
+                self._swap(index, digest)
+            outcomes.append(ReloadOutcome("categories", True, digest, warnings, len(index)))
+        return outcomes
+
+
+_REFUSED = (
+    "the category index file in use was {what}; it was NOT used: the index in force stays, "
+    "and the file is rebuilt from the lists"
+)
+
+
+def _what_was_found(found: Freshness) -> str:
+    if found.state == "stale":
+        return "replaced by an index compiled from other lists than sources.yaml names"
+    return f"damaged or replaced ({found.reason})"

@@ -1,8 +1,9 @@
-"""Preview of `categories/aupgate/corrections.yaml` applied to an index, for the coverage bench.
+"""A second, independent reading of `categories/aupgate/corrections.yaml`, from the data half.
 
-The proxy does not apply corrections yet (issue 13: the index code comes after the package
-restructuring). This module is the executable statement of their meaning, so the bench can show
-what the shipped data gives once they are applied, and the tests can hold the file to its format.
+The proxy applies corrections in `aupgate.categories.corrections`; this module was written first,
+from the documented meaning alone, and tests/test_corrections_data.py holds the shipped index to
+it on every corrected entry, so a misreading in either shows up as a disagreement.
+
 The rules (docs/categories.md, "Corrections"):
 
 - A correction names entries (plain-list syntax), a category `from`, optionally a category `to`

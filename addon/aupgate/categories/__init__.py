@@ -3,7 +3,9 @@
 The rooms, in the order a list travels: `ids` (the category ids policies name), `entries` (one
 list line's domain or URL prefix), `readers` (the four list formats), `sources` (sources.yaml:
 which list feeds which category), `index` (the question every request asks: `CategoryIndex`,
-`Classification`), `listindex` (the in-memory reference index), `compiled` and `compiler` (the
-memory-mapped index file and building it), `cache` (whether the file may be used, rebuilding it,
-`load_index`), `overrides` (an agency's amendments), `importer` and `ut1` (adding lists).
+`Classification`), `corrections` (aupgate's fixes to the third-party lists), `listindex` (the
+in-memory reference index), `compiled`, `compiler` and `indexfile` (the compiled index, building
+it, and its file, read verified and never mapped), `cache` (whether the file may be used,
+rebuilding it, `load_index`), `overrides` (an agency's amendments), `importer` and `ut1` (adding
+lists).
 """

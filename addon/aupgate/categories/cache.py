@@ -1,12 +1,16 @@
 """Where the compiled index lives, whether it may be used, and rebuilding it when not.
 
 `load_index(sources.yaml)` gives the index every process uses: digest the sources (every
-byte, tens of milliseconds), open the index file and check it (magic, version, size, sha256 of
+byte, tens of milliseconds), read the index file and check it (magic, version, size, sha256 of
 its body), compare its recorded source digest, and use it only if all agree. A missing, stale or
 corrupt index is rebuilt, never trusted: the reason is logged, the new file is written beside it
-under a temporary name and renamed into place, so a process that opened the old one keeps a
-consistent (old) index and one that opens it now gets the new one. An exclusive lock makes
+under a temporary name, flushed and renamed into place, so a process that read the old one keeps
+a consistent (old) index and one that reads it now gets the new one. An exclusive lock makes
 concurrent starters (one per worker process) compile once and share the result.
+
+A process keeps its own verified copy of what it read (`indexfile`), so a file changed under it
+does no harm; `reopen_index` is what the gateway calls when it notices the file in use was
+replaced: a good replacement is used, anything else is rebuilt from the lists.
 
 The file lives beside sources.yaml (`categories/index.aupidx`, git-ignored), or in
 `$AUPGATE_INDEX_DIR` when set (e.g. `/var/cache/aupgate` when the categories folder is read-only
@@ -33,9 +37,10 @@ from aupgate.errors import CategoryError, Problem
 
 from .compiled import CompiledIndex, IndexFileError
 from .compiler import CompileStats, ProgressFn, compile_sources, sources_digest
+from .corrections import stale_problems
 from .loadreport import LoadReport
 from .readers import source_files
-from .sources import read_sources
+from .sources import read_source_config, read_sources
 
 __all__ = [
     "ENV_INDEX_DIR",
@@ -45,6 +50,7 @@ __all__ = [
     "index_locations",
     "load_index",
     "rebuild",
+    "reopen_index",
 ]
 
 INDEX_NAME = "index.aupidx"
@@ -118,23 +124,60 @@ def load_index(
     list-reading code changed or the file is corrupt. Lines that cannot be used are warnings in
     the report, as with `listindex.load_lists`.
 
+    The report's warnings also name every stale correction (one that no longer changes
+    anything: the lists changed, so it should go).
+
     Raises:
-        CategoryError: sources.yaml is invalid, a list cannot be read, or no index can be written.
+        CategoryError: sources.yaml or the corrections file is invalid, a list cannot be read, or
+            no index can be written.
     """
-    specs = read_sources(sources_file)
-    digest = sources_digest(sources_file, specs)
+    digest = sources_digest(sources_file, read_source_config(sources_file))
     candidates = [index_file] if index_file else index_locations(sources_file)
     reasons: list[Freshness] = []
     for path in candidates:
         index, fresh = _open_checked(path, sources_file.parent, digest)
         if index is not None:
-            return index, index.report
+            return index, _report(index)
         reasons.append(fresh)
     first = reasons[0]
-    log = logger.info if first.state == "missing" else logger.warning
+    log = {"missing": logger.info, "stale": logger.warning}.get(first.state, logger.error)
     log("category index %s is %s (%s); compiling it", first.path, first.state, first.reason)
     index = rebuild(sources_file, candidates, digest=digest, progress=progress)[0]
-    return index, index.report
+    return index, _report(index)
+
+
+def _report(index: CompiledIndex) -> LoadReport:
+    return index.report.adding(stale_problems(index))
+
+
+@dataclass(frozen=True, slots=True)
+class Reopened:
+    """What the index file in use turned out to be, and the index to use from now on."""
+
+    index: CompiledIndex  # the file's index when it is good, else one rebuilt from the lists
+    found: Freshness  # what the file at the path was: current, missing, stale or corrupt
+    rebuilt: bool
+
+
+def reopen_index(sources_file: Path, in_force: CompiledIndex) -> Reopened:
+    """The file of the index in force was replaced or changed: what it is now, and what to use.
+
+    A file that is current for the lists sources.yaml names (a good replacement: an index
+    compiled by hand, another worker's rebuild) is read, verified and used. A file that is
+    missing, corrupt, or compiled from other lists (another index copied over it) is never
+    used: the index is rebuilt from the lists, written aside and renamed into place. The caller
+    keeps the index in force until this returns, and keeps it if this raises.
+
+    Raises:
+        CategoryError: sources.yaml or a list is unreadable, or no index can be written.
+    """
+    digest = sources_digest(sources_file, read_source_config(sources_file))
+    index, found = _open_checked(in_force.path, sources_file.parent, digest)
+    if index is not None:
+        return Reopened(index, found, rebuilt=False)
+    others = [p for p in index_locations(sources_file) if p != in_force.path]
+    rebuilt = rebuild(sources_file, [in_force.path, *others], digest=digest)[0]
+    return Reopened(rebuilt, found, rebuilt=True)
 
 
 def rebuild(
@@ -200,14 +243,28 @@ def _build_at(
             else:
                 stats = _compile(sources_file, temporary, digest, progress)
             temporary.replace(path)
+            _sync_folder(path.parent)
         finally:
             temporary.unlink(missing_ok=True)
+    index, fresh = _open_checked(path, sources_file.parent, digest)
+    if index is None:  # replaced again between the rename and this read: never trust that
+        message = f"compiled index replaced before it could be read back: {fresh.reason}"
+        raise CategoryError([Problem(str(path), None, "", message)])
+    return index, stats
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename durable: after a crash the folder names the new file or the old one."""
     try:
-        return CompiledIndex.open(path, sources_file.parent), stats
-    except IndexFileError as e:  # pragma: no cover - what was just written must read back
-        raise CategoryError(
-            [Problem(str(path), None, "", f"compiled index unreadable: {e}")]
-        ) from e
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a folder; the rename itself is still atomic
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -1,81 +1,64 @@
-"""The compiled category index: every list in one file that a process maps instead of loading.
+"""The compiled category index: every list in one file that a process reads instead of the lists.
 
 Reading the lists takes seconds and about 100 MiB per process (every entry a Python string in a
 dict), and the proxy runs several worker processes that would each pay it at start and on every
-reload. Compiled, the same entries are one read-only file: opening it is an `mmap` and a checksum,
-the pages are shared by every process through the page cache, and nothing is unpickled.
+reload. Compiled, the same entries are one file: opening it is one read and a checksum of its
+bytes (`indexfile`), the part requests need is a few MiB of the process's own memory, and nothing
+is unpickled. The process never maps the file, so nothing done to the file later (truncating it,
+copying another index over it) can reach the index in force; `gateway` notices and reloads.
 
 The keys live in a MARISA trie (`marisa-trie`), chosen by measurement over a hash table and sorted
-arrays in the same kind of file (docs/benchmarks.md, "Category index"): five times smaller than the
-hash table, as fast, and answers "which keys are prefixes of this string" in one C++ call, which is
-exactly the question a request asks. Hosts are stored reversed with a trailing dot
-(`bet365.com` -> `moc.563teb.`), so the keys that are prefixes of a reversed host are precisely its
-domain entries on label boundaries, most specific last; a URL entry `host/path` is the host's key
-followed by the path, found by the same call on `reversed host + "." + path`.
+arrays (docs/benchmarks.md, "Category index"): five times smaller than the hash table, as fast,
+and answers "which keys are prefixes of this string" in one C++ call, which is exactly the
+question a request asks. Hosts are stored reversed with a trailing dot (`bet365.com` ->
+`moc.563teb.`), so the keys that are prefixes of a reversed host are precisely its domain entries
+on label boundaries, most specific last; a URL entry `host/path` is the host's key followed by the
+path, found by the same call on `reversed host + "." + path`.
 
-File layout (little-endian; sections 8-byte aligned):
-
-    preamble   magic, format version, total size, meta offset and length, sha256 of the rest
-    trie       marisa-trie bytes, mapped in place
-    values     one class number per key id (uint16, or uint32 if ever needed)
-    prov_*     per key id, the (file, line) of every list line that gave the entry
-    meta       JSON: sources and their provenance, the load report, classes, section offsets
-
-A file whose magic, version, size or checksum is wrong is refused with `IndexFileError`; whether
-it is *current* (its sources unchanged) is decided by `cache`, which rebuilds it.
+Each key has a class: the categories of the entry (a bit mask over CATEGORY_IDS) and flags: URL
+entries hang under this host key; a correction's entry is this host (a request then takes the
+corrected path). A key that is no entry (mask 0) may exist for its flags alone.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import mmap
-import struct
-from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 import marisa_trie  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
 from aupgate.errors import Problem
 from aupgate.memo import remember
 
-from .entries import Entry
+from .corrections import Corrections
+from .entries import Entry, Hit
 from .ids import CATEGORY_IDS
-from .index import NO_MATCH, CategoryIndex, Classification, Hit
+from .index import NO_MATCH, CategoryIndex, Classification, classification_of
+from .indexfile import IndexFileError, Verified, read_verified, section
 from .loadreport import LoadReport, SourceReport
 from .sources import SourceSpec
 
 __all__ = [
-    "FORMAT_VERSION",
-    "MAGIC",
+    "CORRECTED",
+    "HAS_URLS",
     "CompiledIndex",
     "IndexFileError",
     "Origin",
     "host_key",
-    "write_index",
 ]
 
-MAGIC = b"AUPIDX\x00\n"
-FORMAT_VERSION = 1
-_PREAMBLE = struct.Struct("<8sIIQQQ32s")  # magic, version, flags, size, meta off, meta len, sha256
-_BODY_START = 80  # the preamble, padded
 HAS_URLS = 1  # class flag: URL-prefix entries hang under this host key
-_CHUNK = 1 << 20
+CORRECTED = 2  # class flag: a correction's entry is on this host
 _MEMO_LIMIT = 65_536
-
-
-class IndexFileError(Exception):
-    """A compiled index that must not be used: not ours, another version, truncated, corrupt."""
 
 
 class _Trie(Protocol):
     """The part of `marisa_trie.Trie` used here (the package ships no type information)."""
 
     def iter_prefixes_with_ids(self, prefix: str) -> Iterator[tuple[str, int]]: ...
+    def iteritems(self, prefix: str = ...) -> Iterator[tuple[str, int]]: ...
     def get(self, key: str, default: int = ...) -> int: ...
     def map(self, buffer: memoryview) -> None: ...
     def tobytes(self) -> bytes: ...
@@ -91,103 +74,12 @@ def _host_of(key: str) -> str:
     return key[-2::-1]
 
 
-# --- writing -------------------------------------------------------------------------------------
-
-
 class Origin(NamedTuple):
     """One list line that gave an entry: which file, which line, from which source."""
 
     file: str
     line: int
     source: SourceSpec
-
-
-def write_index(
-    out: BinaryIO,
-    *,
-    keys: Sequence[str],
-    classes_of_keys: Sequence[int],
-    classes: Sequence[tuple[int, int]],
-    records: tuple[Sequence[int], Sequence[int], Sequence[int]],
-    meta: dict[str, Any],
-) -> None:
-    """Write a compiled index to a seekable binary file.
-
-    Args:
-        keys: trie keys (see `host_key`); position in this list is the key's local number.
-        classes_of_keys: the class number of each key, by local number.
-        classes: (category mask, flags) of each class; bit i of a mask is CATEGORY_IDS[i].
-        records: provenance as three parallel arrays: local key number, file number, line.
-        meta: JSON-able facts about the sources; sections and counts are added here.
-    """
-    trie = cast(_Trie, marisa_trie.Trie(keys))
-    local_to_id = array("I", bytes(4 * len(keys)))
-    for local, key in enumerate(keys):
-        local_to_id[local] = trie.get(key)
-    code = "H" if len(classes) <= 0xFFFF else "I"
-    values = array(code, bytes(array(code).itemsize * len(keys)))
-    for local, klass in enumerate(classes_of_keys):
-        values[local_to_id[local]] = klass
-    offsets, files, lines = _provenance(records, local_to_id, len(keys))
-    body = hashlib.sha256()
-    out.seek(_BODY_START)
-    position = _BODY_START
-    sections: dict[str, list[int]] = {}
-
-    def put(name: str, data: bytes | array[int]) -> None:
-        nonlocal position
-        raw = data if isinstance(data, bytes) else data.tobytes()
-        pad = (-position) % 8
-        blob = b"\0" * pad + raw
-        out.write(blob)
-        body.update(blob)
-        sections[name] = [position + pad, len(raw)]
-        position += len(blob)
-
-    put("trie", trie.tobytes())
-    put("values", values)
-    put("prov_offsets", offsets)
-    put("prov_files", files)
-    put("prov_lines", lines)
-    meta = {**meta, "sections": sections, "keys": len(keys), "value_code": code}
-    meta["classes"] = [list(c) for c in classes]
-    raw_meta = json.dumps(meta, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    meta_offset = position
-    out.write(raw_meta)
-    body.update(raw_meta)
-    size = meta_offset + len(raw_meta)
-    out.seek(0)
-    preamble = _PREAMBLE.pack(
-        MAGIC, FORMAT_VERSION, 0, size, meta_offset, len(raw_meta), body.digest()
-    )
-    out.write(preamble.ljust(_BODY_START, b"\0"))
-
-
-def _provenance(
-    records: tuple[Sequence[int], Sequence[int], Sequence[int]],
-    local_to_id: array[int],
-    nkeys: int,
-) -> tuple[array[int], array[int], array[int]]:
-    """Group provenance records by trie key id (a counting sort): offsets, files, lines."""
-    rec_keys, rec_files, rec_lines = records
-    counts = array("I", bytes(4 * (nkeys + 1)))
-    for local in rec_keys:
-        counts[local_to_id[local] + 1] += 1
-    for i in range(1, nkeys + 1):
-        counts[i] += counts[i - 1]
-    offsets = array("I", counts)
-    fill = array("I", counts)
-    files = array("H", bytes(2 * len(rec_keys)))
-    lines = array("I", bytes(4 * len(rec_keys)))
-    for local, file, line in zip(rec_keys, rec_files, rec_lines, strict=True):
-        at = fill[local_to_id[local]]
-        fill[local_to_id[local]] = at + 1
-        files[at] = file
-        lines[at] = line
-    return offsets, files, lines
-
-
-# --- reading -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,8 +91,15 @@ class _Chain:
     url_hosts: tuple[str, ...]  # host keys on the chain with URL entries, most specific first
 
 
+class _Corrected:
+    """Memo value: a correction's entry is on the chain, so the request takes the slow path."""
+
+
+_CORRECTED = _Corrected()
+
+
 class CompiledIndex(CategoryIndex):
-    """A compiled index file, memory-mapped; answers exactly as `ListIndex` over the same lists.
+    """A compiled index file, read and verified; answers exactly as `ListIndex` over the same lists.
 
     Open it with `CompiledIndex.open` (checks integrity) or, normally, through
     `cache.load_index`, which also checks that it is current and rebuilds it if not.
@@ -208,55 +107,59 @@ class CompiledIndex(CategoryIndex):
 
     __slots__ = (
         "_classes",
+        "_corrections",
+        "_data",
         "_files",
-        "_map",
         "_memo",
         "_meta",
         "_prefix_ids",
+        "_provenance",
         "_sources",
         "_trie",
         "_tuples",
         "_values",
+        "checksum",
+        "identity",
         "path",
         "report",
     )
 
-    def __init__(self, path: Path, mapped: mmap.mmap, meta: dict[str, Any], base: Path) -> None:
+    def __init__(self, path: Path, verified: Verified, base: Path) -> None:
         self.path = path
-        self._map = mapped  # marisa maps the buffer without keeping a reference: this does
+        self.identity = verified.identity  # which file this was, for noticing it is replaced
+        self.checksum = verified.checksum.hex()
+        meta = verified.meta
         self._meta = meta
-        view = memoryview(mapped)
-        sections: dict[str, list[int]] = meta["sections"]
-
-        def section(name: str) -> memoryview:
-            offset, length = sections[name]
-            if offset < _BODY_START or offset + length > len(mapped):
-                raise IndexFileError(f"section {name} lies outside the file")
-            return view[offset : offset + length]
-
+        self._data = verified.data  # marisa maps the buffer without keeping a reference: this does
         trie = cast(_Trie, marisa_trie.Trie())
         try:
-            trie.map(section("trie"))
+            trie.map(section(verified, "trie"))
+        except IndexFileError:
+            raise
         except Exception as e:  # marisa raises plain exceptions on a bad trie image
             raise IndexFileError(f"the trie does not load: {e}") from e
         self._trie = trie
-        values = section("values")
+        values = section(verified, "values")
         self._values = values.cast("H") if meta["value_code"] == "H" else values.cast("I")
         self._classes: list[tuple[int, int]] = [(m, f) for m, f in meta["classes"]]
         if len(trie) != meta["keys"] or len(self._values) != meta["keys"]:
             raise IndexFileError("key counts disagree between sections")
         self._tuples: dict[int, tuple[str, ...]] = {}
-        self._memo: dict[str, Classification | _Chain] = {}
+        self._memo: dict[str, Classification | _Chain | _Corrected] = {}
         self._prefix_ids = trie.iter_prefixes_with_ids
         self._sources = [_spec(s, base) for s in meta["sources"]]
         self._files: list[tuple[str, int]] = [
             (str(base / name), source) for name, source in meta["files"]
         ]
+        self._corrections = Corrections.from_records(
+            meta["corrections"], lambda name: str(base / name)
+        )
+        self._provenance: tuple[memoryview, memoryview, memoryview] | None = None
         self.report = _report(meta["report"], base, meta["category_counts"])
 
     @classmethod
     def open(cls, path: Path, base: Path | None = None) -> CompiledIndex:
-        """Map a compiled index after checking magic, version, size and checksum.
+        """Read a compiled index after checking magic, version, size and checksum.
 
         Args:
             path: the index file.
@@ -266,15 +169,12 @@ class CompiledIndex(CategoryIndex):
         Raises:
             FileNotFoundError: there is no such file.
             IndexFileError: the file is not a usable index of this version.
+            OSError: it cannot be read.
         """
-        with path.open("rb") as f:
-            size, meta_offset, meta_length = _check_preamble(f, path)
-            meta_raw = _checked_body(f, size, meta_offset, meta_length)
-            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        verified = read_verified(path)
         try:
-            meta = json.loads(meta_raw)
-            return cls(path, mapped, meta, base if base is not None else path.parent)
-        except (ValueError, KeyError, TypeError) as e:
+            return cls(path, verified, base if base is not None else path.parent)
+        except (ValueError, KeyError, TypeError, IndexError) as e:
             raise IndexFileError(f"unreadable metadata: {e}") from e
 
     @property
@@ -290,7 +190,16 @@ class CompiledIndex(CategoryIndex):
     @property
     def size(self) -> int:
         """Size of the index file in bytes."""
-        return len(self._map)
+        return int(self.identity.size)
+
+    @property
+    def resident(self) -> int:
+        """Bytes of the file this process keeps in memory (the trie and the key classes)."""
+        return len(self._data)
+
+    @property
+    def corrections(self) -> Corrections:
+        return self._corrections
 
     def __len__(self) -> int:
         return int(self._meta["entries"])
@@ -307,7 +216,8 @@ class CompiledIndex(CategoryIndex):
         hit, one domain entry with nothing under it, is answered on the spot (cheaper than
         remembering it); what follows from a longer chain of keys is remembered (bounded): the
         answer itself when no URL entries lie on the way, else a `_Chain`, and only then is the
-        path looked at.
+        path looked at. A chain with a correction's entry on it is answered from the corrected
+        matches (`classification_of`), a few hundred hosts in all.
         """
         found = [*self._prefix_ids(host[::-1] + ".")]
         if not found:
@@ -323,26 +233,32 @@ class CompiledIndex(CategoryIndex):
             known = self._remember(found)
         if type(known) is Classification:
             return known
+        if known is _CORRECTED:
+            return classification_of(self.matches(host, path))
         assert isinstance(known, _Chain)
         if path[:1] != "/":
             return known.result
         return self._with_urls(known, path)
 
-    def _remember(self, found: list[tuple[str, int]]) -> Classification | _Chain:
+    def _remember(self, found: list[tuple[str, int]]) -> Classification | _Chain | _Corrected:
         """Work out what the matching host keys (shortest first) mean, and remember it."""
         values, classes = self._values, self._classes
         winner = ""
-        win_mask = masks = 0
+        shown = masks = 0
         url_hosts: list[str] = []
+        known: Classification | _Chain | _Corrected
         for key, kid in found:
             mask, flags = classes[values[kid]]
             if mask:
-                winner, win_mask = key, mask
+                winner = key
                 masks |= mask
+                shown = mask
             if flags & HAS_URLS:
                 url_hosts.append(key)
+            if flags & CORRECTED:
+                return remember(self._memo, found[-1][0], _CORRECTED, _MEMO_LIMIT)
         result = (
-            Classification(self._names(win_mask), self._names(masks), _host_of(winner))
+            Classification(self._names(shown), self._names(masks), _host_of(winner))
             if winner
             else NO_MATCH
         )
@@ -376,20 +292,31 @@ class CompiledIndex(CategoryIndex):
             self._tuples[mask] = names
         return names
 
-    def matches(self, host: str, path: str = "/") -> list[Hit]:
+    def _hits(self, entry: Entry, kid: int) -> Iterator[Hit]:
+        """The hit of one key, if it is an entry (a key may exist for its flags alone)."""
+        mask = self._classes[self._values[kid]][0]
+        if mask:
+            yield Hit(entry, self._names(mask))
+
+    def list_matches(self, host: str, path: str = "/") -> list[Hit]:
         hits: list[Hit] = []
         values, classes = self._values, self._classes
         for key, kid in self._trie.iter_prefixes_with_ids(host[::-1] + "."):
-            mask, flags = classes[values[kid]]
             hostname = _host_of(key)
-            if mask:
-                hits.append(Hit(Entry(hostname), self._names(mask)))
-            if flags & HAS_URLS and path[:1] == "/":
+            hits.extend(self._hits(Entry(hostname), kid))
+            if classes[values[kid]][1] & HAS_URLS and path[:1] == "/":
                 for url_key, url_id in self._trie.iter_prefixes_with_ids(key + path):
                     if len(url_key) > len(key):
-                        names = self._names(classes[values[url_id]][0])
-                        hits.append(Hit(Entry(hostname, url_key[len(key) :]), names))
+                        hits.extend(self._hits(Entry(hostname, url_key[len(key) :]), url_id))
         return hits
+
+    def list_entries_under(self, entry: Entry) -> Iterator[Hit]:
+        for key, kid in self._trie.iteritems(host_key(entry.host)):
+            slash = key.find("/")
+            hostname = _host_of(key) if slash < 0 else _host_of(key[:slash])
+            found = Entry(hostname) if slash < 0 else Entry(hostname, key[slash:])
+            if entry.path is None or (found.path or "").startswith(entry.path):
+                yield from self._hits(found, kid)
 
     # --- explaining ---
 
@@ -399,7 +326,14 @@ class CompiledIndex(CategoryIndex):
         return () if kid < 0 else self._names(self._classes[self._values[kid]][0])
 
     def origins(self, entry: Entry) -> list[Origin]:
-        """Every list line that gave this exact entry, in the order the lists were read."""
+        """Every list line that gave this exact entry, in the order the lists were read.
+
+        The first call reads the file again, whole, and it must hash to the checksum of the
+        index in force (a proxy never calls this; `aupgate categories lookup` does).
+
+        Raises:
+            IndexFileError: the file changed since this index was read.
+        """
         kid = self._key_id(entry)
         if kid < 0:
             return []
@@ -414,65 +348,17 @@ class CompiledIndex(CategoryIndex):
         key = host_key(entry.host) + (entry.path or "")
         return self._trie.get(key, -1)
 
-    def _prov(self) -> tuple[memoryview[int], memoryview[int], memoryview[int]]:
-        """The provenance arrays; only explaining touches these pages, never a request."""
-        view = memoryview(self._map)
-        sections = self._meta["sections"]
-
-        def raw(name: str) -> memoryview:
-            offset, length = sections[name]
-            return view[offset : offset + length]
-
-        return (
-            raw("prov_offsets").cast("I"),
-            raw("prov_files").cast("H"),
-            raw("prov_lines").cast("I"),
-        )
-
-
-def _check_preamble(f: io.BufferedReader, path: Path) -> tuple[int, int, int]:
-    raw = f.read(_BODY_START)
-    if len(raw) < _BODY_START:
-        raise IndexFileError("truncated: shorter than the preamble")
-    magic, version, _flags, size, meta_offset, meta_length, _digest = _PREAMBLE.unpack_from(raw)
-    if magic != MAGIC:
-        raise IndexFileError("bad magic: not an aupgate category index")
-    if version != FORMAT_VERSION:
-        raise IndexFileError(f"format version {version}, this aupgate reads {FORMAT_VERSION}")
-    actual = path.stat().st_size
-    if actual != size:
-        raise IndexFileError(f"truncated or extended: {actual} bytes, the preamble says {size}")
-    if meta_offset + meta_length != size or meta_offset < _BODY_START:
-        raise IndexFileError("metadata lies outside the file")
-    return size, meta_offset, meta_length
-
-
-def _checked_body(f: io.BufferedReader, size: int, meta_offset: int, meta_length: int) -> bytes:
-    """Hash everything after the preamble against the stored sha256; return the metadata.
-
-    Read with `readinto`, not through the map, so checking does not make the pages resident in
-    this process (they stay in the page cache for whoever maps them next).
-    """
-    f.seek(0)
-    expected = _PREAMBLE.unpack_from(f.read(_BODY_START))[6]
-    digest = hashlib.sha256()
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    position = _BODY_START
-    meta = bytearray()
-    while position < size:
-        n = f.readinto(view)
-        if not n:
-            raise IndexFileError("truncated while reading")
-        chunk = view[:n]
-        digest.update(chunk)
-        end = position + n
-        if end > meta_offset:
-            meta += chunk[max(0, meta_offset - position) :]
-        position = end
-    if digest.digest() != expected:
-        raise IndexFileError("checksum mismatch: the file is corrupt")
-    return bytes(meta[:meta_length])
+    def _prov(self) -> tuple[memoryview, memoryview, memoryview]:
+        if self._provenance is None:
+            whole = read_verified(self.path, whole=True)
+            if whole.checksum.hex() != self.checksum:
+                raise IndexFileError(f"{self.path} changed since this index was read")
+            self._provenance = (
+                section(whole, "prov_offsets").cast("I"),
+                section(whole, "prov_files").cast("H"),
+                section(whole, "prov_lines").cast("I"),
+            )
+        return self._provenance
 
 
 def _spec(raw: dict[str, Any], base: Path) -> SourceSpec:

@@ -4,10 +4,10 @@ The compiler reads the lists with the same readers as `load_lists`, so an entry 
 thing compiled or not, and records for every entry the file and line it came from (for
 `aupgate categories lookup`) and the same load report (counts, every rejected line).
 
-`sources_digest` names the exact input: sources.yaml, every list file's bytes, and the code that
-turns lines into entries. An index carries the digest it was compiled from; when the digest of
-the files on disk differs, the index is stale. The code is part of it because a fix to host
-normalisation changes what the same lines mean.
+`sources_digest` names the exact input: sources.yaml, every list file's bytes, the corrections
+file, and the code that turns lines into entries. An index carries the digest it was compiled
+from; when the digest of the files on disk differs, the index is stale. The code is part of it
+because a fix to host normalisation changes what the same lines mean.
 """
 
 from __future__ import annotations
@@ -17,17 +17,20 @@ import hashlib
 from array import array
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol, cast
 
 import idna
+import marisa_trie  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
 from aupgate import hostname, normalise
 
-from . import compiled, entries, ids, readers
-from .compiled import FORMAT_VERSION, HAS_URLS, host_key, write_index
+from . import compiled, corrections, entries, ids, indexfile, readers
+from .compiled import CORRECTED, HAS_URLS, host_key
+from .corrections import Corrections
 from .ids import CATEGORY_IDS
+from .indexfile import FORMAT_VERSION, provenance_arrays, write_index
 from .readers import Rejected, Skipped, read_numbered, rejection, source_files
-from .sources import SourceSpec, read_sources
+from .sources import Sources, SourceSpec, read_corrections_file, read_source_config
 
 __all__ = ["CompileStats", "compile_sources", "sources_digest"]
 
@@ -41,7 +44,7 @@ ProgressFn = Callable[[int, str], None]
 def _code_fingerprint() -> bytes:
     """The modules whose code decides what a list line means, and the index format version."""
     digest = hashlib.sha256(f"aupgate-index-format-{FORMAT_VERSION}\0".encode())
-    for module in (ids, entries, readers, hostname, normalise, compiled):
+    for module in (ids, entries, readers, hostname, normalise, compiled, corrections, indexfile):
         file = module.__file__
         if file is not None:
             digest.update(Path(file).read_bytes())
@@ -50,31 +53,34 @@ def _code_fingerprint() -> bytes:
     return digest.digest()
 
 
-def sources_digest(sources_file: Path, specs: list[SourceSpec] | None = None) -> str:
-    """sha256 over the code fingerprint, sources.yaml and every list file, names included.
+def sources_digest(sources_file: Path, config: Sources | None = None) -> str:
+    """sha256 over the code fingerprint, sources.yaml, every list file and the corrections file,
+    names included.
 
     Reads every byte (about 10 ms for the shipped lists, tens of ms for millions of entries):
     the index is trusted only for the exact bytes it was compiled from, not for a timestamp.
 
     Raises:
-        CategoryError: sources.yaml is invalid (from `read_sources`).
+        CategoryError: sources.yaml is invalid (from `read_source_config`).
     """
-    if specs is None:
-        specs = read_sources(sources_file)
+    if config is None:
+        config = read_source_config(sources_file)
     base = sources_file.parent
     digest = hashlib.sha256(_code_fingerprint())
     digest.update(sources_file.read_bytes())
     buffer = bytearray(_CHUNK)
     view = memoryview(buffer)
-    for spec in specs:
-        for file in source_files(spec.path, spec.format):
-            digest.update(b"\0" + relative(file, base).encode() + b"\0")
-            try:
-                with file.open("rb") as f:
-                    while n := f.readinto(view):
-                        digest.update(view[:n])
-            except OSError:
-                digest.update(b"\0unreadable\0")
+    files = [f for spec in config.specs for f in source_files(spec.path, spec.format)]
+    if config.corrections is not None:
+        files.append(config.corrections)
+    for file in files:
+        digest.update(b"\0" + relative(file, base).encode() + b"\0")
+        try:
+            with file.open("rb") as f:
+                while n := f.readinto(view):
+                    digest.update(view[:n])
+        except OSError:
+            digest.update(b"\0unreadable\0")
     return digest.hexdigest()
 
 
@@ -132,6 +138,11 @@ class _Collector:
         self.masks[number] |= bit
         return True
 
+    def flag_corrections(self, found: Corrections) -> None:
+        """Mark the host key of every correction's entry, adding it as a key if it is none."""
+        for correction in found.items:
+            self.flags[self.local(host_key(correction.scope.host))] |= CORRECTED
+
 
 def compile_sources(
     sources_file: Path,
@@ -150,11 +161,14 @@ def compile_sources(
         progress: called now and then with (lines read so far, current list).
 
     Raises:
-        CategoryError: sources.yaml is invalid, or a list cannot be read at all.
+        CategoryError: sources.yaml or the corrections file is invalid, or a list cannot be read
+            at all.
     """
-    specs = read_sources(sources_file)
+    config = read_source_config(sources_file)
+    specs = config.specs
+    found = read_corrections_file(config.corrections)
     if digest is None:
-        digest = sources_digest(sources_file, specs)
+        digest = sources_digest(sources_file, config)
     base = sources_file.parent
     collector = _Collector()
     files: dict[tuple[Path, int], int] = {}  # (list file, source number) -> file number
@@ -190,11 +204,8 @@ def compile_sources(
         report_sources.append([label, spec.category, entries, rejected, duplicates, skipped])
     if progress is not None:
         progress(done, "into the index file")
+    collector.flag_corrections(found)
     counts, total = _counts(collector.masks)
-    classes: dict[tuple[int, int], int] = {}
-    classes_of_keys = array("I")
-    for mask, flags in zip(collector.masks, collector.flags, strict=True):
-        classes_of_keys.append(classes.setdefault((mask, flags), len(classes)))
     meta: dict[str, Any] = {
         "digest": digest,
         "entries": total,
@@ -202,19 +213,45 @@ def compile_sources(
         "sources": [_spec_meta(spec, base) for spec in specs],
         "files": [[relative(f, base), source] for f, source in files],
         "report": {"sources": report_sources, "problems": problems},
+        "corrections": found.as_records(lambda name: relative(Path(name), base)),
     }
+    keys = len(collector.ids)
+    _write(out, collector, meta)
+    return CompileStats(entries=total, keys=keys, lines=done, rejected=len(problems), digest=digest)
+
+
+class _Trie(Protocol):
+    def get(self, key: str, default: int = ...) -> int: ...
+    def tobytes(self) -> bytes: ...
+
+
+def _write(out: BinaryIO, collector: _Collector, meta: dict[str, Any]) -> None:
+    """Build the trie, number each key's class (masks and flags), and write the file."""
     keys = list(collector.ids)
     del collector.ids
+    trie = cast(_Trie, marisa_trie.Trie(keys))
+    local_to_id = array("I", bytes(4 * len(keys)))
+    for local, key in enumerate(keys):
+        local_to_id[local] = trie.get(key)
+    del keys
+    classes: dict[tuple[int, int], int] = {}
+    of_key = [
+        classes.setdefault(c, len(classes))
+        for c in zip(collector.masks, collector.flags, strict=True)
+    ]
+    code = "H" if len(classes) <= 0xFFFF else "I"
+    values = array(code, bytes(array(code).itemsize * len(of_key)))
+    for local, klass in enumerate(of_key):
+        values[local_to_id[local]] = klass
+    records = (collector.rec_keys, collector.rec_files, collector.rec_lines)
+    meta["keys"] = len(of_key)
+    meta["classes"] = [list(c) for c in classes]
     write_index(
         out,
-        keys=keys,
-        classes_of_keys=classes_of_keys,
-        classes=list(classes),
-        records=(collector.rec_keys, collector.rec_files, collector.rec_lines),
+        trie=trie.tobytes(),
+        values=values,
+        provenance=provenance_arrays(records, local_to_id, len(of_key)),
         meta=meta,
-    )
-    return CompileStats(
-        entries=total, keys=len(keys), lines=done, rejected=len(problems), digest=digest
     )
 
 

@@ -10,10 +10,10 @@ import re
 from typing import NamedTuple
 
 from aupgate.errors import UrlError
-from aupgate.hostname import normalise_host
+from aupgate.hostname import is_under, normalise_host
 from aupgate.normalise import parse_url
 
-__all__ = ["Entry", "EntryError", "entry_host", "parse_entry", "rank"]
+__all__ = ["Entry", "EntryError", "Hit", "covers", "entry_host", "parse_entry", "rank"]
 
 _SCHEMES = ("http://", "https://")
 _WHITESPACE = re.compile(r"\s")
@@ -27,6 +27,13 @@ class Entry(NamedTuple):
 
     def __str__(self) -> str:
         return self.host if self.path is None else self.host + self.path
+
+
+class Hit(NamedTuple):
+    """One entry that matches a request, with the categories the lists give it."""
+
+    entry: Entry
+    categories: tuple[str, ...]
 
 
 class EntryError(ValueError):
@@ -89,3 +96,11 @@ def rank(entry: Entry) -> tuple[bool, int, int]:
     another and the number of dots orders them.
     """
     return (entry.path is not None, entry.host.count("."), len(entry.path or ""))
+
+
+def covers(entry: Entry, host: str, path: str | None) -> bool:
+    """Whether `entry` matches a request for `host` and `path` (None: any path of the host is
+    meant, as when one entry is compared with another domain entry)."""
+    if not is_under(host, entry.host):
+        return False
+    return entry.path is None or (path is not None and path.startswith(entry.path))

@@ -2,23 +2,26 @@
 
 Seconds to build and about 100 MiB per process for the shipped lists, which is why the proxy uses
 the compiled index (`compiled.py`); tests build this one from a handful of entries, and property
-tests hold the compiled index to it.
+tests hold the compiled index to it. Requests on a host that a correction reaches are answered
+the slow, literal way: `classification_of` over the corrected matches.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from aupgate.errors import CategoryError, Problem
+from aupgate.hostname import is_under
 
+from .corrections import NO_CORRECTIONS, Corrections, stale_problems
 from .entries import Entry, EntryError, parse_entry
 from .ids import CATEGORY_IDS, category_problem
-from .index import NO_MATCH, CategoryIndex, Classification, Hit
+from .index import NO_MATCH, CategoryIndex, Classification, Hit, classification_of
 from .loadreport import LoadReport, SourceReport
 from .readers import Rejected, Skipped, read_entries, rejection
-from .sources import SourceSpec, read_sources
+from .sources import SourceSpec, read_corrections_file, read_source_config
 
 __all__ = ["ListIndex", "load_lists"]
 
@@ -87,18 +90,32 @@ class ListIndex(CategoryIndex):
     uses the compiled index; this one is the reference the compiled index is tested against.
     """
 
-    __slots__ = ("_chains", "_counts", "_nodes")
+    __slots__ = ("_chains", "_corrections", "_counts", "_nodes")
 
-    def __init__(self, nodes: dict[str, _Node], counts: dict[str, int]) -> None:
+    def __init__(
+        self,
+        nodes: dict[str, _Node],
+        counts: dict[str, int],
+        corrections: Corrections = NO_CORRECTIONS,
+    ) -> None:
         self._nodes = nodes
         self._counts = counts
+        self._corrections = corrections
         # Everything about a request except its path depends only on the most specific host with
         # entries, so that is worked out once per such host and remembered (at most one per entry).
         self._chains: dict[str, _Chain] = {}
 
     @classmethod
-    def from_entries(cls, pairs: Iterable[tuple[str, str]]) -> ListIndex:
+    def from_entries(
+        cls,
+        pairs: Iterable[tuple[str, str]],
+        *,
+        corrections: Corrections = NO_CORRECTIONS,
+    ) -> ListIndex:
         """Build an index from `(entry, category)` pairs, entries in plain-list syntax.
+
+        Args:
+            corrections: corrections to apply, as a corrections file gives them.
 
         Raises:
             CategoryError: an entry that cannot be used or a category that is not in CATEGORY_IDS.
@@ -115,7 +132,11 @@ class ListIndex(CategoryIndex):
                 problems.append(Problem("<entries>", number, "entry", f"cannot use {text!r}: {e}"))
         if problems:
             raise CategoryError(problems)
-        return builder.build()
+        return builder.build(corrections)
+
+    @property
+    def corrections(self) -> Corrections:
+        return self._corrections
 
     def __len__(self) -> int:
         """The number of distinct entries (a host with a domain and URL entries counts each)."""
@@ -123,6 +144,10 @@ class ListIndex(CategoryIndex):
             bool(n) if isinstance(n, tuple) else (n.domain is not None) + len(n.paths)
             for n in self._nodes.values()
         )
+
+    def _domain(self, host: str) -> tuple[str, ...]:
+        node = self._nodes.get(host)
+        return (node.domain or ()) if isinstance(node, _UrlNode) else (node or ())
 
     def category_counts(self) -> dict[str, int]:
         """Distinct entries carrying each category, in CATEGORY_IDS order."""
@@ -141,6 +166,8 @@ class ListIndex(CategoryIndex):
             path: the request path, starting with "/"; append `?query` to let URL entries with a
                 query part match.
         """
+        if self._corrections and self._corrections.touches(host):
+            return classification_of(self.matches(host, path))
         # From the top label down: every parent of an entry is a key (with an empty tuple when it
         # is no entry itself), so the first suffix that is not a key ends the search. A host
         # matching nothing usually costs two lookups, however many labels it has.
@@ -168,15 +195,27 @@ class ListIndex(CategoryIndex):
         return _with_urls(chain, path)
 
     def categories_of(self, entry: Entry) -> tuple[str, ...]:
+        if entry.path is None:
+            return self._domain(entry.host)
         node = self._nodes.get(entry.host)
         if not isinstance(node, _UrlNode):
-            return node or () if entry.path is None else ()
-        if entry.path is None:
-            return node.domain or ()
+            return ()
         i = bisect.bisect_left(node.paths, entry.path)
         return node.categories[i] if i < len(node.paths) and node.paths[i] == entry.path else ()
 
-    def matches(self, host: str, path: str = "/") -> list[Hit]:
+    def list_entries_under(self, entry: Entry) -> Iterator[Hit]:
+        """A scan of every host (the reference; the compiled index walks its trie)."""
+        for host, node in self._nodes.items():
+            if not is_under(host, entry.host):
+                continue
+            if entry.path is None and (domain := self._domain(host)):
+                yield Hit(Entry(host), domain)
+            if isinstance(node, _UrlNode):
+                for path, categories in zip(node.paths, node.categories, strict=True):
+                    if entry.path is None or path.startswith(entry.path):
+                        yield Hit(Entry(host, path), categories)
+
+    def list_matches(self, host: str, path: str = "/") -> list[Hit]:
         """Every entry on the host's suffixes whose path (if any) is a prefix of `path`."""
         hits: list[Hit] = []
         suffix = host
@@ -291,7 +330,7 @@ class _Builder:
             self._tuples[key] = interned
         return interned
 
-    def build(self) -> ListIndex:
+    def build(self, corrections: Corrections = NO_CORRECTIONS) -> ListIndex:
         nodes: dict[str, _Node] = dict(self._domains)
         for host, paths in self._urls.items():
             ordered = sorted(paths)
@@ -299,7 +338,7 @@ class _Builder:
             nodes[host] = _UrlNode(self._domains.get(host), tuple(ordered), categories)
         for entry in list(nodes):
             _add_parents(nodes, entry)
-        return ListIndex(nodes, self._count())
+        return ListIndex(nodes, self._count(), corrections)
 
     def _count(self) -> dict[str, int]:
         counts = dict.fromkeys(CATEGORY_IDS, 0)
@@ -336,12 +375,15 @@ def load_lists(sources_file: Path) -> tuple[ListIndex, LoadReport]:
     Raises:
         CategoryError: sources.yaml is invalid, or a list cannot be read at all.
     """
+    config = read_source_config(sources_file)
+    corrections = read_corrections_file(config.corrections)
     builder = _Builder()
     reports: list[SourceReport] = []
     problems: list[Problem] = []
-    for spec in read_sources(sources_file):
+    for spec in config.specs:
         reports.append(_load_source(spec, builder, problems))
-    index = builder.build()
+    index = builder.build(corrections)
+    problems += stale_problems(index)
     return index, LoadReport(tuple(reports), tuple(problems), index.category_counts())
 
 

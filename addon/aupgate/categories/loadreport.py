@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 from aupgate.errors import Problem
 
@@ -31,6 +32,11 @@ class LoadReport:
     sources: tuple[SourceReport, ...]
     problems: tuple[Problem, ...]
     category_counts: dict[str, int] = field(default_factory=dict)
+
+    def adding(self, problems: Iterable[Problem]) -> LoadReport:
+        """The same report with more problems (stale corrections) after the lists' own."""
+        extra = tuple(problems)
+        return replace(self, problems=self.problems + extra) if extra else self
 
     def summary(self) -> str:
         """A few lines an operator reads at start-up: totals, per-category counts, warnings."""

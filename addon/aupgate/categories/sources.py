@@ -1,4 +1,4 @@
-"""sources.yaml: which list feeds which category, and where each list came from.
+"""sources.yaml: which list feeds which category, where each list came from, and the corrections.
 
 Read with the one YAML reader (`yamlsource`, every value as the text written) so every problem
 names file, line and field; edited (by `aupgate categories import`) with ruamel.yaml's round trip,
@@ -20,12 +20,22 @@ from ruamel.yaml.util import load_yaml_guess_indent
 from aupgate.errors import CategoryError, Problem
 from aupgate.yamlsource import FieldReader, line_of, load_yaml
 
+from .corrections import NO_CORRECTIONS, Corrections, read_corrections
 from .ids import category_problem
 from .readers import FORMATS, Format, ut1_files
 
-__all__ = ["SOURCE_KEYS", "SourceSpec", "edit_sources", "read_sources"]
+__all__ = [
+    "SOURCE_KEYS",
+    "SourceSpec",
+    "Sources",
+    "edit_sources",
+    "read_corrections_file",
+    "read_source_config",
+    "read_sources",
+]
 
 SOURCE_KEYS = ("path", "format", "category", "source", "licence", "snapshot")
+TOP_KEYS = ("sources", "corrections")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,19 +51,66 @@ class SourceSpec:
     line: int
 
 
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """All of sources.yaml: the lists, and the corrections file it names (None when none)."""
+
+    specs: list[SourceSpec]
+    corrections: Path | None
+
+
 def read_sources(sources_file: Path) -> list[SourceSpec]:
+    """The lists sources.yaml names (see `read_source_config`).
+
+    Raises:
+        CategoryError: as `read_source_config`.
+    """
+    return read_source_config(sources_file).specs
+
+
+def read_source_config(sources_file: Path) -> Sources:
     """Read and validate sources.yaml; every problem is collected before raising.
 
     Raises:
         CategoryError: the file is unreadable or names an unknown key, category or format, or a
-            list that does not exist.
+            list or corrections file that does not exist.
     """
     root = load_yaml(sources_file, error=CategoryError, text=True)
     reader = FieldReader(str(sources_file))
     specs = _read_source_list(reader, root, sources_file)
+    corrections = _corrections_path(reader, root, sources_file)
     if reader.problems:
         raise CategoryError(reader.problems)
-    return specs
+    return Sources(specs, corrections)
+
+
+def read_corrections_file(path: Path | None) -> Corrections:
+    """Read and validate the corrections file sources.yaml names (None: no corrections).
+
+    Raises:
+        CategoryError: every problem, naming the file, line and field.
+    """
+    if path is None:
+        return NO_CORRECTIONS
+    root = load_yaml(path, error=CategoryError)
+    corrections, problems = read_corrections(root, str(path))
+    if problems:
+        raise CategoryError(problems)
+    return corrections
+
+
+def _corrections_path(reader: FieldReader, root: Any, sources_file: Path) -> Path | None:
+    if not isinstance(root, dict) or "corrections" not in root:
+        return None
+    value = root["corrections"]
+    if not isinstance(value, str) or not value.strip():
+        reader.problem(root, "corrections", "corrections", "expected the path of a YAML file")
+        return None
+    path = sources_file.parent / value
+    if not path.is_file():
+        reader.problem(root, "corrections", "corrections", f"no such file: {value}")
+        return None
+    return path
 
 
 def _read_source_list(reader: FieldReader, root: Any, sources_file: Path) -> list[SourceSpec]:
@@ -61,8 +118,8 @@ def _read_source_list(reader: FieldReader, root: Any, sources_file: Path) -> lis
         reader.problem(root, None, "", "expected a mapping with key 'sources'")
         return []
     for key in root:
-        if key != "sources":
-            reader.problem(root, key, key, "unknown key (expected 'sources')")
+        if key not in TOP_KEYS:
+            reader.problem(root, key, key, "unknown key (expected 'sources' or 'corrections')")
     if "sources" not in root:
         reader.problem(root, None, "sources", "missing")
         return []

@@ -18,7 +18,8 @@ from typing import Any
 
 from aupgate.categories.cache import check_index, index_locations, load_index, rebuild
 from aupgate.categories.compiled import CompiledIndex, Origin
-from aupgate.categories.entries import rank
+from aupgate.categories.corrections import Applied, Correction
+from aupgate.categories.entries import Entry, rank
 from aupgate.categories.importer import ImportRequest, ListImport, load_mapping, run_import
 from aupgate.categories.index import Classification, Hit, classification_of
 from aupgate.categories.overrides import CategoryOverrides
@@ -209,15 +210,17 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_lookup(args: argparse.Namespace) -> int:
     host, target = _target(args.target)
     index, _ = load_index(categories_path(args))
-    shared = index.matches(host, target)
-    rows: list[Row] = [Row(hit, index.origins(hit.entry), "") for hit in shared]
+    listed = index.list_matches(host, target)
+    shared, applied = index.corrections.explain(listed, host, target)
+    rows: list[Row] = [Row(hit, index.origins(hit.entry), "") for hit in listed]
+    corrected = _mark_corrections(rows, shared, applied)
     hits = shared
     overrides, source = _agency_overrides(args)
     if overrides is not None:
         hits = overrides.hits(index, host, target)
         kept = set(hits)
         for row in rows:
-            if row.hit not in kept:
+            if row.hit in shared and row.hit not in kept:
                 row.note = f"taken off by {args.agency}'s categories ({source})"
         rows += [
             Row(hit, [], f"{args.agency}'s categories ({source})")
@@ -228,11 +231,43 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     result = classification_of(hits)
     if overrides is None:
         assert result == index.classify(host, target)  # the index and the definition agree
+    kept = set(hits)
+    won = next((r for r in rows if str(r.hit.entry) == result.matched and r.hit in kept), None)
+    if won is not None:
+        won.won = True
     if args.json:
-        print(json.dumps(lookup_json(host, target, result, rows), indent=2))
+        print(json.dumps(lookup_json(host, target, result, rows, corrected), indent=2))
     else:
-        print(render_lookup(host, target, result, rows))
+        print(render_lookup(host, target, result, rows, corrected))
     return 0
+
+
+def _mark_corrections(rows: list[Row], shared: list[Hit], applied: list[Applied]) -> list[str]:
+    """Note on each list row what a correction took off it, add a row for each entry a
+    correction added (`to`), and return one line per correction that changed something."""
+    by_entry: dict[Entry, list[Correction]] = {}
+    lines = []
+    for correction, changed in applied:
+        for entry in changed:
+            by_entry.setdefault(entry, []).append(correction)
+        if changed or correction.target is not None:
+            move = f"{correction.source} -> {correction.target or '(removed)'}"
+            lines.append(
+                f"{correction.scope} {move} ({correction.file}:{correction.line}: "
+                f"{correction.reason})"
+            )
+    for row in rows:
+        found = by_entry.get(row.hit.entry, [])
+        if found:
+            taken = ", ".join(sorted({c.source for c in found}))
+            where = ", ".join(f"{c.file}:{c.line}" for c in found)
+            row.note = f"corrected: {taken} taken off ({where})"
+    listed = {row.hit for row in rows}
+    for hit in dict.fromkeys(shared):  # a corrected entry may equal the one a `to` adds
+        if hit not in listed:
+            c = next(c for c, _ in applied if c.scope == hit.entry and c.target in hit.categories)
+            rows.append(Row(hit, [], f"added by a correction ({c.file}:{c.line})"))
+    return lines
 
 
 @dataclass(slots=True)
@@ -243,6 +278,7 @@ class Row:
     hit: Hit
     origins: list[Origin]
     note: str
+    won: bool = False
 
 
 def _agency_overrides(args: argparse.Namespace) -> tuple[CategoryOverrides | None, str]:
@@ -266,19 +302,22 @@ def _target(text: str) -> tuple[str, str]:
         raise CategoryError([Problem("lookup", None, "", str(e))]) from e
 
 
-def render_lookup(host: str, target: str, result: Classification, rows: list[Row]) -> str:
-    """Every matching entry with the list lines behind it; the winner first, marked."""
+def render_lookup(
+    host: str, target: str, result: Classification, rows: list[Row], corrected: list[str]
+) -> str:
+    """Every matching entry with the list lines behind it; the winner first, marked; then
+    each correction that changed the answer, with its file, line and reason."""
     verdict = ", ".join(result.categories) or "uncategorized"
     lines = [
         f"{host}{target}: {verdict}" + (f" (matched {result.matched})" if result.matched else "")
     ]
+    lines += [f"  corrected: {line}" for line in corrected]
     if not rows:
         lines.append("  on no list")
     sources: dict[str, int] = {}
     for row in rows:
         hit, origins = row.hit, row.origins
-        won = str(hit.entry) == result.matched and not row.note.startswith("taken off")
-        mark = "won " if won else "    "
+        mark = "won " if row.won else "    "
         lines.append(f"  {mark}{hit.entry!s:<40} {', '.join(hit.categories)}")
         if row.note:
             lines.append(f"        {row.note}")
@@ -296,17 +335,20 @@ def _provenance(origin: Origin) -> str:
     return f"{s.category}: {s.source}; licence {s.licence}; snapshot {s.snapshot}"
 
 
-def lookup_json(host: str, target: str, result: Classification, rows: list[Row]) -> dict[str, Any]:
+def lookup_json(
+    host: str, target: str, result: Classification, rows: list[Row], corrected: list[str]
+) -> dict[str, Any]:
     return {
         "host": host,
         "path": target,
         "categories": list(result.categories),
         "all_categories": list(result.all_categories),
         "matched": result.matched,
+        "corrections": corrected,
         "hits": [
             {
                 "entry": str(row.hit.entry),
-                "won": str(row.hit.entry) == result.matched and not row.note.startswith("taken"),
+                "won": row.won,
                 "categories": list(row.hit.categories),
                 "note": row.note or None,
                 "lines": [

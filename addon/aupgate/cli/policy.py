@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from aupgate.categories.cache import load_index
+from aupgate.categories.corrections import stale_problems
 from aupgate.categories.index import CategoryIndex
 from aupgate.categories.overrides import describe_effect
 from aupgate.engine import Decision, Facts, decide
@@ -138,9 +139,18 @@ def cmd_check(args: argparse.Namespace) -> int:
         if policy.overrides is not None:  # the agency's amendments to the shared lists
             for line in describe_effect(policy.overrides, index):
                 print(f"  categories: {line}")
+    stale = stale_problems(index, "error")  # stale in the load report is a warning; here an error
+    if index.corrections:
+        first = index.corrections.items[0].file
+        print(f"corrections: {len(index.corrections)} from {first}, {len(stale)} stale")
+    for problem in stale:
+        print(problem)
     print(f"checked in {elapsed:.2f}s: {len(index)} distinct sites and URL prefixes in the index "
           "(fewer than the list entries above: a site on several lists, or listed twice, "
           "is one entry)")
+    if stale:
+        print(f"{len(stale)} error(s): remove the stale corrections")
+        return 1
     if policies.warnings:
         print(f"{len(policies.warnings)} warning(s)")
         return 1

@@ -2,7 +2,7 @@
 
 mitmproxy copies, saves (`-w`, `save_stream_file`), replays and exports flows by serialising
 their state, `flow.metadata` included. So the addon keeps its own record of a flow (which
-references the policy and, through it, the memory-mapped category index) in a
+references the policy and, through it, the category index) in a
 `WeakKeyDictionary` keyed by the flow, as mitmproxy's own `proxyauth` keys its logins by
 connection: the record lives exactly as long as the flow. `flow.metadata` gets only plain marks
 that serialise and mean something to whoever reads a saved flow (`MARK`, `ANSWERED`). A record
