@@ -288,7 +288,6 @@ def corrupt(target: Path, how: str) -> None:
         ("truncated", "truncated or extended"),
         ("extended", "truncated or extended"),
         ("flipped", "checksum mismatch: the file is corrupt"),
-        ("version", "format version 99, this aupgate reads 2"),
         ("empty", "truncated: shorter than the preamble"),
     ],
 )
@@ -306,6 +305,32 @@ def test_a_corrupt_index_is_refused_and_rebuilt(
     with caplog.at_level(logging.WARNING, logger="aupgate.indexcache"):
         index, _ = load_index(small)
     assert "is corrupt" in caplog.text
+    assert index.classify("www.bet365.com").matched == "bet365.com"
+    assert check_index(small).state == "current"
+
+
+def test_an_index_of_another_version_is_stale_not_corrupt(
+    small: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An upgrade finds the old version's index on every machine: a warning and a rebuild.
+
+    Logged as an error it would stop `aupgate run` at start-up (mitmproxy exits on an error
+    logged while starting), so an upgrade would not start until someone deleted the file.
+    """
+    load_index(small)
+    target = small.parent / "index.aupidx"
+    corrupt(target, "version")
+    with pytest.raises(IndexFileError, match="format version 99, this aupgate reads 2"):
+        CompiledIndex.open(target)
+    fresh = check_index(small)
+    assert fresh.state == "stale"
+    assert fresh.reason == (
+        "written by another aupgate version: format version 99, this aupgate reads 2"
+    )
+    with caplog.at_level(logging.INFO, logger="aupgate.indexcache"):
+        index, _ = load_index(small)
+    [record] = [r for r in caplog.records if "compiling it" in r.getMessage()]
+    assert record.levelno == logging.WARNING
     assert index.classify("www.bet365.com").matched == "bet365.com"
     assert check_index(small).state == "current"
 

@@ -38,6 +38,7 @@ from aupgate.errors import CategoryError, Problem
 from .compiled import CompiledIndex, IndexFileError
 from .compiler import CompileStats, ProgressFn, compile_sources, sources_digest
 from .corrections import stale_problems
+from .indexfile import IndexVersionError
 from .loadreport import LoadReport
 from .readers import source_files
 from .sources import read_source_config, read_sources
@@ -85,6 +86,8 @@ def _open_checked(path: Path, base: Path, digest: str) -> tuple[CompiledIndex | 
         index = CompiledIndex.open(path, base)
     except FileNotFoundError:
         return None, Freshness(path, "missing", "no compiled index yet")
+    except IndexVersionError as e:
+        return None, Freshness(path, "stale", f"written by another aupgate version: {e}")
     except IndexFileError as e:
         return None, Freshness(path, "corrupt", str(e))
     except OSError as e:

@@ -64,6 +64,14 @@ class IndexFileError(Exception):
     """A compiled index that must not be used: not ours, another version, truncated, corrupt."""
 
 
+class IndexVersionError(IndexFileError):
+    """An index another aupgate version wrote: sound, but in a format this one does not read.
+
+    Kept apart from damage because an upgrade meets it on every machine: it is rebuilt like a
+    stale index, with a warning, where a damaged file is an error.
+    """
+
+
 class FileIdentity(NamedTuple):
     """What tells one file at a path from another, or from itself after an in-place write."""
 
@@ -183,7 +191,9 @@ def read_verified(path: Path, *, whole: bool = False) -> Verified:
         if magic != MAGIC:
             raise IndexFileError("bad magic: not an aupgate category index")
         if version != FORMAT_VERSION:
-            raise IndexFileError(f"format version {version}, this aupgate reads {FORMAT_VERSION}")
+            raise IndexVersionError(
+                f"format version {version}, this aupgate reads {FORMAT_VERSION}"
+            )
         if identity.size != size:
             raise IndexFileError(
                 f"truncated or extended: {identity.size} bytes, the preamble says {size}"
