@@ -4,7 +4,8 @@
 (classification, window, host suffixes, groups) and then walks the rules in file order. The
 precedence it implements is the one `docs/policy-language.md` documents: deny list, allow list
 (except for what the request carries: transfer rules judge allow-listed sites too), first
-matching rule (relaxed by a live grant), default.
+matching rule (relaxed by a live grant), default; then the port policy, which turns anything
+short of a block on a port it keeps shut into its own block.
 """
 
 from __future__ import annotations
@@ -20,11 +21,22 @@ from .content import detect_url_content
 from .hostname import host_suffixes
 from .memo import remember
 from .normalise import Url
-from .policy.model import SEVERITY, Action, Grant, IPAddress, Network, Policy, Rule, Verdict
+from .policy.model import (
+    PORT_POLICY_RULE,
+    SEVERITY,
+    Action,
+    Grant,
+    IPAddress,
+    Network,
+    Policy,
+    Rule,
+    Verdict,
+)
+from .ports import port_allowed
 
 __all__ = ["Decision", "Facts", "Step", "decide", "decide_content", "direction_of", "strictest"]
 
-Step = Literal["deny-list", "allow-list", "rule", "grant", "default"]
+Step = Literal["ports", "deny-list", "allow-list", "rule", "grant", "default"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +122,14 @@ def decide(policy: Policy, index: CategoryIndex, facts: Facts, now: datetime) ->
     kinds = detect_url_content(facts.url.path, facts.url.query) | facts.kinds
     decision = _decide(policy, index, facts, now, kinds, content_only=False)
     assert decision is not None  # the default always answers when content_only is False
+    url = facts.url
+    if decision.action != "block" and not port_allowed(policy.ports, url.scheme, url.port):
+        # A port is a service: no list, rule or grant opens one the port policy keeps shut. A
+        # block keeps its own rule, which says more about the site than its port does.
+        ports = policy.ports.verdict
+        decision = decision._replace(action=ports.action, rule=PORT_POLICY_RULE,
+                                     clauses=ports.clauses, reason=ports.reason, step="ports",
+                                     grant=None)
     return decision
 
 

@@ -318,6 +318,7 @@ def _decided_by(policy: Policy, decision: Decision) -> str:
             text += f", relaxed by grant '{decision.grant}'"
         return text
     return {
+        "ports": "the agency's port policy (ports)",
         "deny-list": "the agency's deny list",
         "allow-list": "the agency's allow list",
         "default": "the policy default (no rule matched)",

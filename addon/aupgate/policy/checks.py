@@ -26,6 +26,7 @@ def check_clause_map(
     allow: SiteList | None,
     deny: SiteList | None,
     controls: RequestControls | None = None,
+    ports: Verdict | None = None,
 ) -> None:
     """Every cited clause exists; every clause is enforced or says why it cannot be (a rule, the
     default, a list, or the `tenants` and `safe_search` sections may enforce it)."""
@@ -48,6 +49,7 @@ def check_clause_map(
         ("default", default),
         ("allow", allow and allow.verdict),
         ("deny", deny and deny.verdict),
+        ("ports", ports),
     ):
         if not verdict:
             continue

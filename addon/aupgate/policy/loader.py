@@ -34,6 +34,7 @@ from .sections.helpdesk import read_help_desk
 from .sections.identity import read_identity
 from .sections.lists import read_never_decrypt, read_site_list, read_verdict
 from .sections.pac import read_pac
+from .sections.ports import read_ports
 from .sections.rules import RuleScope, read_rules
 from .sections.schedule import read_schedule, window_set_names
 
@@ -63,10 +64,11 @@ _TOP_KEYS = (
     "publishing",
     "tenants",
     "safe_search",
+    "ports",
 )
 _OPTIONAL_TOP = frozenset(
     {"identity", "allow", "deny", "grants", "never_decrypt", "pac", "limits", "categories",
-     "help_desk", "publishing", "tenants", "safe_search"}
+     "help_desk", "publishing", "tenants", "safe_search", "ports"}
 )
 _REQUIRED_TOP = tuple(key for key in _TOP_KEYS if key not in _OPTIONAL_TOP)
 
@@ -136,11 +138,13 @@ def _build_policy(
     pac = read_pac(reader, top)
     limit = read_limits(reader, top)
     help_desk = read_help_desk(reader, top, functools.partial(logo_data_uri, base=path.parent))
+    ports = read_ports(reader, top)
     overrides, override_problems = read_overrides(top, reader.file)
     reader.problems += override_problems
     publishing = read_publishing(reader, top)
     controls = read_controls(reader, top)
-    check_clause_map(reader, top, clauses, rules, default, allow, deny, controls)
+    check_clause_map(reader, top, clauses, rules, default, allow, deny, controls,
+                     ports.verdict)
     check_lists_disjoint(reader, top, allow, deny)
     if None in (agency, name, contact, document, schedule, default):
         return None
@@ -170,6 +174,7 @@ def _build_policy(
         help_desk=help_desk,
         publishing=publishing,
         controls=controls,
+        ports=ports,
         _user_groups={u: frozenset(g) for u, g in user_groups.items()},
     )
 

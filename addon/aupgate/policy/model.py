@@ -212,6 +212,27 @@ class SiteList:
     verdict: Verdict
 
 
+PORT_POLICY_RULE = "port-policy"
+"""The rule id a decision made by the port policy carries (`Policy.ports`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PortPolicy:
+    """Which ports the gateway opens, as Squid's `SSL_ports` and `Safe_ports` do.
+
+    `tunnel`: ports a CONNECT (and an https URL) may name, 443 always among them. `http`: ports a
+    plain-HTTP URL may name, 80 always among them. `raw`: tunnel ports on which bytes that are
+    neither TLS nor HTTP may be relayed (none unless listed). Anything else gets `verdict`.
+    """
+
+    tunnel: frozenset[int] = frozenset({443})
+    http: frozenset[int] = frozenset({80})
+    raw: frozenset[int] = frozenset()
+    verdict: Verdict = Verdict(
+        "block", (), "Only the web's own ports (80 for HTTP, 443 for HTTPS) are open through "
+        "the gateway; this policy opens no others.")
+
+
 @dataclass(frozen=True, slots=True)
 class ProxyEndpoint:
     host: str
@@ -275,6 +296,7 @@ class Policy:
     help_desk: HelpDesk | None = None
     publishing: Publishing = field(default_factory=Publishing)  # where an upload publishes
     controls: RequestControls = field(default_factory=RequestControls)  # tenants, safe search
+    ports: PortPolicy = PortPolicy()
     source: str = ""
     digest: str = ""
     _user_groups: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
@@ -318,6 +340,8 @@ class Policy:
         if clause_id in self.default.clauses:
             names.append("default")
         names += self.controls.citing(clause_id)
+        if clause_id in self.ports.verdict.clauses:
+            names.append(PORT_POLICY_RULE)
         return tuple(names)
 
 
