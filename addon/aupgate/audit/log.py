@@ -116,6 +116,11 @@ class AuditLog:
             handle.reopen()
 
     @property
+    def fail_closed(self) -> bool:
+        """True when an audit file is `fail-closed`: decisions are recorded before forwarding."""
+        return self._may_refuse
+
+    @property
     def refusing(self) -> bool:
         """True while an audit file is failing with `on_audit_failure: fail-closed`."""
         return self._may_refuse and any(f.refusing for f in self._files)

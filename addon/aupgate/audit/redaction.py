@@ -28,7 +28,7 @@ _URL_FIELDS = frozenset({"url", "path"})
 # Fields audit_schema.json defines as scalars or lists of scalars, none of them a URL: they cannot
 # carry a header or a URL's secrets, so the redaction pass sets them aside.
 _SCALAR_FIELDS = frozenset({
-    "schema_version", "time", "event", "prev", "request_id", "phase", "client", "user",
+    "schema_version", "time", "event", "prev", "request_id", "phase", "client", "user", "host_raw",
     "agency", "policy_digest", "method", "scheme", "host", "port", "http_version", "sni",
     "connect_host", "device", "network", "error", "categories", "all_categories", "matched",
     "rule", "clauses", "reason", "action", "step", "window", "grant", "intercept", "enforced",

@@ -1,25 +1,20 @@
 """The mitmproxy addon: every request decided, enforced and recorded, failing closed.
 
-Where each decision is taken (see docs/proxy.md):
+Where each decision is taken (see docs/proxy.md and docs/security.md):
 
-- `http_connect`: the CONNECT host, before any TLS. A never-decrypt site that is blocked is
-  refused here (nothing else can answer it); everything else goes on to the ClientHello.
-- `tls_clienthello`: the SNI. Never-decrypt sites are passed through untouched
-  (`ignore_connection`) and, if blocked, stopped by failing the upstream connection in
-  `server_connect` (see ../shared/MITMPROXY-NOTES.md); the rest is intercepted.
+- `http_connect`: the CONNECT host and port, before any TLS; a blocked never-decrypt site is
+  refused here. `tcp_start`: a tunnel whose bytes are neither TLS nor HTTP (`rawtcp`).
+- `tls_clienthello`: the SNI. Never-decrypt sites are passed through (`ignore_connection`) and,
+  if blocked, stopped by failing the upstream connection in `server_connect`.
 - `requestheaders`: the (decrypted) request, before its body is read or anything is sent
-  upstream. The request host, the Host header and the SNI are each decided; the strictest wins.
-- `responseheaders`: content rules (audio streams, torrents, executables, large transfers), and
-  a byte counter for transfers whose size the headers do not state.
+  upstream: refused if oversized or malformed (`requestshape`), else every name it gives
+  (absolute-form authority, request host, Host, SNI) is decided and the strictest wins.
+- `responseheaders`: content rules, and a byte counter for transfers of unstated size.
 - `response` (or `error`): the request's audit line, once status and size are known.
 
-mitmproxy calls every hook an addon defines for every request, even one that returns at once, and
-that dispatch is a measurable share of the gateway's cost (docs/benchmarks.md): `request`,
-needed only to read a warn form's body, is defined as an instance attribute while such a form is
-being read and removed after.
-
-mitmproxy forwards a request when a hook raises, so every hook runs inside `guard.guarded`, which
-blocks what the hook was deciding and audits an `engine_error`.
+mitmproxy dispatches every hook an addon defines for every request, a measurable cost: `request`,
+needed only to read a warn form's body, is an instance attribute while such a form is being read.
+mitmproxy forwards a request when a hook raises, so every hook runs inside `guard.guarded`.
 
 The hooks say *when*; the modules beside them say *what* (docs/architecture.md lists them).
 """
@@ -35,7 +30,7 @@ import time
 import weakref
 from datetime import date
 
-from mitmproxy import connection, ctx, http, tls
+from mitmproxy import connection, ctx, http, tcp, tls
 from mitmproxy.addonmanager import Loader
 from mitmproxy.proxy import server_hooks
 
@@ -46,7 +41,16 @@ from ..gateway import Gateway
 from ..identity import Identity
 from ..pages import REQUEST_ACCESS_PATH, RESERVED_PREFIX, Page, page_for, refused_page, render
 from ..policy.model import STOPPING
-from . import errorresponses, events, lifecycle, uploads
+from . import (
+    errorresponses,
+    events,
+    failclosed,
+    headlimits,
+    lifecycle,
+    rawtcp,
+    requestshape,
+    uploads,
+)
 from . import options as opts
 from .accessrequest import AccessRequests
 from .deadline import ResponseDeadline
@@ -56,6 +60,7 @@ from .forwarding import forward
 from .guard import (
     fail_flow,
     fail_server,
+    fail_tcp,
     fail_tls,
     guarded,
     options_error,
@@ -88,6 +93,9 @@ class Aupgate:
         self._watcher: asyncio.Task[None] | None = None
         self._started: float | None = None  # monotonic time of `running`, for proxy_stop
         self._stop_reason = "shutdown"
+        headlimits.install()  # HTTP/1 heads are cut off at the limits while they arrive
+        self._audit_head = lambda client, status, reason: events.audit_refused_head(
+            self.audit, self.decider, client, status, reason)
 
     @property
     def gateway(self) -> Gateway | None:
@@ -182,6 +190,8 @@ class Aupgate:
             loop.add_signal_handler(signal.SIGHUP, self._reopen_audit)
         self._note_stop_signals(loop)
         self._install_resolver(loop)
+        if self._audit_head not in headlimits.on_refused:
+            headlimits.on_refused.append(self._audit_head)
         if self._started is None:
             lifecycle.freeze_heap()  # once, before the first request: never after a reload
             self._started = time.monotonic()
@@ -211,6 +221,8 @@ class Aupgate:
         self.audit.reopen()  # at once: logrotate's new file gets its first line now
 
     async def done(self) -> None:
+        with contextlib.suppress(ValueError):
+            headlimits.on_refused.remove(self._audit_head)
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -300,6 +312,11 @@ class Aupgate:
         if tunnel is not None and tunnel.refuse:
             data.server.error = tunnel.refuse
 
+    @guarded(fail_tcp)
+    def tcp_start(self, flow: tcp.TCPFlow) -> None:
+        """Bytes after a CONNECT that are neither TLS nor HTTP: relayed only where allowed."""
+        rawtcp.check(self.decider, self._tunnels, self.audit, flow)
+
     def client_disconnected(self, client: connection.Client) -> None:
         self._tunnels.pop(client.id, None)
         self.decider.forget_clients(client.id)
@@ -319,6 +336,10 @@ class Aupgate:
         client = flow.client_conn
         # identified per request: a reload may have moved the client to another policy
         ident = decider.identify(snap, client, flow.metadata)
+        refused = requestshape.refusal(req)
+        if refused is not None:  # oversized or malformed: answered before anything is decided
+            self.records[flow] = requestshape.refuse(flow, ident, refused)
+            return
         tunnel = self._tunnels.get(client.id) if self._tunnels else None
         if tunnel is not None and tunnel.refuse:
             page = page_for("error", flow.id, req.host, shown_url(req), None, ident.policy)
@@ -336,10 +357,14 @@ class Aupgate:
         decision, names, url = decider.decide_request(snap, ident, flow, path, query, body)
         if names:  # the request named several hosts: each was decided
             events.audit_fronting(self.audit, flow.id, ident, names, "request")
+        if tunnel is not None:  # inside a tunnel its CONNECT's decision holds (host, port)
+            decision = rawtcp.within_tunnel(tunnel, decision)
         record = self.records[flow] = FlowRecord.of_request(ident, decision, url, body)
         if decision.action in STOPPING:
             self._enforce(flow, decision, record)
-        if flow.response is None and flow.error is None:  # going upstream
+        on_record = lambda f, r: events.audit_request(self.audit, f, r, decider.fault)  # noqa: E731
+        if flow.response is None and flow.error is None and failclosed.record_before_forwarding(
+                self.audit, flow, record, on_record):  # going upstream (fail-closed: on record)
             forward(flow, record, body, decider=decider, pass_covers=self._pass_covers,
                     fail=lambda exc: fail_flow(self, flow, exc), audit=self._audit_request)
         self.deadline.start(flow)  # unless answered here: the site's answer is due

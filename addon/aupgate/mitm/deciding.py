@@ -144,9 +144,18 @@ class Decider:
         req = flow.request
         scheme, host, port = req.scheme, req.host, req.port
         lower = host.lower()
+        first: list[str] = []
         others: list[str] = []
+        authority = req.authority
+        if authority:
+            # An absolute-form target inside a tunnel, or HTTP/2's :authority: the name the
+            # upstream routes on (RFC 9112 3.2.2), so it comes first and names the request when
+            # every name is decided alike.
+            named = authority_host(authority)
+            if named.lower() != lower:
+                first.append(named)
         host_header = req.host_header
-        if host_header:
+        if host_header and host_header != authority:
             named = authority_host(host_header)
             if named.lower() != lower:
                 others.append(named)
@@ -155,9 +164,9 @@ class Decider:
             if sni and sni.lower() != lower:
                 others.append(sni)
         method = req.method
-        if others:
+        if first or others:
             decision, decisions = self.decide_names(snap, ident, scheme, port, path or "/",
-                                                    query, [host, *others], method=method,
+                                                    query, [*first, host, *others], method=method,
                                                     body=body)
             return decision, decisions, None  # the request named several hosts
         if body is not None and body.sends_body:  # uploads are few: decided each time

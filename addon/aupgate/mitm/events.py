@@ -13,14 +13,16 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from mitmproxy import ctx, http
+from mitmproxy import connection, ctx, http
 
 from ..audit.log import AuditLog
 from ..engine import Decision, strictest
 from ..errors import AupgateError
 from ..gateway import Gateway, ReloadOutcome, Snapshot
-from ..hostname import registered_domain
+from ..hostname import normalise_host, registered_domain
 from ..identity import Identity
+from .deciding import Decider
+from .flowtext import authority_host
 from .guard import InjectedFaultError
 from .options import Fault
 from .state import MARK, FlowRecord, Tunnel
@@ -30,7 +32,9 @@ __all__ = [
     "audit_connect",
     "audit_fronting",
     "audit_passthrough",
+    "audit_refused_head",
     "audit_request",
+    "hosts",
     "listen_text",
     "report_reload",
 ]
@@ -71,7 +75,7 @@ def audit_request(audit: AuditLog, flow: http.HTTPFlow, record: FlowRecord | Non
         "policy_digest": ident.policy_digest,
         "method": req.method,
         "scheme": req.scheme,
-        "host": req.host,
+        **hosts(d, authority_host(req.authority) if req.authority else req.host),
         "path": req.path,  # the audit log scrubs it (redaction.scrub_url)
         "http_version": req.http_version,
         "categories": d.categories if d is not None else (),
@@ -97,6 +101,37 @@ def audit_request(audit: AuditLog, flow: http.HTTPFlow, record: FlowRecord | Non
     audit.record("decision", fields)
 
 
+def hosts(decision: Decision | None, raw: str) -> dict[str, str | None]:
+    """`host`, the canonical name decided (what `review --host` matches), and `host_raw`, the
+    spelling the request used, when it differs (`WWW.BET365.COM.`, `0x7f.0.0.3`)."""
+    host = decision.host if decision is not None else _canonical(raw)
+    if raw == host or not raw:
+        return {"host": host or None}
+    return {"host": host, "host_raw": raw}
+
+
+def _canonical(raw: str) -> str:
+    try:
+        return normalise_host(raw)
+    except AupgateError:
+        return raw
+
+
+def audit_refused_head(audit: AuditLog, decider: Decider, client: connection.Client,
+                       status: int, reason: str) -> None:
+    """A request head refused while it arrived (too large): who sent it, and why."""
+    ident: Identity | None = None
+    with contextlib.suppress(Exception):  # no policies loaded: the line still names the client
+        ident = decider.identify(decider.snapshot(), client, {})
+    audit.event(
+        "decision", request_id=client.id, phase="request",
+        client=ident.client_text if ident else None, user=None,
+        agency=ident.policy.agency if ident and ident.policy else None,
+        policy_digest=ident.policy_digest if ident else None, method=None, scheme=None,
+        host=None, path=None, categories=[], rule=None, clauses=[], action=None,
+        enforced="refused", reason=reason, status=status, bytes=None)
+
+
 def audit_connect(audit: AuditLog, flow: http.HTTPFlow, ident: Identity, d: Decision | None,
                   enforced: str) -> None:
     """The decision line of a CONNECT (the tunnel's host, before any TLS)."""
@@ -104,7 +139,7 @@ def audit_connect(audit: AuditLog, flow: http.HTTPFlow, ident: Identity, d: Deci
         "decision", request_id=flow.id, phase="connect", client=ident.client_text,
         user=ident.user, agency=ident.policy.agency if ident.policy else None,
         policy_digest=ident.policy_digest, method="CONNECT", scheme="https",
-        host=flow.request.host, port=flow.request.port, path=None,
+        **hosts(d, flow.request.host), port=flow.request.port, path=None,
         categories=list(d.categories) if d else [], rule=d.rule if d else None,
         clauses=list(d.clauses) if d else [], action=d.action if d else None,
         window=d.window if d else None, intercept=d.intercept if d else None,

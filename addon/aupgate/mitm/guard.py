@@ -24,6 +24,7 @@ __all__ = [
     "InjectedFaultError",
     "fail_flow",
     "fail_server",
+    "fail_tcp",
     "fail_tls",
     "guarded",
     "options_error",
@@ -157,3 +158,10 @@ def refuse_unrecorded(audit: AuditLog, flow: http.HTTPFlow,
 
 def _refusing(audit: AuditLog) -> bool:
     return audit.refusing
+def fail_tcp(addon: Guarded, flow: Any, exc: BaseException) -> None:
+    """The raw-tunnel hook raised: the tunnel's upstream connection is refused."""
+    logger.error("aupgate: engine error at tcp_start, tunnel refused: %r", exc, exc_info=exc)
+    addon.refuse_tunnel(flow.client_conn.id, "aupgate engine error")
+    with contextlib.suppress(Exception):
+        addon.audit.event("engine_error", request_id=flow.id, phase="tcp", error=repr(exc),
+                          action="block")

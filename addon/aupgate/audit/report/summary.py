@@ -155,6 +155,8 @@ class Summary:
             if get("path") in AUTOMATIC_PATHS:
                 automatic += 1  # the browser's own favicon request, not a page view
                 continue
+            if get("enforced") == "forwarding":
+                continue  # fail-closed's line before forwarding: the request's own line counts
             label = action if type(action) is str else str(get("enforced") or "none")
             decisions += 1
             by_action[label] = by_action.get(label, 0) + 1
