@@ -33,7 +33,7 @@ def read_all(sock: socket.socket, timeout: float = 10, limit: int = 1 << 20) -> 
         sock.settimeout(left)
         try:
             data = sock.recv(65536)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             break
         except (ConnectionResetError, ssl.SSLError, OSError):
             break
@@ -51,7 +51,7 @@ def read_head(sock: socket.socket, timeout: float = 10) -> bytes:
         sock.settimeout(max(deadline - time.monotonic(), 0.01))
         try:
             data = sock.recv(1)
-        except (TimeoutError, socket.timeout, OSError):
+        except OSError:
             break
         if not data:
             break
@@ -116,7 +116,7 @@ def h2_request(port: int, host: str, cafile: Path, headers: list[tuple[str, str]
             tls.settimeout(max(deadline - time.monotonic(), 0.01))
             try:
                 data = tls.recv(65536)
-            except (TimeoutError, socket.timeout, OSError, ssl.SSLError):
+            except (OSError, ssl.SSLError):
                 return status, body, ended or "timeout"
             if not data:
                 return status, body, ended or "closed"

@@ -96,7 +96,7 @@ def test_http2_authority_and_host_disagreeing_are_both_decided(
 def test_connect_to_ssh_port_is_refused_by_the_port_policy(proxy: Proxy) -> None:
     """CONNECT to 22 of an allowed host: in page mode answered so a page can be shown, but no
     byte reaches port 22, and the CONNECT is audited as blocked by the port policy."""
-    sock, head = tunnel(proxy.port, "www.example.org:22")
+    sock, _ = tunnel(proxy.port, "www.example.org:22")
     with sock:
         sock.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n")
         rest = read_all(sock, timeout=5)
