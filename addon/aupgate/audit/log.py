@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .bounds import bound_fields
 from .envelope import render
 from .file import AuditFile, OnAuditFailure, TextSink
 from .redaction import redact_fields
@@ -103,6 +104,7 @@ class AuditLog:
         """`event` with the fields in a dict the caller built (and gives up): the hot path."""
         if self._enabled:
             redact_fields(fields)
+            bound_fields(fields)
             self._fanout.write(render(now_text(), event, fields))
 
     @property
