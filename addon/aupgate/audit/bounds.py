@@ -34,10 +34,10 @@ def bound_fields(fields: dict[str, Any]) -> None:
         if kind is str:
             if len(value) > MAX_FIELD:
                 fields[name] = bound_text(value, MAX_URL if name in ("path", "url") else MAX_FIELD)
-        elif kind is list or kind is tuple:
-            if len(value) > MAX_ITEMS or any(type(v) is str and len(v) > MAX_FIELD
-                                             for v in value):
-                items = [bound_text(v) if type(v) is str else v for v in value[:MAX_ITEMS]]
-                if len(value) > MAX_ITEMS:
-                    items.append(f"{MARK}{len(value) - MAX_ITEMS} items]")
-                fields[name] = items
+        elif (kind is list or kind is tuple) and (
+                len(value) > MAX_ITEMS or any(type(v) is str and len(v) > MAX_FIELD
+                                              for v in value)):
+            items = [bound_text(v) if type(v) is str else v for v in value[:MAX_ITEMS]]
+            if len(value) > MAX_ITEMS:
+                items.append(f"{MARK}{len(value) - MAX_ITEMS} items]")
+            fields[name] = items
