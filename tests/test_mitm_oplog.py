@@ -31,6 +31,15 @@ with warnings.catch_warnings():
     ("cookie=sid=abcdef; other", "abcdef", "cookie"),
     ("Set-Cookie: session=zzz", "zzz", "Set-Cookie"),
     ("ws://chat.example/socket?key=k1 closed", "k1", "ws://chat.example/socket"),
+    # raw bytes mitmproxy quotes from a malformed or cut-short head, whatever they hold
+    ("Client closed connection before completing request headers: b'GET /y HTTP/1.1\\r\\n"
+     "X-Api: zz9\\r\\n'", "zz9", "Client closed connection"),
+    ("HTTP/2 protocol error: Illegal character in header value: b'v\\r\\nx: q77'", "q77",
+     "bytes removed"),
+    ("Bad HTTP request line: b'GET /x?token=t55 HTTP/9.9", "t55", "Bad HTTP request line"),
+    # a bare path's query, and a credential header inside a repr ("\r\nAuthorization")
+    ("GET /private?token=p44 HTTP/1.1 failed", "p44", "GET /private?"),
+    ("headers\\r\\nAuthorization: Basic b66", "b66", "Authorization"),
 ])
 def test_redact(text: str, gone: str, kept: str) -> None:
     out = redact(text)

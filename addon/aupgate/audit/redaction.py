@@ -1,10 +1,12 @@
 """What never reaches the audit trail, a page or the proxy's log: credentials and secret values.
 
-Redaction happens at the one place events are written (`log.AuditLog`), whoever records them:
-userinfo never reaches an event (`Url` drops it; a raw URL passed by mistake is scrubbed), query
-values whose names look secret (`password`, `token`, `sig`...) are replaced, and a header passed by
-mistake (Cookie, Authorization) is replaced whole, so the trail can be shared with a supervisor
-without leaking credentials. docs/audit-log.md lists the rules; the tests hold them as a table.
+Redaction happens at the one place events are written (`log.AuditLog`), whoever records them,
+by one rule set (docs/audit-log.md, "Redaction"; tests/test_redaction_rules.py holds it as a
+table): userinfo never reaches an event (`Url` drops it; a raw URL passed by mistake is
+scrubbed); query parameters, split on `&` and `;`, and path parameters (`;jsessionid=...`) whose
+names look secret (`password`, `pw`, `token`, `sig`...) have their values replaced; a header
+passed by mistake (Cookie, Authorization) is replaced whole. The trail can then be shared with a
+supervisor without leaking credentials.
 """
 
 from __future__ import annotations
@@ -15,14 +17,21 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "redact_fields", "redact_query", "redact_url", "scrub_text", "scrub_url"]
+__all__ = ["REDACTED", "redact_fields", "redact_path", "redact_query", "redact_url", "scrub_text",
+           "scrub_url"]
 
 REDACTED = "REDACTED"
 
 _SECRET_NAME = re.compile(
-    r"pass|pwd|token|key|secret|sig|code|auth|session|sess|sid|cred|jwt|otp|ticket|nonce|saml",
+    r"pass|pwd|pw|token|key|secret|sig|code|auth|session|sess|sid|cred|jwt|otp|ticket|nonce"
+    r"|saml",
     re.IGNORECASE,
 )
+"""A parameter whose name contains one of these (after percent-decoding, any case) is secret:
+`password`, `pw`, `access_token`, `api_key`, `X-Amz-Signature`, `code`, `jsessionid`, `SAMLResponse`.
+It errs towards redacting: `zipcode` and `monkey` are redacted too."""
+_QUERY_SEPARATOR = re.compile(r"([&;])")
+_PATH_PARAMETER = re.compile(r";([^;=/?#]*)=([^;/?#]*)")
 _SECRET_FIELDS = frozenset({"cookie", "set-cookie", "authorization", "proxy-authorization"})
 _URL_FIELDS = frozenset({"url", "path"})
 # Fields audit_schema.json defines as scalars or lists of scalars, none of them a URL: they cannot
@@ -43,17 +52,33 @@ _USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@]*@")
 
 
 def redact_query(query: str) -> str:
-    """The query with every secret-looking value replaced; names and order are kept."""
+    """The query with every secret-looking value replaced; names, order and separators (`&` and
+    the `;` some servers also split on) are kept."""
     if not query:
         return query
     parts = []
-    for item in query.split("&"):
+    for item in _QUERY_SEPARATOR.split(query):
         name, eq, _value = item.partition("=")
         if eq and _SECRET_NAME.search(urllib.parse.unquote_plus(name)):
             parts.append(f"{name}={REDACTED}")
         else:
             parts.append(item)
-    return "&".join(parts)
+    return "".join(parts)
+
+
+def redact_path(path: str) -> str:
+    """The path with secret-looking path parameters replaced (`/a;jsessionid=...`, RFC 3986
+    3.3's `;name=value` in a segment); anything else in the path is kept."""
+    if ";" not in path:
+        return path
+    return _PATH_PARAMETER.sub(_path_parameter, path)
+
+
+def _path_parameter(match: re.Match[str]) -> str:
+    name = match.group(1)
+    if _SECRET_NAME.search(urllib.parse.unquote_plus(name)):
+        return f";{name}={REDACTED}"
+    return match.group(0)
 
 
 def redact_url(scheme: str, host: str, port: int | None, path: str, query: str) -> str:
@@ -62,7 +87,7 @@ def redact_url(scheme: str, host: str, port: int | None, path: str, query: str) 
     prefix = f"{scheme}://" if scheme else ""
     suffix = f":{port}" if port is not None else ""
     q = redact_query(query)
-    return f"{prefix}{shown_host}{suffix}{path}" + (f"?{q}" if q else "")
+    return f"{prefix}{shown_host}{suffix}{redact_path(path)}" + (f"?{q}" if q else "")
 
 
 def scrub_url(text: str) -> str:
@@ -70,7 +95,7 @@ def scrub_url(text: str) -> str:
     if "@" in text:
         text = _USERINFO.sub(r"\1", text)
     base, mark, query = text.partition("?")
-    return base + mark + redact_query(query) if mark else text
+    return redact_path(base) + mark + redact_query(query) if mark else redact_path(text)
 
 
 _SECRET_WORDS = re.compile(

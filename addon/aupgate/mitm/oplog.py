@@ -8,9 +8,10 @@ A gateway's operational log is read by administrators and shipped to the journal
   mitmdump; see `aupgate.mitm.master`);
 - mitmproxy's per-connection chatter ("client connect", "server connect") only at `debug`;
 - `termlog_verbosity` (mitmdump's own option name) sets the level: error, warn, info, alert, debug;
-- every line goes through `redact`: query strings, user:password in URLs and the values of
-  Authorization, Proxy-Authorization, Cookie and Set-Cookie never reach the log, whatever a
-  library puts in an exception message;
+- every line goes through `redact`: raw bytes off the wire (mitmproxy quotes them as `b'...'`
+  when a head is malformed or cut short), query strings (after a URL or a bare path),
+  user:password in URLs and the values of Authorization, Proxy-Authorization, Cookie and
+  Set-Cookie never reach the log, whatever a library puts in an exception message;
 - under systemd (`JOURNAL_STREAM` names our standard error) each line carries its syslog
   priority (`<4>`) and no timestamp, which the journal adds; elsewhere a timestamp leads;
 - a worker's lines say which worker (`w0`, `w1`, ...).
@@ -39,9 +40,12 @@ _MODE_HINT = re.compile(r"Try specifying a different port by using `--mode [a-z0
 
 _QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"<>]*)\?[^\s#'\"<>]*", re.IGNORECASE)
 _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^\s/@'\"<>]+@", re.IGNORECASE)
-_SECRET_HEADER = re.compile(
-    r"\b((?:proxy-)?authorization|(?:set-)?cookie)(['\"]?\s*[:=,]\s*['\"]?)[^\r\n'\"]+",
+_SECRET_HEADER = re.compile(  # no \b: in a repr "\r\nCookie" follows the letter n
+    r"((?:proxy-)?authorization|(?:set-)?cookie)(['\"]?\s*[:=,]\s*['\"]?)[^\r\n'\"]+",
     re.IGNORECASE)
+_BYTES = re.compile(r"""\bb(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+_BYTES_OPEN = re.compile(r"""\bb['"](?!<)[^\n]*""")  # a repr cut short, with no closing quote
+_PATH_QUERY = re.compile(r"""((?:^|[\s'"(=])/[^\s?#'"<>]*)\?[^\s#'"<>]*""")
 _SYSLOG = {logging.DEBUG: 7, logging.INFO: 6, mitmlog.ALERT: 5, logging.WARNING: 4,
            logging.ERROR: 3, logging.CRITICAL: 2}
 
@@ -55,7 +59,13 @@ def reword(text: str) -> str:
 
 
 def redact(text: str) -> str:
-    """The text without query strings, URL credentials or credential header values."""
+    """The text without raw client bytes, query strings, URL credentials or credential header
+    values."""
+    if "b'" in text or 'b"' in text:  # a repr of bytes off the wire (a cut or malformed head)
+        text = _BYTES.sub(lambda m: f"b'<{len(m.group(0)) - 3} bytes removed>'", text)
+        text = _BYTES_OPEN.sub("b'<bytes removed>", text)
+    if "?" in text:
+        text = _PATH_QUERY.sub(r"\1?<query removed>", text)
     if "://" in text:
         text = _QUERY.sub(r"\1?<query removed>", text)
         text = _USERINFO.sub(r"\1<credentials removed>@", text)
