@@ -34,7 +34,8 @@ def _leak_everything(proxy: Proxy) -> None:
                        f";session={s[5]}&next=/home").status == 200
     assert curl(proxy, f"http://www.example.org/a?user=bob;pwd={s[6]};lang=en").status == 200
     # malformed: a bad request line, a head cut short, a folded header, a CRLF over HTTP/2
-    exchange(proxy.port, f"GET /x?token={s[7]} HTTP/9.9\r\nCookie: a={s[8]}\r\n\r\n".encode(), timeout=3)
+    exchange(proxy.port, f"GET /x?token={s[7]} HTTP/9.9\r\nCookie: a={s[8]}\r\n\r\n".encode(),
+             timeout=3)
     cut = connect(proxy.port)
     cut.sendall(f"GET http://www.example.org/y?token={s[9]} HTTP/1.1\r\n"
                 f"Authorization: Basic {s[10]}\r\n".encode())

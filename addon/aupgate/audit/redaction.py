@@ -28,8 +28,8 @@ _SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 """A parameter whose name contains one of these (after percent-decoding, any case) is secret:
-`password`, `pw`, `access_token`, `api_key`, `X-Amz-Signature`, `code`, `jsessionid`, `SAMLResponse`.
-It errs towards redacting: `zipcode` and `monkey` are redacted too."""
+`password`, `pw`, `access_token`, `api_key`, `X-Amz-Signature`, `code`, `jsessionid`,
+`SAMLResponse`. It errs towards redacting: `zipcode` and `monkey` are redacted too."""
 _QUERY_SEPARATOR = re.compile(r"([&;])")
 _PATH_PARAMETER = re.compile(r";([^;=/?#]*)=([^;/?#]*)")
 _SECRET_FIELDS = frozenset({"cookie", "set-cookie", "authorization", "proxy-authorization"})
