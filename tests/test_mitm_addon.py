@@ -23,6 +23,7 @@ from aupgate.identity import client_address
 from aupgate.mitm import options as opts
 from aupgate.mitm.addon import Aupgate
 from aupgate.mitm.flowtext import authority_host
+from aupgate.mitm.passes import browser_holder
 
 FIXTURES = Path(__file__).parent / "e2e" / "fixtures"
 
@@ -379,9 +380,13 @@ async def test_counted_transfer_under_a_warn_rule(addon: Aupgate, tmp_path: Path
                                        url="http://www.example.org/big", agency="lab",
                                        rule="no-large", clauses=("5",), now=time.monotonic())
             assert addon.warn.passes.redeem(token, client="127.0.0.1", user=None,
-                                       host="www.example.org", now=time.monotonic())
+                                            host="www.example.org",
+                                            holder=browser_holder("c00kie"),
+                                            now=time.monotonic())
         flow = flow_for("www.example.org", "/big")
+        flow.request.headers["cookie"] = "a=1; aupgate_pass=c00kie"
         addon.requestheaders(flow)
+        assert flow.request.headers["cookie"] == "a=1"  # the pass cookie never goes upstream
         flow.response = tflow.tresp(headers=[(b"content-type", b"application/octet-stream")])
         flow.response.stream = False
         addon.responseheaders(flow)

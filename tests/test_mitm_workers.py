@@ -40,7 +40,7 @@ if mode == "broken" and index == "1":
 note(f"pid {os.getpid()}")
 link.sendall(b"ready\n")
 if index == "0" and mode == "publish":
-    event = {"pass": ["10.30.0.2", "", "h.example"], "redeemed": "T", "expires": 1e12}
+    event = {"pass": ["browser:0f1e", "h.example"], "redeemed": "T", "expires": 1e12}
     link.sendall(json.dumps(event).encode() + b"\n")
 while True:
     data = link.recv(65536)
@@ -91,7 +91,7 @@ async def test_events_are_relayed_and_replayed_to_a_late_worker(tmp_path: Path) 
     os.kill(old, signal.SIGKILL)  # the restarted worker 1 gets the live event again
     await until(lambda: sup.slots[1].pid != old and notes.read_text().count("w1 got") == 2)
     line = [x for x in notes.read_text().splitlines() if x.startswith("w1 got")][-1]
-    assert json.loads(line.split(" ", 2)[2])["pass"] == ["10.30.0.2", "", "h.example"]
+    assert json.loads(line.split(" ", 2)[2])["pass"] == ["browser:0f1e", "h.example"]
     sup.stop()
     assert await running == 0
 

@@ -52,7 +52,9 @@ def test_secrets_stay_out_of_the_audit(proxy: Proxy) -> None:
 
 
 def test_warn_then_continue(proxy: Proxy, upstreams: Upstreams) -> None:
-    """Social networking needs a work reason; after it, the host passes for a while."""
+    """Social networking needs a work reason; after it, the host passes for a while, for the
+    browser that gave it (its pass cookie)."""
+    jar = str(proxy.home / "cookies-warn.txt")
     first = curl(proxy, "http://www.facebook.com/agency-page?x=1", "-H", "Accept: text/html")
     assert first.status == 403 and 'name="reason"' in first.body, first
     token = first.body.split('name="token" value="')[1].split('"')[0]
@@ -62,11 +64,11 @@ def test_warn_then_continue(proxy: Proxy, upstreams: Upstreams) -> None:
     assert bad.status != 303
     go = curl(proxy, "http://www.facebook.com/.aupgate/continue",
               "--data-urlencode", f"token={token}",
-              "--data-urlencode", "reason=posting the road closure notice")
+              "--data-urlencode", "reason=posting the road closure notice", "-c", jar)
     assert go.status == 303, go
     assert "location: http://www.facebook.com/agency-page?x=1" in go.headers.lower()
     assert upstreams.seen("www.facebook.com", "/.aupgate/continue") == 0  # never forwarded
-    after = curl(proxy, "http://www.facebook.com/agency-page?x=1")
+    after = curl(proxy, "http://www.facebook.com/agency-page?x=1", "-b", jar)
     assert after.status == 200 and "upstream www.facebook.com" in after.body
     [cont] = [e for e in proxy.events("decision") if e.get("work_reason")]
     assert cont["work_reason"] == "posting the road closure notice"
@@ -174,12 +176,14 @@ def test_content_warn_shows_the_warn_page_and_the_pass_covers_the_rerequest(
     assert "MZ" not in first.body
     assert "Software from the vendor" in first.body and "clause 7:" in first.body
     token = first.body.split('name="token" value="')[1].split('"')[0]
+    jar = str(proxy.home / "cookies-vendor.txt")
     go = curl(proxy, "http://vendor.test/.aupgate/continue",
               "--data-urlencode", f"token={token}",
-              "--data-urlencode", "reason=installing the plotter driver for the survey team")
+              "--data-urlencode", "reason=installing the plotter driver for the survey team",
+              "-c", jar)
     assert go.status == 303, go
     assert "location: http://vendor.test/download?v=2" in go.headers.lower()
-    after = curl(proxy, "http://vendor.test/download?v=2")
+    after = curl(proxy, "http://vendor.test/download?v=2", "-b", jar)
     assert after.status == 200 and after.body.startswith("MZ"), after
     events = [e for e in proxy.events("decision", host="vendor.test")
               if e["path"] == "/download?v=2"]

@@ -85,16 +85,22 @@ def test_https_response_side_block(proxy: Proxy) -> None:
 
 
 def test_warn_then_continue_over_https(proxy: Proxy, upstreams: Upstreams) -> None:
-    """The interstitial and its continue form work inside an intercepted TLS connection."""
+    """The interstitial and its continue form work inside an intercepted TLS connection; the
+    pass cookie is Secure there (and host-only, HttpOnly, SameSite=Lax, as over HTTP)."""
+    jar = str(proxy.home / "cookies-tls.txt")
     first = curl(proxy, "https://www.facebook.com/tls-page", "-H", "Accept: text/html")
     assert first.status == 403 and 'name="reason"' in first.body, first
     token = first.body.split('name="token" value="')[1].split('"')[0]
     go = curl(proxy, "https://www.facebook.com/.aupgate/continue",
               "--data-urlencode", f"token={token}",
-              "--data-urlencode", "reason=answering a constituent message")
+              "--data-urlencode", "reason=answering a constituent message", "-c", jar)
     assert go.status == 303, go
+    [cookie] = [h for h in go.headers.splitlines() if h.lower().startswith("set-cookie:")]
+    assert "aupgate_pass=" in cookie and "domain" not in cookie.lower(), cookie
+    for flag in ("; Path=/", "; HttpOnly", "; SameSite=Lax", "; Secure", "; Max-Age=900"):
+        assert flag in cookie, cookie
     assert upstreams.seen("www.facebook.com", "/.aupgate/continue") == 0
-    after = curl(proxy, "https://www.facebook.com/tls-page")
+    after = curl(proxy, "https://www.facebook.com/tls-page", "-b", jar)
     assert after.status == 200 and after.body == "upstream www.facebook.com GET /tls-page\n"
 
 

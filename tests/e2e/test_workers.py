@@ -195,17 +195,19 @@ def served_by(proxy: Proxy, **match: Any) -> set[int]:
             if r["event"] == "decision" and all(r.get(k) == v for k, v in match.items())}
 
 
-def warn_and_continue(proxy: Proxy, host: str) -> None:
+def warn_and_continue(proxy: Proxy, host: str) -> str:
     """A warn page, its form, and the page again: each request on a new connection, so each
-    may be served by either worker."""
+    may be served by either worker. Returns the browser's cookie jar (its pass cookie)."""
+    jar = str(proxy.home / f"cookies-{host}.txt")
     first = curl(proxy, f"http://{host}/page", "-H", "Accept: text/html")
     assert first.status == 403 and 'name="token"' in first.body, first
     token = first.body.split('name="token" value="')[1].split('"')[0]
     go = curl(proxy, f"http://{host}/.aupgate/continue", "--data-urlencode", f"token={token}",
-              "--data-urlencode", "reason=checking the agency page")
+              "--data-urlencode", "reason=checking the agency page", "-c", jar)
     assert go.status == 303, go  # the form is known to whichever worker reads it
-    after = curl(proxy, f"http://{host}/page")
+    after = curl(proxy, f"http://{host}/page", "-b", jar)
     assert after.status == 200, after  # and the pass to whichever serves the page
+    return jar
 
 
 def test_warn_tickets_and_passes_hold_on_every_worker(pair: Proxy) -> None:
@@ -225,14 +227,14 @@ def test_warn_tickets_and_passes_hold_on_every_worker(pair: Proxy) -> None:
 
 def test_a_restarted_worker_knows_the_live_passes(pair: Proxy) -> None:
     host = "restart.facebook.com"
-    warn_and_continue(pair, host)
+    jar = warn_and_continue(pair, host)
     victim = worker_pid(pair, 1)
     os.kill(victim, signal.SIGKILL)
     until(lambda: worker_pid(pair, 1) != victim, 30, "worker 1 to be restarted")
     pair.wait_for(f"worker 1 restarted (pid {worker_pid(pair, 1)})")
     time.sleep(0.5)
     for _ in range(40):  # until the new worker 1 serves one: it must honour the pass
-        assert curl(pair, f"http://{host}/page").status == 200
+        assert curl(pair, f"http://{host}/page", "-b", jar).status == 200
         if 1 in served_by(pair, host=host, enforced="pass-used", path="/page") and any(
                 r["event"] == "decision" and r["host"] == host and r["time"] > last_start(pair)
                 for r in records(worker_file(pair, 1))):

@@ -72,7 +72,7 @@ from .responses import answer, make_response, redirect, replace_streaming, respo
 from .state import ANSWERED, FlowRecord, FlowRecords, Tunnel
 from .transfer import counting_stream
 from .upstreamfailure import answer_failure
-from .warnflow import WarnFlow
+from .warnflow import WarnFlow, take_holder
 
 logger = logging.getLogger(__name__)
 
@@ -360,6 +360,7 @@ class Aupgate:
         if tunnel is not None:  # inside a tunnel its CONNECT's decision holds (host, port)
             decision = rawtcp.within_tunnel(tunnel, decision)
         record = self.records[flow] = FlowRecord.of_request(ident, decision, url, body)
+        record.holder = take_holder(ident, req)  # the pass cookie never goes upstream
         if decision.action in STOPPING:
             self._enforce(flow, decision, record)
         on_record = lambda f, r: events.audit_request(self.audit, f, r, decider.fault)  # noqa: E731
@@ -405,9 +406,9 @@ class Aupgate:
             self._respond(flow, self.access.answer(flow, record, self.decider, self.audit), record)
             return
         outcome = self.warn.answer_form(flow, record)
-        if isinstance(outcome, str):
+        if isinstance(outcome, tuple):
             self.records[flow] = record
-            answer(flow, redirect(outcome))
+            answer(flow, redirect(*outcome))
         else:
             self._respond(flow, outcome, record)
 
@@ -416,7 +417,7 @@ class Aupgate:
         ident = record.identity
         url = shown_url(flow.request)
         if decision.action == "warn":
-            if self.warn.has_pass(ident, decision.host):
+            if self.warn.has_pass(ident, decision.host, record.holder):
                 record.enforced = "pass-used"
                 return
             page = self.warn.warn_page(flow, decision, ident, url)
@@ -482,7 +483,7 @@ class Aupgate:
 
     def _pass_covers(self, record: FlowRecord, decision: Decision) -> bool:
         """A content warn is covered, as at request time, by a live pass for the host."""
-        if not self.warn.has_pass(record.identity, decision.host):
+        if not self.warn.has_pass(record.identity, decision.host, record.holder):
             return False
         record.enforced = "pass-used"
         return True

@@ -3,14 +3,20 @@
 A warn page must not be skippable by replaying a URL or by a cookie the site could read, so the
 state lives in the proxy: the page carries an unguessable token; the token names, server-side,
 the client, user, host and original URL it was issued for; posting it back with a work reason
-turns it into a pass for that client, user and host that lasts a few minutes. Both tables are
-bounded, so a client cannot grow the proxy's memory by requesting warn pages.
+turns it into a pass that lasts a few minutes for one *holder* and host. Both tables are bounded,
+so a client cannot grow the proxy's memory by requesting warn pages.
+
+The holder is who continued, never merely where from (many employees share one address behind
+NAT, HAProxy or a terminal server): `user:NAME` for a proxy or directory login, else
+`browser:DIGEST`, the digest of an unguessable cookie the continue redirect sets on the warned
+host (`warnflow`). A pass key is the clear function (holder, host).
 
 Pure (no mitmproxy); time is passed in as monotonic seconds so tests need not sleep.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -21,7 +27,18 @@ MAX_ENTRIES = 10_000
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
-PassKey = tuple[str, str, str]  # (client address, user or "", host)
+PassKey = tuple[str, str]  # (holder, host): holder is "user:NAME" or "browser:DIGEST"
+
+
+def user_holder(user: str) -> str:
+    """The holder of a pass granted to a login."""
+    return f"user:{user}"
+
+
+def browser_holder(cookie: str) -> str:
+    """The holder of a pass granted to a browser: the digest of its pass cookie (the cookie's
+    value itself is kept nowhere, nor relayed between workers)."""
+    return "browser:" + hashlib.sha256(cookie.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +84,11 @@ class Passes:
             return None
         return ticket
 
-    def redeem(self, token: str, *, client: str, user: str | None, host: str,
+    def redeem(self, token: str, *, client: str, user: str | None, host: str, holder: str,
                now: float) -> Ticket | None:
         """The ticket, if the token is live and was issued to this client, user and host.
 
-        A redeemed ticket is gone; a pass for (client, user, host) starts now.
+        A redeemed ticket is gone; a pass for (holder, host) starts now.
         """
         ticket = self._tickets.get(token)
         if ticket is None or ticket.expires < now:
@@ -80,11 +97,13 @@ class Passes:
             return None
         del self._tickets[token]
         self._prune(self._passes, now, lambda expires: expires)
-        self._passes[(client, user or "", host)] = now + self.pass_seconds
+        self._passes[(holder, host)] = now + self.pass_seconds
         return ticket
 
-    def has_pass(self, *, client: str, user: str | None, host: str, now: float) -> bool:
-        expires = self._passes.get((client, user or "", host))
+    def has_pass(self, *, holder: str | None, host: str, now: float) -> bool:
+        if holder is None:
+            return False
+        expires = self._passes.get((holder, host))
         return expires is not None and expires >= now
 
     @staticmethod

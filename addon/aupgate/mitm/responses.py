@@ -50,8 +50,10 @@ def _send_once(body: bytes) -> Callable[[bytes], bytes]:
     return stream
 
 
-def redirect(location: str) -> http.Response:
-    return http.Response.make(303, b"", {"Location": location, **_HEADERS})
+def redirect(location: str, cookie: str | None = None) -> http.Response:
+    """A 303 to `location`, setting `cookie` (a whole Set-Cookie value) if given."""
+    extra = {"Set-Cookie": cookie} if cookie else {}
+    return http.Response.make(303, b"", {"Location": location, **_HEADERS, **extra})
 
 
 def respond(flow: http.HTTPFlow, page: Page) -> None:

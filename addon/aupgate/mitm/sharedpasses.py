@@ -10,7 +10,8 @@ them to the other workers and replays the live ones to a worker that starts late
 the system's, the same in every process of a box, so they travel as they are.
 
 An event is one JSON object on one line: `{"ticket": TOKEN, ...the Ticket's fields}` or
-`{"pass": [client, user, host], "redeemed": TOKEN, "expires": T}`. A pass that arrives a moment
+`{"pass": [holder, host], "redeemed": TOKEN, "expires": T}` (a holder is a login or the digest
+of a browser's pass cookie, never the cookie itself: `passes`). A pass that arrives a moment
 after the next request has been decided elsewhere means one more warn page, never one less.
 """
 
@@ -45,11 +46,12 @@ class SharedPasses(Passes):
         self._publish({"ticket": token, **asdict(self._tickets[token])})
         return token
 
-    def redeem(self, token: str, *, client: str, user: str | None, host: str,
+    def redeem(self, token: str, *, client: str, user: str | None, host: str, holder: str,
                now: float) -> Ticket | None:
-        ticket = super().redeem(token, client=client, user=user, host=host, now=now)
+        ticket = super().redeem(token, client=client, user=user, host=host, holder=holder,
+                                now=now)
         if ticket is not None:
-            key = (client, user or "", host)
+            key = (holder, host)
             self._publish({"pass": list(key), "redeemed": token, "expires": self._passes[key]})
         return ticket
 
@@ -65,12 +67,12 @@ class SharedPasses(Passes):
                     self._prune(self._tickets, now, lambda t: t.expires)
                     self._tickets[str(event["ticket"])] = ticket
             elif "pass" in event:
-                client, user, host = (str(part) for part in event["pass"])
+                holder, host = (str(part) for part in event["pass"])
                 self._tickets.pop(str(event.get("redeemed")), None)
                 expires = float(event["expires"])
                 if expires >= now:
                     self._prune(self._passes, now, lambda e: e)
-                    self._passes[(client, user, host)] = expires
+                    self._passes[(holder, host)] = expires
         except (KeyError, TypeError, ValueError):
             logger.warning("aupgate: ignored a malformed shared warn pass event")
 
@@ -87,8 +89,8 @@ def replay_key(event: Event) -> tuple[str, float, str | None] | None:
         if "ticket" in event:
             return f"ticket {event['ticket']}", float(event["expires"]), None
         if "pass" in event:
-            client, user, host = event["pass"]
-            return (f"pass {client} {user} {host}", float(event["expires"]),
+            holder, host = event["pass"]
+            return (f"pass {holder} {host}", float(event["expires"]),
                     f"ticket {event.get('redeemed')}")
     except (KeyError, TypeError, ValueError):
         return None

@@ -55,6 +55,7 @@ class FlowRecord:
     request_bytes: int | None = None  # its body: stated, or counted as it streamed
     audited: bool = False
     extra: dict[str, Any] | None = None  # fields only some events have (content, work_reason)
+    holder: str | None = None  # whose warn pass would cover it (login or browser; warnflow)
 
     @classmethod
     def of_request(cls, identity: Identity, decision: Decision, url: Url | None,

@@ -5,6 +5,16 @@ A warn page carries a token; the form posts it back with a work reason to the re
 a pass for that host (`passes.Passes`) and a redirect to the original URL, which the proxy kept
 server-side. Everything under `/.aupgate/` belongs to the gateway and is never forwarded.
 
+Whose pass: a login's, when the request carries one; otherwise the browser's. The redirect then
+sets `PASS_COOKIE` on the warned host: host-only (no Domain), `Path=/`, `HttpOnly` (no script
+reads it), `SameSite=Lax` (sent on the user's own navigations to the host, not on other sites'
+embeds of it), `Secure` over HTTPS, and `Max-Age` the pass's length. Its value is a fresh random
+token; the pass is kept under its digest (`passes.browser_holder`). The gateway removes the
+cookie from every request before it goes upstream, so the site never sees it; a site that sets
+a cookie of that name can at most end its own visitor's pass. Another employee behind the same
+address (NAT, HAProxy, a terminal server) has no such cookie and is warned. A never-decrypt
+site's requests cannot be read, so without a login it has no pass to honour: its warn refuses.
+
 Only a small, sized POST to the continue path is read into memory; its body arrives at mitmproxy's
 `request` hook, which the addon defines only while such a form is being read (`pending`), because
 mitmproxy dispatches every hook an addon defines for every request.
@@ -13,6 +23,7 @@ mitmproxy dispatches every hook an addon defines for every request.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import time
 import urllib.parse
 
@@ -23,14 +34,30 @@ from ..identity import Identity
 from ..pages import CONTINUE_PATH, REQUEST_ACCESS_PATH, Page, page_for
 from .accessrequest import form_problem
 from .flowtext import shown_url
-from .passes import Passes, clean_reason
+from .passes import Passes, browser_holder, clean_reason, user_holder
 from .state import FlowRecord
 
-__all__ = ["MAX_FORM_BYTES", "WarnFlow"]
+__all__ = ["MAX_FORM_BYTES", "PASS_COOKIE", "WarnFlow", "take_holder"]
 
 MAX_FORM_BYTES = 8192  # a warn form is a token and a reason of at most 500 characters
 FORM_PATHS = (CONTINUE_PATH, REQUEST_ACCESS_PATH)
 """The reserved paths whose (small, sized) POST bodies the proxy reads."""
+PASS_COOKIE = "aupgate_pass"
+"""The cookie the continue redirect sets on the warned host; removed before any request leaves."""
+
+
+def take_holder(ident: Identity, req: http.Request) -> str | None:
+    """Who a pass for this request would belong to: the login, else the browser's pass cookie
+    (None: neither). The cookie is removed from the request: it never goes upstream."""
+    if PASS_COOKIE not in req.headers.get("cookie", ""):
+        return user_holder(ident.user) if ident.user else None
+    cookies = req.cookies
+    value = cookies.pop(PASS_COOKIE, None)
+    if not cookies:
+        req.headers.pop("cookie", None)
+    if ident.user:
+        return user_holder(ident.user)
+    return browser_holder(value) if value else None
 
 
 class WarnFlow:
@@ -44,10 +71,13 @@ class WarnFlow:
     def pass_minutes(self) -> int:
         return int(self.passes.pass_seconds // 60)
 
-    def has_pass(self, ident: Identity, host: str) -> bool:
-        """Whether this client and user continued past a warn page for this host recently."""
-        return self.passes.has_pass(client=ident.client_text, user=ident.user, host=host,
-                                    now=time.monotonic())
+    def has_pass(self, ident: Identity, host: str, holder: str | None = None) -> bool:
+        """Whether this login, or this browser (`holder`, from `take_holder`), continued past a
+        warn page for this host recently. Without a request to read (CONNECT, ClientHello)
+        only a login can hold a pass."""
+        if holder is None and ident.user:
+            holder = user_holder(ident.user)
+        return self.passes.has_pass(holder=holder, host=host, now=time.monotonic())
 
     def warn_page(self, flow: http.HTTPFlow, decision: Decision, ident: Identity,
                   url: str) -> Page:
@@ -76,10 +106,11 @@ class WarnFlow:
         self.pending.discard(flow.id)
         return not self.pending
 
-    def answer_form(self, flow: http.HTTPFlow, record: FlowRecord) -> Page | str:
-        """The form's answer: the original URL to redirect to (a pass is live for its host), or
-        the page to show (the reason is missing, or the token is not this client's or expired).
-        The record gets what the audit line says about a continuation."""
+    def answer_form(self, flow: http.HTTPFlow,
+                    record: FlowRecord) -> Page | tuple[str, str | None]:
+        """The form's answer: the original URL to redirect to and the pass cookie to set with it
+        (None for a login's pass), or the page to show (the reason is missing, or the token is
+        not this client's or expired). The record gets what the audit line says."""
         req = flow.request
         form = urllib.parse.parse_qs((req.get_content(strict=False) or b"").decode(
             "utf-8", "replace"), keep_blank_values=True)
@@ -97,8 +128,10 @@ class WarnFlow:
                                 ident.policy, token=token, pass_minutes=self.pass_minutes,
                                 clauses=live.clauses, reason=_rule_reason(ident, live.rule))
                 return dataclasses.replace(page, problem=problem, typed=reason)
+        cookie = None if user else secrets.token_urlsafe(24)
+        holder = user_holder(user) if user else browser_holder(cookie or "")
         ticket = None if problem else self.passes.redeem(token, client=client, user=user,
-                                                         host=req.host, now=now)
+                                                         host=req.host, holder=holder, now=now)
         if ticket is None:
             record.enforced = "continue-rejected"
             record.extra = {"continue_problem": "expired"}
@@ -108,7 +141,11 @@ class WarnFlow:
         record.extra = {"rule_continued": ticket.rule, "clauses_continued": list(ticket.clauses),
                         "work_reason": reason, "continued_host": ticket.host,
                         "pass_minutes": self.pass_minutes}
-        return ticket.url
+        if cookie is None:
+            return ticket.url, None
+        secure = "; Secure" if req.scheme == "https" else ""
+        return ticket.url, (f"{PASS_COOKIE}={cookie}; Path=/; Max-Age="
+                            f"{int(self.passes.pass_seconds)}; HttpOnly; SameSite=Lax{secure}")
 
 
 def _origin(url: str) -> str:
