@@ -54,7 +54,8 @@ def test_expired_and_malformed_events_are_ignored() -> None:
                     holder=BROWSER, now=10_000.0) is None
     b.apply({"pass": [BROWSER, "h"], "expires": 5.0}, now=6.0)
     assert not b.has_pass(holder=BROWSER, host="h", now=6.0)
-    for junk in ({"ticket": "t"}, {"pass": "abc", "expires": 9e9}, {"pass": [1, 2, 3], "expires": 1},
+    for junk in ({"ticket": "t"}, {"pass": "abc", "expires": 9e9},
+                 {"pass": [1, 2, 3], "expires": 1},
                  {"ticket": "t", "client": "c", "user": "", "host": "h", "url": "u",
                   "agency": "a", "rule": "r", "clauses": ["c"], "expires": "soon"}):
         b.apply(junk, now=1.0)

@@ -42,7 +42,7 @@ __all__ = ["MAX_FORM_BYTES", "PASS_COOKIE", "WarnFlow", "take_holder"]
 MAX_FORM_BYTES = 8192  # a warn form is a token and a reason of at most 500 characters
 FORM_PATHS = (CONTINUE_PATH, REQUEST_ACCESS_PATH)
 """The reserved paths whose (small, sized) POST bodies the proxy reads."""
-PASS_COOKIE = "aupgate_pass"
+PASS_COOKIE = "aupgate_pass"  # noqa: S105 - a cookie name, not a password
 """The cookie the continue redirect sets on the warned host; removed before any request leaves."""
 
 
