@@ -234,6 +234,9 @@ async def serve(specs: Sequence[str], settings: RunSettings) -> int:
     # Loading policies takes a moment: a SIGHUP meanwhile (logrotate, the supervisor passing
     # one on) must not end the process. aupgate's addon takes SIGHUP over once it runs.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # A file-size limit (`ulimit -f`, LimitFSIZE=) must fail a write with EFBIG, which the audit
+    # writer handles as on_audit_failure says, not kill the gateway with SIGXFSZ.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     link = SupervisorLink.from_env(os.environ)
