@@ -41,7 +41,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         audit = self.server.audit
         text = audit.read_text() if audit is not None and audit.exists() else ""
         self.server.recorded_first[self.path] = f'"path":"{self.path}"' in text
