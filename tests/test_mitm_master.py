@@ -60,6 +60,16 @@ async def test_only_what_a_gateway_needs_in_mitmdumps_order(tmp_path: Path) -> N
         assert master.addons.get("aupgate").gateway is not None  # configured: policies loaded
 
 
+@pytest.mark.parametrize(("spec", "option", "kept"), [
+    ("validate_inbound_headers=false", "validate_inbound_headers", True),
+])
+async def test_options_a_gateway_needs_are_set_back(tmp_path: Path, spec: str, option: str,
+                                                    kept: object) -> None:
+    """Unvalidated HTTP/2 headers would carry CR/LF into HTTP/1 (docs/security.md)."""
+    async with built(tmp_path, spec) as master:
+        assert getattr(master.options, option) == kept
+
+
 @pytest.mark.parametrize(("spec", "addon", "before"), [
     ("save_stream_file=FLOWS", "save", "tlsconfig"),
     ("upstream_auth=user:secret", "upstreamauth", "errorcheck"),

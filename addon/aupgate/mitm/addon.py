@@ -156,16 +156,7 @@ class Aupgate:
             lifecycle.check_default_agency(ctx.options, self.gateway)
             decider.default_agency = o.aupgate_default_agency
             decider.forget_clients()  # cached agencies may change with the default
-        if "connection_strategy" in updated and o.connection_strategy != "lazy":
-            # Eager connects upstream at CONNECT, before the SNI is decided: a blocked
-            # never-decrypt site would be contacted. Lazy is required, not a preference.
-            logger.warning("aupgate: setting connection_strategy=lazy (needed to decide the SNI "
-                           "before any upstream connection)")
-            o.connection_strategy = "lazy"
-        if "listen_host" in updated and o.listen_host == "":
-            logger.warning("aupgate: listening on 127.0.0.1 only; set listen_host to serve "
-                           "a network")
-            o.listen_host = "127.0.0.1"
+        lifecycle.enforce_options(o, updated)
 
     def _open_audit(self) -> None:
         opened = lifecycle.open_audit(ctx.options, self._audit_key)

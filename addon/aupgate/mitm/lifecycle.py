@@ -184,3 +184,23 @@ async def watch_files(options: Any, gateway: Callable[[], Gateway | None],
         except Exception as exc:  # the watcher must survive anything
             logger.exception("aupgate: reload check failed")
             audit().event("policy_reload_failed", part="unknown", error=repr(exc))
+
+
+def enforce_options(o: Any, updated: set[str]) -> None:
+    """mitmproxy options a gateway cannot run without, set back (with a warning) if changed."""
+    if "connection_strategy" in updated and o.connection_strategy != "lazy":
+        # Eager connects upstream at CONNECT, before the SNI is decided: a blocked
+        # never-decrypt site would be contacted. Lazy is required, not a preference.
+        logger.warning("aupgate: setting connection_strategy=lazy (needed to decide the SNI "
+                       "before any upstream connection)")
+        o.connection_strategy = "lazy"
+    if "validate_inbound_headers" in updated and not o.validate_inbound_headers:
+        # h2 then lets CR/LF and NUL through in header values that become HTTP/1 headers
+        # (GHSA-847f-9342-265h): request smuggling. docs/security.md.
+        logger.warning("aupgate: setting validate_inbound_headers=true (malformed HTTP/2 "
+                       "headers must be refused, not forwarded)")
+        o.validate_inbound_headers = True
+    if "listen_host" in updated and o.listen_host == "":
+        logger.warning("aupgate: listening on 127.0.0.1 only; set listen_host to serve "
+                       "a network")
+        o.listen_host = "127.0.0.1"
