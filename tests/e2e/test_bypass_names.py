@@ -160,3 +160,13 @@ def test_tls_tunnel_helper_speaks_http1(proxy: Proxy) -> None:
     with tls_tunnel(proxy.port, "www.example.org", proxy.mitm_ca) as tls:
         tls.sendall(b"GET /helper HTTP/1.1\r\nHost: www.example.org\r\nConnection: close\r\n\r\n")
         assert status_of(read_all(tls)) == 200
+
+
+def test_an_ip_literal_is_decided_as_itself(proxy: Proxy) -> None:
+    """What the gateway cannot see (docs/security.md): an address with no name is decided as
+    that address, which no category list names; it is audited as such."""
+    r = curl(proxy, "http://127.0.0.1/ip-literal")
+    assert r.status == 502, r  # allowed, and nothing listens on 127.0.0.1:80 here
+    [line] = proxy.events("decision", phase="request", path="/ip-literal")
+    assert line["host"] == "127.0.0.1" and line["categories"] == ["uncategorized"], line
+    assert line["action"] == "allow", line
