@@ -26,7 +26,7 @@ from .state import FlowRecord
 __all__ = ["MAX_FIELDS", "MAX_HEAD", "MAX_TARGET", "Refusal", "refusal", "refuse"]
 
 MAX_TARGET = 16 * 1024
-"""Longest request target (path and query), bytes: IIS's and Squid's 16 KiB line limits."""
+"""Longest request target (path and query), bytes: twice nginx's and Apache's 8 KiB lines."""
 MAX_HEAD = 64 * 1024
 """Largest request head, bytes (Squid's request_header_max_size)."""
 MAX_FIELDS = 200
