@@ -38,7 +38,8 @@ async def measure(requests: int, agency: str, audit: Path) -> dict[str, float]:
         for _ in range(requests):
             flow = tflow.tflow()
             flow.client_conn = client
-            flow.request.host, flow.request.port = "127.0.0.1", 8081
+            # port 80: the shipped policies open only the web's ports (docs/policy-language.md)
+            flow.request.host, flow.request.port = "127.0.0.1", 80
             flow.request.path = "/index.html?q=1"
             flows.append((flow, tflow.tresp()))
         times: dict[str, float] = {}

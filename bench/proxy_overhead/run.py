@@ -274,6 +274,22 @@ def run_wrk(proxy_port: int, upstream_port: int, seconds: int, connections: int,
     return Round(name, rps, p50, p99, errors, cpu)
 
 
+def with_open_port(policies: Path, port: int, out: Path) -> Path:
+    """A copy of the policies in `out` that opens the upstream's port to plain HTTP, as an agency
+    opens a service (`ports.http`): the shipped policies open only 80, and the upstream listens
+    elsewhere. A tree from before the port policy has no `ports` section and is copied as it is."""
+    shutil.copytree(policies, out)
+    for path in out.glob("*.yaml"):
+        text = path.read_text()
+        if "\nports:\n" not in text:
+            continue
+        if "\n  http: []\n" not in text:
+            raise SystemExit(f"{path.name}: its ports section has no `http: []` line to open "
+                             f"port {port} in; open it in a copy and pass --policy-dir")
+        path.write_text(text.replace("\n  http: []\n", f"\n  http: [{port}]\n", 1))
+    return out
+
+
 def check(proxy_port: int, upstream_port: int, name: str) -> None:
     """One request through the proxy must return the page: a benchmark of errors is no use."""
     done = subprocess.run(
@@ -314,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="add `aupgate run` from another version's addon/ directory, e.g. "
                              "`git archive COMMIT addon | tar -x -C /tmp/old` then "
                              "--baseline /tmp/old/addon: before and after in one run")
+    parser.add_argument("--baseline-policy-dir", type=Path, metavar="DIR",
+                        help="the policies the baseline runs (default: DIR/../policies, e.g. "
+                             "`git archive COMMIT addon policies`): an older loader refuses "
+                             "keys it does not know")
     parser.add_argument("--distinct-urls", action="store_true",
                         help="a new URL (query) for every request instead of one URL repeated")
     parser.add_argument("--breakdown", action="store_true",
@@ -335,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         (work / "tmp").mkdir()
         upstream, upstream_port, kind = start_upstream(work)
+        args.policy_dir = with_open_port(args.policy_dir, upstream_port, work / "policies")
         proxies: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
         port = free_port()
         proxies["mitmdump"] = (port, start_bare(work, port))
@@ -349,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.baseline:
             port = free_port()
             proxies["baseline"] = (port, start_aupgate(
-                work, port, args.agency, name="baseline", policies=args.policy_dir,
+                work, port, args.agency, name="baseline",
+                policies=with_open_port(args.baseline_policy_dir or args.baseline.parent
+                                        / "policies", upstream_port, work / "baseline-policies"),
                 categories=args.categories, code=args.baseline.resolve()))
         if args.also_noop_addon:
             port = free_port()
