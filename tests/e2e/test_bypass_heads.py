@@ -155,6 +155,30 @@ def test_http2_header_value_with_crlf_is_refused(heads: Proxy, upstreams: Upstre
     assert _reached(upstreams, "/h2-crlf") == 0
 
 
+def test_the_fixed_h2_itself_refuses_crlf_in_a_header_value(
+        heads: Proxy, upstreams: Upstreams) -> None:
+    """Proof that the fixed h2 parses the traffic: the value never reaches the gateway's own
+    check (`requestshape`, which would answer 400 and audit a refusal), because h2 4.3 ends the
+    connection with a protocol error first. With h2 4.1.0 (mitmproxy's pin) this fails: the
+    request gets the gateway's 400."""
+    status, _, ended = h2_request(heads.port, "www.example.org", heads.mitm_ca, [
+        (":method", "GET"), (":scheme", "https"), (":authority", "www.example.org"),
+        (":path", "/h2-crlf-h2"), ("x-injected", "a\r\ntransfer-encoding: chunked")])
+    assert status is None and ended, (status, ended)
+    assert heads.events("decision", path="/h2-crlf-h2") == []
+    assert _reached(upstreams, "/h2-crlf-h2") == 0
+
+
+def test_the_running_proxy_says_it_parses_with_the_fixed_h11_and_h2(heads: Proxy) -> None:
+    """The proxy's own `proxy_start` line names the versions it loaded (not what the set-up
+    meant to install), and no outdated-library warning was printed."""
+    [start] = heads.events("proxy_start")
+    found = start["libraries"]
+    assert found["h11"] == "0.16.0" and found["h2"] == "4.3.0", found
+    assert found["mitmproxy"] == "11.0.2" and found["hyperframe"] == "6.1.0", found
+    assert "known request-smuggling flaws" not in heads.log()
+
+
 def test_obs_fold_header_is_refused(heads: Proxy, upstreams: Upstreams) -> None:
     """RFC 9112 5.2: a proxy must reject or unfold obs-fold; it was forwarded verbatim."""
     answer = exchange(heads.port, b"GET http://www.example.org/obs-fold HTTP/1.1\r\n"

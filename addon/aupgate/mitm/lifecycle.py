@@ -21,6 +21,7 @@ from ..audit.log import AuditLog
 from ..errors import AupgateError, Problem
 from ..gateway import Gateway
 from ..paths import default_categories, default_policy_dir
+from . import libraries
 from .events import agency_digests, listen_text, report_reload
 from .guard import options_error
 
@@ -116,7 +117,9 @@ def start_fields(options: Any, gateway: Gateway | None,
         "default_agency": options.aupgate_default_agency or None,
         "fixed_time": fixed_time.isoformat() if fixed_time else None,
         "on_audit_failure": options.aupgate_on_audit_failure,
+        "libraries": libraries.versions(),
     }
+    libraries.warn_if_outdated(fields["libraries"])
     if gateway is not None:
         snap = gateway.current
         fields.update(
