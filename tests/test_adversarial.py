@@ -4,11 +4,13 @@ Raw-socket cases against a real proxy live in tests/e2e/test_bypass_*.py and
 test_fail_closed.py; docs/security.md maps each claim to its tests. Here hypothesis varies the
 spelling of a blocked name, the shape of a secret, the size of a head and the port, and checks
 the pure parts that stand between those and the upstream: the normaliser and engine, the
-redaction rules, the head limits, the port policy and the audit's canonical host.
+redaction rules, the head limits, the port policy (and what the loader makes of any YAML
+under `ports`) and the audit's canonical host.
 """
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from datetime import datetime
 from pathlib import Path
@@ -197,5 +199,46 @@ def test_port_policy_holds_for_every_allowed_site(tmp_path: Path) -> None:
     def check(port: int, tail: str, scheme: str) -> None:
         url = parse_url(f"{scheme}://news.example:{port}/{tail}")
         assert decide(policy, INDEX, Facts(url=url), WORK).rule == "port-policy"
+
+    check()
+
+
+# --------------------------------------------------------------------------- the loader
+
+_SCALARS = st.one_of(
+    st.integers(-70000, 140000), st.booleans(), st.none(), st.floats(allow_nan=False),
+    st.text(alphabet="abc:22-", max_size=6), st.sampled_from(["443", "0x50", "1e3", "~", "'80'"]))
+_VALUES = st.one_of(_SCALARS, st.lists(st.one_of(_SCALARS, st.lists(_SCALARS, max_size=2),
+                                                 st.dictionaries(st.sampled_from("ab"), _SCALARS,
+                                                                 max_size=1)), max_size=4))
+
+
+def _valid_ports(value: object) -> set[int] | None:
+    """The ports a `tunnel`/`http`/`raw` value opens, or None if the loader must refuse it."""
+    listed = value if isinstance(value, list) else [] if value is None else [value]
+    if all(type(p) is int and 0 < p < 65536 for p in listed):
+        return set(listed)  # type: ignore[arg-type]
+    return None
+
+
+def test_the_ports_section_is_loaded_or_refused_with_a_located_error(tmp_path: Path) -> None:
+    """Whatever YAML an administrator writes under `ports`, the loader never raises: it loads
+    exactly the ports listed, or names the file, the line and a `ports` field."""
+    @MANY
+    @given(st.dictionaries(st.sampled_from(["tunnel", "http", "raw"]), _VALUES, max_size=3))
+    def check(section: dict[str, object]) -> None:
+        body = "".join(f"  {key}: {json.dumps(value)}\n" for key, value in section.items())
+        text = policy_text(extra=f"ports:\n{body}  clauses: [general]\n  reason: Web only.\n")
+        policy, problems, path = load(tmp_path, text)
+        wanted = {key: _valid_ports(section.get(key)) for key in ("tunnel", "http", "raw")}
+        tunnel = (wanted["tunnel"] or set()) | {443}
+        if None not in wanted.values() and wanted["raw"] <= tunnel:  # type: ignore[operator]
+            assert problems == [] and policy is not None, problems
+            assert policy.ports.tunnel == tunnel
+            assert policy.ports.http == (wanted["http"] or set()) | {80}
+            assert policy.ports.raw == wanted["raw"]
+        else:
+            assert policy is None and problems
+            assert all(p.startswith(f"{path}:") and ": ports." in p for p in problems), problems
 
     check()
