@@ -113,3 +113,36 @@ def test_tls_and_http_still_work_after_the_raw_checks(raw_proxy: Proxy, tmp_path
         sock.sendall(b"GET /http-on-5222 HTTP/1.1\r\nHost: www.example.org\r\n"
                      b"Connection: close\r\n\r\n")
         assert status_of(read_all(sock)) == 403
+
+
+@pytest.fixture(scope="module")
+def refuse_proxy(tmp_path_factory: pytest.TempPathFactory, certs: Certs, upstreams: Upstreams,
+                 echo: EchoServer) -> Iterator[Proxy]:
+    """The same gateway with `aupgate_https_block=refuse`: blocked CONNECTs are refused."""
+    resolve = [f"aupgate_resolve={h}:443:127.0.0.1:{echo.port}" for h in HOSTS]
+    extra = [arg for spec in resolve for arg in ("--set", spec)]
+    started = start_proxy(tmp_path_factory.mktemp("raw-refuse"), certs, upstreams, *extra,
+                          "--set", "aupgate_https_block=refuse")
+    yield started
+    stop_proxy(started)
+
+
+def test_refuse_mode_a_warned_host_gets_no_raw_bytes_either(
+        refuse_proxy: Proxy, echo: EchoServer) -> None:
+    """The issue: warn hosts were reachable with raw bytes in both modes. A warned CONNECT is
+    answered (the warn page needs the tunnel), but what follows that is not TLS or HTTP is
+    refused and audited."""
+    before = echo.connections
+    status, echoed = _raw_through(refuse_proxy, "www.facebook.com:443")
+    assert status == 200 and echoed == b"" and echo.connections == before
+    [line] = refuse_proxy.events("decision", phase="tcp", host="www.facebook.com")
+    assert line["enforced"] == "refused" and line["rule"] == "social-warn", line
+
+
+def test_refuse_mode_a_blocked_host_is_refused_at_the_connect(
+        refuse_proxy: Proxy, echo: EchoServer) -> None:
+    before = echo.connections
+    status, echoed = _raw_through(refuse_proxy, "www.bet365.com:443")
+    assert status != 200 and echoed == b"" and echo.connections == before
+    [line] = refuse_proxy.events("decision", phase="connect", host="www.bet365.com")
+    assert line["action"] == "block" and line["rule"] == "no-gambling", line
