@@ -27,10 +27,19 @@ def bound_text(text: str, limit: int = MAX_FIELD) -> str:
     return f"{text[:limit]}{MARK}{len(text) - limit} chars]"
 
 
+def fits(line: bytes) -> bool:
+    """True when no field of this rendered line can be over a bound, so `bound_fields` would
+    change nothing: the line is no longer than one string field may be (a string's JSON is at
+    least as many bytes as it has characters), and has fewer commas than a list may have items
+    (a list of n items has n - 1 of them). Two C calls, against a pass of type checks per field:
+    the usual request line (about 700 bytes, 30 commas) is rendered once and written."""
+    return len(line) <= MAX_FIELD and line.count(b",") < MAX_ITEMS
+
+
 def bound_fields(fields: dict[str, Any]) -> None:
     """Cut over-long strings and lists in one event's fields, in place (one level deep).
 
-    Runs for every event: one pass of type checks (about 2 us for a request's line).
+    The writer calls it only for a line that does not `fit`, and renders that line again.
     """
     for name, value in fields.items():
         kind = type(value)

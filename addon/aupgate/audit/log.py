@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .bounds import bound_fields
+from .bounds import bound_fields, fits
 from .envelope import render
 from .file import AuditFile, OnAuditFailure, TextSink
 from .redaction import redact_fields
@@ -104,8 +104,12 @@ class AuditLog:
         """`event` with the fields in a dict the caller built (and gives up): the hot path."""
         if self._enabled:
             redact_fields(fields)
-            bound_fields(fields)
-            self._fanout.write(render(now_text(), event, fields))
+            now = now_text()
+            line = render(now, event, fields)
+            if not fits(line):  # a field may be over its bound: cut, and render again
+                bound_fields(fields)
+                line = render(now, event, fields)
+            self._fanout.write(line)
 
     @property
     def files(self) -> tuple[AuditFile, ...]:
