@@ -3,12 +3,12 @@
 Two guarantees, both tested end to end on a full file system (tests/e2e/test_fail_closed.py):
 
 - while the audit file cannot be written, every request is refused (each one first tries the
-  file again: the first write that succeeds serves traffic again);
+  file again: the first write that succeeds serves traffic again; `guard.refuse_unrecorded`);
 - a request that is to be forwarded has its decision line written *before* it goes upstream
   (`enforced: "forwarding"`, no status yet); if that write fails, the request is answered with
-  the error page instead. The usual line with the status and size follows when the response
-  has come; a report counts that one (it skips `forwarding` lines), so a request whose final
-  line is lost is still on record as forwarded.
+  the "unavailable" page (503) instead. The usual line with the status and size follows when
+  the response has come; a report counts that one (it skips `forwarding` lines), so a request
+  whose final line is lost is still on record as forwarded.
 
 With `serve` (the default) neither happens: lines are written once the response is known and a
 failing file is complained about, not obeyed.
@@ -16,7 +16,6 @@ failing file is complained about, not obeyed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -27,32 +26,12 @@ from ..pages import page_for
 from .responses import respond
 from .state import FlowRecord
 
-__all__ = ["FORWARDING", "probe_refuses", "record_before_forwarding"]
+__all__ = ["FORWARDING", "record_before_forwarding"]
 
 logger = logging.getLogger(__name__)
 
 FORWARDING = "forwarding"
 """`enforced` of the line written before a request goes upstream (fail-closed only)."""
-
-_REASON = ("The gateway cannot record decisions right now, and this agency allows no "
-           "unrecorded traffic. Try again shortly.")
-
-
-def probe_refuses(audit: AuditLog, flow: http.HTTPFlow) -> bool:
-    """With the audit file failing: try to record this request; refuse it unless that worked."""
-    if not audit.refusing:
-        return False
-    with contextlib.suppress(Exception):  # still failing: `refusing` stays true
-        audit.event("audit_probe", request_id=flow.id, host=flow.request.host)
-    return _refused_while_failing(audit, flow)
-
-
-def _refused_while_failing(audit: AuditLog, flow: http.HTTPFlow) -> bool:
-    if not audit.refusing:
-        return False  # the probe got through: the file is back
-    _refuse(flow)
-    return True
-
 
 def record_before_forwarding(audit: AuditLog, flow: http.HTTPFlow, record: FlowRecord,
                              write: Callable[[http.HTTPFlow, FlowRecord], None]) -> bool:
@@ -82,4 +61,4 @@ def record_before_forwarding(audit: AuditLog, flow: http.HTTPFlow, record: FlowR
 def _refuse(flow: http.HTTPFlow) -> None:
     logger.critical("aupgate: audit log unwritable (on_audit_failure=fail-closed): "
                     "refusing %s", flow.request.host)
-    respond(flow, page_for("error", flow.id, flow.request.host, "", None, None, reason=_REASON))
+    respond(flow, page_for("unavailable", flow.id, flow.request.host, "", None, None))
