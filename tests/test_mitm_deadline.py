@@ -27,6 +27,7 @@ FIXTURES = Path(__file__).parent / "e2e" / "fixtures"
 def flow_for(host: str) -> Any:
     flow = tflow.tflow()
     flow.request.host = host
+    flow.request.port = 80  # tflow's port 22 is shut by the port policy
     flow.request.headers["Host"] = host
     flow.client_conn.peername = ("127.0.0.1", 50000)
     return flow
