@@ -103,7 +103,7 @@ def test_connect_to_ssh_port_is_refused_by_the_port_policy(proxy: Proxy) -> None
     assert b"SSH-" not in rest
     [line] = proxy.events("decision", phase="connect", host="www.example.org", port=22)
     assert line["rule"] == "port-policy" and line["action"] == "block", line
-    assert line["clauses"] == ["9"], line
+    assert line["clauses"] == ["13"], line
     raw = proxy.events("decision", phase="tcp", port=22)
     assert raw and raw[0]["enforced"] == "refused", raw
 

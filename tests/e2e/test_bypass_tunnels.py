@@ -65,7 +65,7 @@ def test_raw_bytes_to_an_allowed_host_on_443_are_refused_by_the_port_policy(
     _, echoed = _raw_through(raw_proxy, "www.example.org:443")
     assert echoed == b"" and echo.connections == before
     [line] = raw_proxy.events("decision", phase="tcp", host="www.example.org", port=443)
-    assert line["rule"] == "port-policy" and line["clauses"] == ["9"], line
+    assert line["rule"] == "port-policy" and line["clauses"] == ["13"], line
     assert line["enforced"] == "refused" and line["action"] == "block"
 
 

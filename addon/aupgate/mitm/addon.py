@@ -15,7 +15,6 @@ Where each decision is taken (see docs/proxy.md and docs/security.md):
 mitmproxy dispatches every hook an addon defines for every request, a measurable cost: `request`,
 needed only to read a warn form's body, is an instance attribute while such a form is being read.
 mitmproxy forwards a request when a hook raises, so every hook runs inside `guard.guarded`.
-
 The hooks say *when*; the modules beside them say *what* (docs/architecture.md lists them).
 """
 
@@ -181,8 +180,7 @@ class Aupgate:
             loop.add_signal_handler(signal.SIGHUP, self._reopen_audit)
         self._note_stop_signals(loop)
         self._install_resolver(loop)
-        if self._audit_head not in headlimits.on_refused:
-            headlimits.on_refused.append(self._audit_head)
+        headlimits.listen(self._audit_head)  # refused heads are audited
         if self._started is None:
             lifecycle.freeze_heap()  # once, before the first request: never after a reload
             self._started = time.monotonic()
@@ -212,8 +210,7 @@ class Aupgate:
         self.audit.reopen()  # at once: logrotate's new file gets its first line now
 
     async def done(self) -> None:
-        with contextlib.suppress(ValueError):
-            headlimits.on_refused.remove(self._audit_head)
+        headlimits.forget(self._audit_head)
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -354,9 +351,8 @@ class Aupgate:
         record.holder = take_holder(ident, req)  # the pass cookie never goes upstream
         if decision.action in STOPPING:
             self._enforce(flow, decision, record)
-        on_record = lambda f, r: events.audit_request(self.audit, f, r, decider.fault)  # noqa: E731
         if flow.response is None and flow.error is None and failclosed.record_before_forwarding(
-                self.audit, flow, record, on_record):  # going upstream (fail-closed: on record)
+                self.audit, flow, record, self._audit_request):  # going upstream, on record
             forward(flow, record, body, decider=decider, pass_covers=self._pass_covers,
                     fail=lambda exc: fail_flow(self, flow, exc), audit=self._audit_request)
         self.deadline.start(flow)  # unless answered here: the site's answer is due

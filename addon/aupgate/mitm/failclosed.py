@@ -34,10 +34,10 @@ FORWARDING = "forwarding"
 """`enforced` of the line written before a request goes upstream (fail-closed only)."""
 
 def record_before_forwarding(audit: AuditLog, flow: http.HTTPFlow, record: FlowRecord,
-                             write: Callable[[http.HTTPFlow, FlowRecord], None]) -> bool:
+                             write: Callable[[http.HTTPFlow], None]) -> bool:
     """Fail-closed: write the decision line now; False (the flow answered) if it cannot be.
 
-    `write(flow, record)` writes the request's decision line from the record as it stands; the
+    `write(flow)` writes the request's decision line from `record` as it stands (the flow's); the
     record is then ready to be written again, with the outcome, once the response has come.
     """
     if not audit.fail_closed:
@@ -45,7 +45,7 @@ def record_before_forwarding(audit: AuditLog, flow: http.HTTPFlow, record: FlowR
     enforced = record.enforced
     record.enforced = FORWARDING
     try:
-        write(flow, record)
+        write(flow)
     except Exception:
         logger.critical("aupgate: could not record %s before forwarding it "
                         "(on_audit_failure=fail-closed)", flow.request.host)

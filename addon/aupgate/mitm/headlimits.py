@@ -24,7 +24,7 @@ from mitmproxy.proxy.layers.http import _http1
 
 from .requestshape import MAX_HEAD, MAX_TARGET
 
-__all__ = ["install", "oversized"]
+__all__ = ["forget", "install", "listen", "oversized"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,18 @@ def oversized(head: bytes, total: int) -> tuple[int, str] | None:
     if total > MAX_HEAD:
         return 431, f"The request head is larger than {MAX_HEAD // 1024} KiB."
     return None
+
+
+def listen(tell: Refused) -> None:
+    """Have `tell` told of every refused head (once, however often it asks)."""
+    if tell not in on_refused:
+        on_refused.append(tell)
+
+
+def forget(tell: Refused) -> None:
+    """`tell` is told no more."""
+    if tell in on_refused:
+        on_refused.remove(tell)
 
 
 _installed: list[Callable[..., Any]] = []
