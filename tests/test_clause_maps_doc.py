@@ -41,7 +41,7 @@ def clause_table(policy: dict[str, Any]) -> str:
         by = [f"`{r['id']}`" for r in policy["rules"] if cid in map(str, r["clauses"])]
         if cid in map(str, policy["default"]["clauses"]):
             by.append("`default`")
-        by += [f"`{section}`" for section in ("tenants", "safe_search")
+        by += [f"`{section}`" for section in ("tenants", "safe_search", "ports")
                if cid in map(str, (policy.get(section) or {}).get("clauses", ()))]
         if "not_enforceable" in clause:
             note = f"**Not enforceable:** {clause['not_enforceable'].strip()}"
