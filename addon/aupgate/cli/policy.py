@@ -313,7 +313,12 @@ def _decided_by(policy: Policy, decision: Decision) -> str:
     if decision.step in ("rule", "grant"):
         rule = next(r for r in policy.rules if r.id == decision.rule)
         where = f"{policy.source}:{rule.line}" if rule.line else policy.source
-        text = f"rule '{rule.id}' ({where}), the first matching rule"
+        if decision.relaxed:
+            passed = ", ".join(f"'{r}' (grant '{g}')" for r, g in decision.relaxed)
+            text = (f"rule '{rule.id}' ({where}), the first matching rule that no grant of "
+                    f"this user relaxes; grants relaxed only the earlier {passed}")
+        else:
+            text = f"rule '{rule.id}' ({where}), the first matching rule"
         if decision.step == "grant":
             text += f", relaxed by grant '{decision.grant}'"
         return text
