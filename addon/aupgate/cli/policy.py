@@ -25,13 +25,15 @@ from aupgate.categories.corrections import stale_problems
 from aupgate.categories.index import CategoryIndex
 from aupgate.categories.overrides import describe_effect
 from aupgate.engine import Decision, Facts, decide
-from aupgate.errors import PolicyError, UrlError
+from aupgate.errors import PolicyError, Problem, UrlError
 from aupgate.identity import identify
 from aupgate.normalise import parse_url
 from aupgate.paths import default_policy_dir
+from aupgate.policy.lint import lint_with_index
 from aupgate.policy.loader import load_policy_dir
 from aupgate.policy.model import DEVICES, Policy, PolicySet
 from aupgate.policy.schedule import parse_moment
+from aupgate.yamlsource import load_yaml
 
 from .common import (
     UsageError,
@@ -143,7 +145,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if index.corrections:
         first = index.corrections.items[0].file
         print(f"corrections: {len(index.corrections)} from {first}, {len(stale)} stale")
-    for problem in stale:
+    lint = _lint(policies, index)
+    for problem in [*stale, *lint]:
         print(problem)
     print(f"checked in {elapsed:.2f}s: {len(index)} distinct sites and URL prefixes in the index "
           "(fewer than the list entries above: a site on several lists, or listed twice, "
@@ -151,10 +154,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     if stale:
         print(f"{len(stale)} error(s): remove the stale corrections")
         return 1
-    if policies.warnings:
-        print(f"{len(policies.warnings)} warning(s)")
+    warnings = len(policies.warnings) + len(lint)
+    if warnings:
+        print(f"{warnings} warning(s)")
         return 1
     return 0
+
+
+def _lint(policies: PolicySet, index: CategoryIndex) -> list[Problem]:
+    """The checks that need the category lists: rule entries that never take effect, allow-list
+    entries that contradict a block rule (`policy.lint`)."""
+    found: list[Problem] = []
+    for _agency, policy in sorted(policies.policies.items()):
+        top = load_yaml(Path(policy.source))
+        if isinstance(top, dict):
+            found += lint_with_index(policy, top, index)
+    return found
 
 
 # --------------------------------------------------------------------------- explain

@@ -25,6 +25,7 @@ from aupgate.yamlsource import FieldReader, keys_of, kind_of, load_yaml
 
 from .checks import check_clause_map, check_lists_disjoint, cross_agency_overlaps
 from .logo import logo_data_uri
+from .lint import check_reachable
 from .model import CLAUSE_ID, ID, Clause, Document, Policy, PolicySet
 from .retirement import RETIRED_FILE, parse_retired
 from .schedule import WINDOWS
@@ -127,11 +128,14 @@ def _build_policy(
         groups=groups,
         possible=schedule.possible_windows() if schedule else frozenset(WINDOWS),
     )
-    rules = read_rules(reader, top, scope)
+    rules, unreadable = read_rules(reader, top, scope)
     default = read_verdict(reader, top, "default", require_action=True)
-    allow = read_site_list(reader, top, "allow", "allow")
+    allow = read_site_list(reader, top, "allow", "allow", tuple(r.id for r in rules))
     deny = read_site_list(reader, top, "deny", "block")
     grants = read_grants(reader, top, rules, groups, today)
+    raw_rules = top.get("rules")
+    check_reachable(reader, raw_rules if isinstance(raw_rules, list) else [], rules, grants,
+                    unreadable, scope.possible)
     never_decrypt = read_never_decrypt(reader, top)
     pac = read_pac(reader, top)
     limit = read_limits(reader, top)

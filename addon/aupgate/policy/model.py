@@ -210,6 +210,9 @@ class Verdict:
 class SiteList:
     site: Site
     verdict: Verdict
+    overrides: frozenset[str] = frozenset()
+    """Allow list only: the block rules its entries are meant to lift (the agency's own mail is
+    webmail too); lint reports any other block rule an entry's category falls under."""
 
 
 @dataclass(frozen=True, slots=True)
