@@ -31,7 +31,7 @@ from .policy.model import SEVERITY, Action, Grant, IPAddress, Network, Policy, R
 
 __all__ = ["Decision", "Facts", "Step", "decide", "decide_content", "direction_of", "strictest"]
 
-Step = Literal["deny-list", "allow-list", "rule", "grant", "default"]
+Step = Literal["deny-list", "allow-list", "rule", "grant", "default", "budget"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from .categories import add_categories_parser
 from .common import UsageError
 from .pac import add_pac_parser
 from .policy import add_policy_parsers
+from .policytest import add_test_parser
 from .run import add_run_parser
 
 __all__ = ["main"]
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_policy_parsers(sub)
     for register in (
+        add_test_parser,
         add_run_parser,
         add_pac_parser,
         add_audit_parsers,

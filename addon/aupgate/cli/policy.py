@@ -341,6 +341,7 @@ def _decided_by(policy: Policy, decision: Decision) -> str:
         "deny-list": "the agency's deny list",
         "allow-list": "the agency's allow list",
         "default": "the policy default (no rule matched)",
+        "budget": f"the personal-use budget '{decision.rule}', spent for today",
     }[decision.step]
 
 

@@ -24,11 +24,12 @@ from aupgate.errors import PolicyError, Problem
 from aupgate.yamlsource import FieldReader, keys_of, kind_of, load_yaml
 
 from .checks import check_clause_map, check_lists_disjoint, cross_agency_overlaps
-from .logo import logo_data_uri
 from .lint import check_reachable
+from .logo import logo_data_uri
 from .model import CLAUSE_ID, ID, Clause, Document, Policy, PolicySet
 from .retirement import RETIRED_FILE, parse_retired
 from .schedule import WINDOWS
+from .sections.budgets import read_budgets
 from .sections.controls import read_controls, read_publishing
 from .sections.grants import read_grants
 from .sections.helpdesk import read_help_desk
@@ -64,10 +65,11 @@ _TOP_KEYS = (
     "publishing",
     "tenants",
     "safe_search",
+    "budgets",
 )
 _OPTIONAL_TOP = frozenset(
     {"identity", "allow", "deny", "grants", "never_decrypt", "pac", "limits", "categories",
-     "help_desk", "publishing", "tenants", "safe_search"}
+     "help_desk", "publishing", "tenants", "safe_search", "budgets"}
 )
 _REQUIRED_TOP = tuple(key for key in _TOP_KEYS if key not in _OPTIONAL_TOP)
 
@@ -136,6 +138,7 @@ def _build_policy(
     raw_rules = top.get("rules")
     check_reachable(reader, raw_rules if isinstance(raw_rules, list) else [], rules, grants,
                     unreadable, scope.possible)
+    budgets = read_budgets(reader, top, schedule, scope.set_names, rules)
     never_decrypt = read_never_decrypt(reader, top)
     pac = read_pac(reader, top)
     limit = read_limits(reader, top)
@@ -144,7 +147,7 @@ def _build_policy(
     reader.problems += override_problems
     publishing = read_publishing(reader, top)
     controls = read_controls(reader, top)
-    check_clause_map(reader, top, clauses, rules, default, allow, deny, controls)
+    check_clause_map(reader, top, clauses, rules, default, allow, deny, controls, budgets)
     check_lists_disjoint(reader, top, allow, deny)
     if None in (agency, name, contact, document, schedule, default):
         return None
@@ -174,6 +177,7 @@ def _build_policy(
         help_desk=help_desk,
         publishing=publishing,
         controls=controls,
+        budgets=tuple(budgets),
         _user_groups={u: frozenset(g) for u, g in user_groups.items()},
     )
 

@@ -198,6 +198,24 @@ class Grant:
 
 
 @dataclass(frozen=True, slots=True)
+class Budget:
+    """A daily personal-use budget: activity in these categories (and windows, devices) that a
+    rule let through counts, per user (or client without a login) and agency-local day; once
+    `limit` is reached, such requests get `action` until midnight. See `aupgate.budgets`."""
+
+    id: str
+    clauses: tuple[str, ...]
+    categories: frozenset[str]
+    windows: frozenset[str] | None
+    devices: frozenset[str] | None
+    unit: Literal["minutes", "bytes"]
+    limit: int  # distinct minutes with activity, or bytes of response bodies
+    action: Action  # block (the budget page) or log (flagged for review)
+    reason: str
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """A fixed outcome with its justification: the default, or an allow/deny list."""
 
@@ -278,6 +296,7 @@ class Policy:
     help_desk: HelpDesk | None = None
     publishing: Publishing = field(default_factory=Publishing)  # where an upload publishes
     controls: RequestControls = field(default_factory=RequestControls)  # tenants, safe search
+    budgets: tuple[Budget, ...] = ()
     source: str = ""
     digest: str = ""
     _user_groups: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
@@ -314,6 +333,7 @@ class Policy:
     def enforcing(self, clause_id: str) -> tuple[str, ...]:
         """Ids of the rules (and lists/default) that cite a clause."""
         names = [rule.id for rule in self.rules if clause_id in rule.clauses]
+        names += [budget.id for budget in self.budgets if clause_id in budget.clauses]
         if self.deny and clause_id in self.deny.verdict.clauses:
             names.append("deny-list")
         if self.allow and clause_id in self.allow.verdict.clauses:
