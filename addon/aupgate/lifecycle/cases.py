@@ -110,11 +110,12 @@ def read_test_file(path: Path) -> tuple[list[TestCase], list[Problem]]:
     default_at = _moment(reader, top, "at", "at") if "at" in top else None
     cases: list[TestCase] = []
     for i, _item in enumerate(reader.sequence(top, "cases", "cases")):
+        before = len(reader.problems)
         item = reader.mapping(top["cases"], i, f"cases[{i}]", _CASE_KEYS, ("url", "expect"))
         if item is None:
             continue
         case = _read_case(reader, item, f"cases[{i}]", i, agency, default_at)
-        if case is not None:
+        if case is not None and len(reader.problems) == before:
             cases.append(case)
     if not cases and not reader.problems:
         reader.problem(top, "cases", "cases", "no cases")
@@ -133,7 +134,7 @@ def _read_case(
     agency = reader.string(item, "agency", field) if "agency" in item else file_agency
     if agency is None:
         reader.problem(item, None, f"{field}.agency",
-                       "no agency: give 'agency' in the file or case")
+                       "no agency: give 'agency' in the file or the case")
     raw_url = reader.string(item, "url", field)
     url = None
     if raw_url is not None:
