@@ -13,10 +13,10 @@ import re
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from datetime import time as dtime
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,6 +27,9 @@ from aupgate.categories.overrides import describe_effect
 from aupgate.engine import Decision, Facts, decide
 from aupgate.errors import PolicyError, Problem, UrlError
 from aupgate.identity import identify
+from aupgate.lifecycle.batch import BatchState, explain_block
+from aupgate.lifecycle.parallel import default_jobs, file_blocks, ordered_map
+from aupgate.lifecycle.requests import RequestDecider
 from aupgate.normalise import parse_url
 from aupgate.paths import default_policy_dir
 from aupgate.policy.lint import lint_with_index
@@ -81,6 +84,10 @@ def add_policy_parsers(sub: Any) -> None:
         type=Path,
         metavar="FILE.jsonl",
         help="decide one request per JSON line: url, agency, at, device, user, client",
+    )
+    explain.add_argument(
+        "--jobs", type=int, default=None,
+        help="with --batch: worker processes (default: one per core); output stays in order",
     )
     explain.set_defaults(func=cmd_explain)
 
@@ -185,7 +192,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     at = now() if today_at else parse_time(args.at)
     loaded = _load(args, at.date())
     if args.batch is not None:
-        return _explain_batch(loaded, args.batch, sys.stdout, at)
+        jobs = args.jobs if args.jobs is not None else default_jobs()
+        if jobs < 1:
+            raise UsageError("--jobs must be at least 1")
+        return _explain_batch(loaded, args.batch, sys.stdout, at, jobs)
     request = {
         "url": args.url,
         "agency": args.agency,
@@ -270,31 +280,27 @@ def _explain_one(loaded: _Loaded, request: dict[str, Any], at: datetime) -> tupl
     return policy, decide(policy, loaded.index, facts, when)
 
 
-def _explain_batch(loaded: _Loaded, path: Path, out: TextIO, now: datetime) -> int:
-    """One JSON object per line; lines without `at` are decided at `now` (`--at` or the clock)."""
+def _explain_batch(loaded: _Loaded, path: Path, out: TextIO, now: datetime, jobs: int) -> int:
+    """One JSON object per line; lines without `at` are decided at `now` (`--at` or the clock).
+
+    Blocks of lines are decided in `jobs` processes and written in order (`lifecycle.batch`).
+    """
+    state = BatchState(RequestDecider(loaded.policies, loaded.index, now), str(path))
     failures = 0
-    for number, line in _numbered_lines(path):
-        try:
-            request = json.loads(line)
-            if not isinstance(request, dict):
-                raise ValueError("each line must be a JSON object")
-            _policy, decision = _explain_one(loaded, request, now)
-            result: dict[str, Any] = {"line": number, **decision.to_json()}
-        except (ValueError, UrlError) as exc:
-            failures += 1
-            result = {"line": number, "error": f"{path}:{number}: {exc}"}
-        out.write(json.dumps(result) + "\n")
-    return 1 if failures else 0
-
-
-def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    write = getattr(out, "buffer", None)
     try:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield number, line
-    except OSError as exc:
+        blocks = (block for _path, block in file_blocks([path]))
+        for text, failed in ordered_map(partial(explain_block, state), blocks, jobs):
+            failures += failed
+            if write is not None:
+                write.write(text)
+            else:
+                out.write(text.decode("utf-8"))
+    except (OSError, EOFError) as exc:
         raise UsageError(f"--batch: cannot read {path}: {exc}") from exc
+    if write is not None:
+        write.flush()
+    return 1 if failures else 0
 
 
 def render_decision(policy: Policy, decision: Decision, at: datetime) -> str:
