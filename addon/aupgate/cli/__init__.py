@@ -25,6 +25,7 @@ from .audit import add_audit_parsers
 from .ca import add_ca_parser
 from .categories import add_categories_parser
 from .common import UsageError
+from .diff import add_diff_parser
 from .pac import add_pac_parser
 from .policy import add_policy_parsers
 from .policytest import add_test_parser
@@ -83,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     add_policy_parsers(sub)
     for register in (
         add_test_parser,
+        add_diff_parser,
         add_run_parser,
         add_pac_parser,
         add_audit_parsers,

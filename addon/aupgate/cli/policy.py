@@ -289,7 +289,7 @@ def _explain_batch(loaded: _Loaded, path: Path, out: TextIO, now: datetime, jobs
     failures = 0
     write = getattr(out, "buffer", None)
     try:
-        blocks = (block for _path, block in file_blocks([path]))
+        blocks = (block for _path, block in file_blocks([path]))  # (data, first line)
         for text, failed in ordered_map(partial(explain_block, state), blocks, jobs):
             failures += failed
             if write is not None:

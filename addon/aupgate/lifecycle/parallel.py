@@ -26,7 +26,7 @@ BLOCK_BYTES = 1 << 20
 R = TypeVar("R")
 Block = tuple[bytes, int]  # whole lines, and the number of the first
 
-_WORK: Callable[[bytes, int], Any] | None = None  # what forked workers run (set before forking)
+_WORK: Callable[..., Any] | None = None  # what forked workers run (set before forking)
 
 
 def default_jobs() -> int:
@@ -63,25 +63,25 @@ def file_blocks(paths: Iterable[Path], size: int = BLOCK_BYTES) -> Iterator[tupl
                 yield path, (tail, line)
 
 
-def ordered_map(work: Callable[[bytes, int], R], blocks: Iterable[Block],
+def ordered_map(work: Callable[..., R], tasks: Iterable[tuple[Any, ...]],
                 jobs: int) -> Iterator[R]:
-    """`work(block, first_line)` for every block, results in block order.
+    """`work(*task)` for every task (a block and what goes with it), results in task order.
 
     With more than one job, `work` runs in forked worker processes (it and everything it uses
-    are inherited, not pickled; its results are pickled back), at most `2 * jobs` blocks ahead of
-    the results handed out.
+    are inherited, not pickled; the tasks and results are pickled), at most `2 * jobs` tasks
+    ahead of the results handed out.
     """
     if jobs <= 1:
-        for data, first in blocks:
-            yield work(data, first)
+        for task in tasks:
+            yield work(*task)
         return
     global _WORK
     _WORK = work
     context = multiprocessing.get_context("fork")
     pending: deque[AsyncResult[Any]] = deque()
     with context.Pool(jobs) as pool:
-        for block in blocks:
-            pending.append(pool.apply_async(_run, block))
+        for task in tasks:
+            pending.append(pool.apply_async(_run, task))
             if len(pending) >= 2 * jobs:
                 yield pending.popleft().get()
         while pending:
@@ -89,6 +89,6 @@ def ordered_map(work: Callable[[bytes, int], R], blocks: Iterable[Block],
     _WORK = None
 
 
-def _run(data: bytes, first: int) -> Any:
+def _run(*task: Any) -> Any:
     assert _WORK is not None  # set by ordered_map before the pool forked this worker
-    return _WORK(data, first)
+    return _WORK(*task)
