@@ -54,6 +54,7 @@ IO_MODULES = {
     "aupgate.directory.negotiate": "reads the Kerberos keytab",
     "aupgate.policy.logo": "reads the help desk logo a policy names, to embed it in the pages",
     "aupgate.lifecycle.parallel": "reads replay input in blocks and forks worker processes",
+    "aupgate.shadowset": "watches and reloads the shadow policy directory",
 }
 
 _CLOCK_FUNCTIONS = {

@@ -304,5 +304,5 @@ def looks_like_domain(name: str) -> bool:
     labels = text.split(".")
     if len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
         return False
-    parts = _EXTRACT(text)
+    parts = _extractor()(text)
     return bool(parts.suffix and parts.domain)

@@ -64,6 +64,7 @@ from .guard import (
 from .loginrealm import relabel_login
 from .resolver import ResolveOverride
 from .responses import answer, make_response, redirect, replace_streaming, respond
+from .shadow import Shadow
 from .state import ANSWERED, FlowRecord, FlowRecords, Tunnel
 from .transfer import counting_stream
 from .upstreamfailure import answer_failure
@@ -84,6 +85,7 @@ class Aupgate:
         self.deadline = ResponseDeadline()  # the site's answer is due within a deadline
         self.records: FlowRecords = weakref.WeakKeyDictionary()
         self.resolver = ResolveOverride()
+        self.shadow = Shadow(self.decider, lambda: self.audit)  # a candidate, never enforced
         self._tunnels: dict[str, Tunnel] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._started: float | None = None  # monotonic time of `running`, for proxy_stop
@@ -148,6 +150,7 @@ class Aupgate:
             lifecycle.check_default_agency(ctx.options, self.gateway)
             decider.default_agency = o.aupgate_default_agency
             decider.forget_clients()  # cached agencies may change with the default
+        self.shadow.configure(o, updated, self._today)
         if "connection_strategy" in updated and o.connection_strategy != "lazy":
             # Eager connects upstream at CONNECT, before the SNI is decided: a blocked
             # never-decrypt site would be contacted. Lazy is required, not a preference.
@@ -182,6 +185,7 @@ class Aupgate:
             loop.add_signal_handler(signal.SIGHUP, self._reopen_audit)
         self._note_stop_signals(loop)
         self._install_resolver(loop)
+        self.shadow.start(lambda: ctx.options.aupgate_reload_seconds, self._today)
         if self._started is None:
             lifecycle.freeze_heap()  # once, before the first request: never after a reload
             self._started = time.monotonic()
@@ -211,6 +215,7 @@ class Aupgate:
         self.audit.reopen()  # at once: logrotate's new file gets its first line now
 
     async def done(self) -> None:
+        await self.shadow.stop()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -248,6 +253,8 @@ class Aupgate:
             events.audit_connect(self.audit, flow, ident, None, "refused")
             return
         decision, _ = decider.decide_names(snap, ident, "https", port, "/", "", [host], "connect")
+        if self.shadow.active:
+            self.shadow.connect(snap, ident, flow, decision)
         tunnel.connect_host = decision.host
         tunnel.connect_decision = decision
         never = decision.intercept == "never"
@@ -334,6 +341,8 @@ class Aupgate:
             return
         body = uploads.body_of(req, path, query, ident.policy.transfer_limit_bytes)
         decision, names, url = decider.decide_request(snap, ident, flow, path, query, body)
+        if self.shadow.active:
+            self.shadow.request(snap, ident, flow, decision, body)
         if names:  # the request named several hosts: each was decided
             events.audit_fronting(self.audit, flow.id, ident, names, "request")
         record = self.records[flow] = FlowRecord.of_request(ident, decision, url, body)
@@ -439,6 +448,8 @@ class Aupgate:
         if kinds:
             # what a response carries is downloaded: judged as read, whatever the request sent
             decision = self.decider.decide_content(flow, record.identity, record.url, kinds)
+            if self.shadow.active:
+                self.shadow.content(record, flow, decision, kinds)
             if decision is not None:
                 record.decision = decision
                 record.phase = "response"

@@ -73,6 +73,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("aupgate_login_realm", str, "",
                "The name the proxy-login prompt shows (the Basic realm). Default: the client's "
                "agency's name and \"internet gateway\"."),
+    OptionSpec("aupgate_shadow_policy_dir", str, "",
+               "A candidate policy directory decided beside the policies in force for every "
+               "request, never enforced; differences are audited as shadow_diff events. Empty: "
+               "no shadow. A shadow that fails to load is reported and changes nothing."),
+    OptionSpec("aupgate_shadow_max_per_minute", int, 600,
+               "At most this many shadow_diff events a minute; the rest are counted in the next "
+               "one written (suppressed)."),
     OptionSpec("aupgate_fault", str, "",
                "Tests only (needs AUPGATE_TEST_MODE=1): POINT[@HOST] makes that step raise, to "
                "prove the gateway fails closed. Points: " + ", ".join(FAULT_POINTS) + "."),
