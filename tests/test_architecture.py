@@ -55,6 +55,7 @@ IO_MODULES = {
     "aupgate.policy.logo": "reads the help desk logo a policy names, to embed it in the pages",
     "aupgate.lifecycle.parallel": "reads replay input in blocks and forks worker processes",
     "aupgate.shadowset": "watches and reloads the shadow policy directory",
+    "aupgate.budgetstore": "the budget database (SQLite) and its default path (environment)",
 }
 
 _CLOCK_FUNCTIONS = {

@@ -23,6 +23,7 @@ from aupgate.errors import CategoryError, PolicyError
 
 from .audit import add_audit_parsers
 from .ca import add_ca_parser
+from .budgets import add_budgets_parser
 from .categories import add_categories_parser
 from .common import UsageError
 from .diff import add_diff_parser
@@ -90,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         add_audit_parsers,
         add_categories_parser,
         add_ca_parser,
+        add_budgets_parser,
     ):
         register(sub)
     return parser

@@ -49,6 +49,7 @@ from ..policy.model import STOPPING
 from . import errorresponses, events, lifecycle, uploads
 from . import options as opts
 from .accessrequest import AccessRequests
+from .budgeting import Budgets
 from .deadline import ResponseDeadline
 from .deciding import Decider
 from .flowtext import response_headers, shown_url
@@ -86,6 +87,7 @@ class Aupgate:
         self.records: FlowRecords = weakref.WeakKeyDictionary()
         self.resolver = ResolveOverride()
         self.shadow = Shadow(self.decider, lambda: self.audit)  # a candidate, never enforced
+        self.budgets = Budgets(self.decider, lambda: self.audit)  # personal-use budgets
         self._tunnels: dict[str, Tunnel] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._started: float | None = None  # monotonic time of `running`, for proxy_stop
@@ -151,16 +153,8 @@ class Aupgate:
             decider.default_agency = o.aupgate_default_agency
             decider.forget_clients()  # cached agencies may change with the default
         self.shadow.configure(o, updated, self._today)
-        if "connection_strategy" in updated and o.connection_strategy != "lazy":
-            # Eager connects upstream at CONNECT, before the SNI is decided: a blocked
-            # never-decrypt site would be contacted. Lazy is required, not a preference.
-            logger.warning("aupgate: setting connection_strategy=lazy (needed to decide the SNI "
-                           "before any upstream connection)")
-            o.connection_strategy = "lazy"
-        if "listen_host" in updated and o.listen_host == "":
-            logger.warning("aupgate: listening on 127.0.0.1 only; set listen_host to serve "
-                           "a network")
-            o.listen_host = "127.0.0.1"
+        self.budgets.configure(o, updated)
+        lifecycle.require_safe_options(o, updated)
 
     def _open_audit(self) -> None:
         opened = lifecycle.open_audit(ctx.options, self._audit_key)
@@ -186,6 +180,7 @@ class Aupgate:
         self._note_stop_signals(loop)
         self._install_resolver(loop)
         self.shadow.start(lambda: ctx.options.aupgate_reload_seconds, self._today)
+        self.budgets.start()
         if self._started is None:
             lifecycle.freeze_heap()  # once, before the first request: never after a reload
             self._started = time.monotonic()
@@ -205,17 +200,14 @@ class Aupgate:
 
     def _record_start(self) -> None:
         """The `proxy_start` event: where the gateway listens and what it enforces."""
-        fields = lifecycle.start_fields(ctx.options, self.gateway, self.decider.fixed_time)
-        try:
-            self.audit.event("proxy_start", **fields)
-        except Exception:  # an unwritable log is reported by the writer; serving is decided there
-            logger.exception("aupgate: could not record proxy_start")
+        lifecycle.record_start(self.audit, ctx.options, self.gateway, self.decider.fixed_time)
 
     def _reopen_audit(self) -> None:
         self.audit.reopen()  # at once: logrotate's new file gets its first line now
 
     async def done(self) -> None:
         await self.shadow.stop()
+        await self.budgets.stop()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -345,7 +337,12 @@ class Aupgate:
             self.shadow.request(snap, ident, flow, decision, body)
         if names:  # the request named several hosts: each was decided
             events.audit_fronting(self.audit, flow.id, ident, names, "request")
+        extra = None
+        if ident.policy.budgets:
+            decision, extra = self.budgets.request(flow.id, req.host, ident, decision)
         record = self.records[flow] = FlowRecord.of_request(ident, decision, url, body)
+        if extra:  # the budget's fields on the decision line
+            record.extra = {**(record.extra or {}), **extra}
         if decision.action in STOPPING:
             self._enforce(flow, decision, record)
         if flow.response is None and flow.error is None:  # going upstream
@@ -406,7 +403,8 @@ class Aupgate:
             page = self.warn.warn_page(flow, decision, ident, url)
             record.enforced = "warned"
         else:
-            page = page_for("block", flow.id, flow.request.host, url, decision, ident.policy,
+            page = page_for("budget" if decision.step == "budget" else "block", flow.id,
+                            flow.request.host, url, decision, ident.policy,
                             form_path=flow.request.path.partition("?")[0])
             record.enforced = "blocked"
         self._respond(flow, page, record)
@@ -494,7 +492,10 @@ class Aupgate:
         self._audit_request(flow)
 
     def _audit_request(self, flow: http.HTTPFlow) -> None:
-        events.audit_request(self.audit, flow, self.records.get(flow), self.decider.fault)
+        record = self.records.get(flow)
+        if record is not None and record.extra and "budget" in record.extra:
+            self.budgets.response(flow, record)  # bytes against a byte budget
+        events.audit_request(self.audit, flow, record, self.decider.fault)
 
     @guarded(fail_flow)
     def response(self, flow: http.HTTPFlow) -> None:

@@ -29,6 +29,8 @@ __all__ = [
     "freeze_heap",
     "load_gateway",
     "open_audit",
+    "record_start",
+    "require_safe_options",
     "start_fields",
     "stop_on_signals",
     "watch_files",
@@ -127,6 +129,30 @@ def start_fields(options: Any, gateway: Gateway | None,
             category_entries=len(snap.index),
             category_counts=snap.index.category_counts())
     return fields
+
+
+def record_start(audit: AuditLog, options: Any, gateway: Gateway | None,
+                 fixed_time: datetime | None) -> None:
+    """Write `proxy_start`; an unwritable log is reported by the writer (serving is decided
+    there), so a failure here is only logged."""
+    try:
+        audit.event("proxy_start", **start_fields(options, gateway, fixed_time))
+    except Exception:
+        logger.exception("aupgate: could not record proxy_start")
+
+
+def require_safe_options(options: Any, updated: set[str]) -> None:
+    """mitmproxy options the gateway cannot work without, set back (loudly) if changed."""
+    if "connection_strategy" in updated and options.connection_strategy != "lazy":
+        # Eager connects upstream at CONNECT, before the SNI is decided: a blocked
+        # never-decrypt site would be contacted. Lazy is required, not a preference.
+        logger.warning("aupgate: setting connection_strategy=lazy (needed to decide the SNI "
+                       "before any upstream connection)")
+        options.connection_strategy = "lazy"
+    if "listen_host" in updated and options.listen_host == "":
+        logger.warning("aupgate: listening on 127.0.0.1 only; set listen_host to serve "
+                       "a network")
+        options.listen_host = "127.0.0.1"
 
 
 def stop_on_signals(loop: asyncio.AbstractEventLoop, master: Any,

@@ -80,6 +80,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("aupgate_shadow_max_per_minute", int, 600,
                "At most this many shadow_diff events a minute; the rest are counted in the next "
                "one written (suppressed)."),
+    OptionSpec("aupgate_budget_db", str, "",
+               "SQLite database where personal-use budgets are counted, shared by every gateway "
+               "process on the host (made if missing). Default: $AUPGATE_STATE_DIR/"
+               "budgets.sqlite3, else var/budgets.sqlite3. Opened only when a policy has "
+               "budgets."),
+    OptionSpec("aupgate_budget_flush_ms", int, 1000,
+               "How often (milliseconds) counted budget use is written to the database and "
+               "everyone's read back: the most a budget lags behind the other processes."),
     OptionSpec("aupgate_fault", str, "",
                "Tests only (needs AUPGATE_TEST_MODE=1): POINT[@HOST] makes that step raise, to "
                "prove the gateway fails closed. Points: " + ", ".join(FAULT_POINTS) + "."),

@@ -105,9 +105,11 @@ class Shadow:
                         warnings=[str(p) for p in outcome.problems])
             self._idents.clear()
             return
+        # warnings, not errors: mitmdump stops when errors are logged during start-up, and a
+        # shadow must never stop (or otherwise change) the gateway
         for problem in outcome.problems:
-            logger.error("aupgate: shadow: %s", problem)
-        logger.error("aupgate: shadow policies in %s NOT loaded (%d problem(s)); %s",
+            logger.warning("aupgate: shadow: %s", problem)
+        logger.warning("aupgate: shadow policies in %s NOT loaded (%d problem(s)); %s",
                      shadow.directory, len(outcome.problems),
                      "the last good shadow stays" if shadow.policies else "no shadow runs")
         audit.event("shadow_load_failed", directory=str(shadow.directory),

@@ -51,6 +51,13 @@ KINDS: dict[str, Kind] = {
         502, "The gateway could not check this request, so it stopped it",
         "Something went wrong inside the gateway before anything was sent to {host}.",
         "Try again in a moment. If it keeps happening, tell the help desk the request id below."),
+    # a spent personal-use budget (aupgate.budgets): the page's reason says how much was used
+    "budget": Kind(
+        403, "Today's personal use of sites like this is used up",
+        "Your agency's internet policy allows personal use of such sites only up to a daily "
+        "budget, and today's is spent.",
+        "It starts again tomorrow. If you need this {thing} for your work, contact the help "
+        "desk."),
     "unavailable": Kind(
         503, "The gateway cannot record requests right now",
         "Your agency allows no unrecorded internet use, and the gateway cannot write its log.",
