@@ -36,7 +36,8 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Policy:
 def test_example_uses_every_top_level_key(example: Policy) -> None:
     """The example shows every optional section, so readers see each in context."""
     assert example.networks and example.groups
-    assert example.grants and example.budgets and example.allow and example.deny and example.never_decrypt
+    assert example.grants and example.budgets and example.allow and example.deny
+    assert example.never_decrypt
     assert example.pac is not None and example.transfer_limit_bytes == 500 * 1024 * 1024
     assert example.schedule.holidays.by_rule and example.controls.tenants is not None
     assert example.controls.safe_search is not None
