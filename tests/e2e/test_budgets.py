@@ -1,7 +1,7 @@
 """Personal-use budgets through real `aupgate run` proxies: the budget page once the day's budget
 is spent, kept across a restart, and shared by two gateway processes on one database (two
-`aupgate run` on different ports, as `aupgate run --workers N` runs N processes), and reset with
-`aupgate budgets reset` while they run.
+`aupgate run` on different ports, and the two workers of one `aupgate run --workers 2`), and reset
+with `aupgate budgets reset` while they run.
 
 The lab policy gets budgets on webmail (which it logs, so requests pass and count): a minutes
 budget of one minute, or a bytes budget of 100 KB. Each proxy runs at a frozen policy clock; two
@@ -157,6 +157,53 @@ def test_bytes_are_shared_between_two_running_processes(tmp_path: Path, certs: C
         stop_proxy(two)
     spent = events(two, "budget_spent")
     assert spent and spent[0]["unit"] == "bytes" and spent[0]["used"] >= 4 * 65536
+
+
+def worker_lines(proxy: Proxy, index: int, host: str) -> list[dict[str, Any]]:
+    path = proxy.home / f"audit.w{index}.jsonl"
+    if not path.exists():
+        return []
+    return [line for line in map(json.loads, path.read_text().splitlines())
+            if line.get("event") == "decision" and line.get("host") == host]
+
+
+def test_bytes_are_shared_by_the_workers_of_one_proxy(tmp_path: Path, certs: Certs,
+                                                      upstreams: Upstreams) -> None:
+    """`aupgate run --workers 2` on one port: what one worker counted, the other blocks on."""
+    db = tmp_path / "budgets.sqlite3"
+    proxy = start_proxy(home_with(tmp_path, BYTES, "workers"), certs, upstreams,
+                        "--set", f"aupgate_budget_db={db}", "--set", "aupgate_budget_flush_ms=200",
+                        fixed_time=AT_1030, workers=2)
+    host = "mail.yahoo.com"
+    try:
+        # a new connection each time, until both workers have served the site (under budget)
+        n = 0
+        def both_served() -> bool:
+            nonlocal n
+            n += 1
+            assert curl(proxy, f"http://{host}/before-{n}").status == 200
+            return all(worker_lines(proxy, i, host) for i in (0, 1))
+        wait_until(both_served, timeout=60)
+        r = curl(proxy, f"http://{host}/stream-small.bin")  # 256 KiB, past the 100 KB budget
+        assert r.status == 200 and len(r.body) == 4 * 65536
+        wait_until(lambda: used(db)[1] >= 4 * 65536)
+
+        # whichever worker takes the next connections, each blocks once it has flushed
+        def both_block() -> bool:
+            nonlocal n
+            n += 1
+            curl(proxy, f"http://{host}/after-{n}")
+            return all(any(line["action"] == "block" and line.get("step") == "budget"
+                           for line in worker_lines(proxy, i, host)) for i in (0, 1))
+        wait_until(both_block, timeout=60)
+        r = curl(proxy, f"http://{host}/last")
+        assert r.status == 403 and "personal-use budget is spent" in r.body, r
+    finally:
+        stop_proxy(proxy)
+    for i in (0, 1):
+        blocks = [line for line in worker_lines(proxy, i, host) if line["action"] == "block"]
+        assert {(b["budget"], b["budget_limit"]) for b in blocks} == {
+            ("webmail-bytes", int(0.1 * 1024 * 1024))}, blocks
 
 
 def test_budgets_show(tmp_path: Path, certs: Certs, upstreams: Upstreams,
