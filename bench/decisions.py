@@ -141,20 +141,23 @@ def batch_rates(count: int, repeat: int) -> None:
         for label, jobs in (("aupgate explain --batch --json", []),
                             ("aupgate explain --batch --json --jobs 1", ["--jobs", "1"])):
             argv = [aupgate, "explain", "--batch", str(requests), "--json", *jobs]
-            best = cpu = float("inf")
-            for _ in range(repeat):
-                before = _children_cpu()
-                started = time.perf_counter()
-                done = subprocess.run(argv, capture_output=True, check=False)
-                best = min(best, time.perf_counter() - started)
-                cpu = min(cpu, _children_cpu() - before)
-                if done.returncode != 0:
-                    raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr.decode()[-2000:]}")
-            lines = done.stdout.splitlines()
+            best, cpu, out = _timed(argv, repeat)
+            lines = out.splitlines()
             assert len(lines) == count, (len(lines), count)
             blocked[label] = sum(b'"action":"block"' in line for line in lines)
             rates[label] = count / best
             cpu_rates[label] = count / cpu
+        # the same requests replayed by `diff`: each decided under the policies in force and
+        # under a candidate (here the same directory, so nothing changes): two decisions each
+        label = "aupgate diff --batch (2 decisions each)"
+        argv = [aupgate, "diff", "--candidate", str(ROOT / "policies"), "--batch", str(requests),
+                "--json", "--fail-on", "never"]
+        best, cpu, out = _timed(argv, repeat)
+        summary = orjson.loads(out)
+        assert (summary["requests"], summary["changed"]) == (count, 0), summary
+        blocked[label] = 0
+        rates[label] = count / best
+        cpu_rates[label] = count / cpu
         if shutil.which("squidGuard") or Path(squidguard.SQUIDGUARD).exists():
             config, entries = squidguard.prepare(ROOT / "categories" / "ut1", home / "squidguard")
             urls = [url for url, _agency, _device, _when in work]
@@ -176,8 +179,25 @@ def batch_rates(count: int, repeat: int) -> None:
         for label, per_second in rates.items():
             ratio = f"{per_second / rates[peer]:5.2f}x" if peer else ""
             cpu_ratio = f"{cpu_rates[label] / cpu_rates[peer]:5.2f}x" if peer else ""
+            note = f"({blocked[label]:,} blocked)" if blocked[label] else "(nothing changed)"
             print(f"{label:<44} {per_second:>8,.0f} /s {ratio}   {cpu_rates[label]:>8,.0f} "
-                  f"/CPU s {cpu_ratio}   ({blocked[label]:,} blocked)")
+                  f"/CPU s {cpu_ratio}   {note}")
+
+
+def _timed(argv: list[str], repeat: int) -> tuple[float, float, bytes]:
+    """The best wall-clock and CPU seconds of `repeat` runs of `argv`, and its output."""
+    best = cpu = float("inf")
+    out = b""
+    for _ in range(repeat):
+        before = _children_cpu()
+        started = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, check=False)
+        best = min(best, time.perf_counter() - started)
+        cpu = min(cpu, _children_cpu() - before)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr.decode()[-2000:]}")
+        out = done.stdout
+    return best, cpu, out
 
 
 def _children_cpu() -> float:
