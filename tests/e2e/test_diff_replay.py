@@ -13,8 +13,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from .conftest import AUPGATE, Certs, Proxy, Upstreams, curl, start_proxy, stop_proxy
 
@@ -62,6 +65,11 @@ def test_diff_of_a_real_gateways_log(tmp_path: Path, certs: Certs,
     finally:
         stop_proxy(lunch)
 
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((resources.files("aupgate") / "audit_schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    for record in lunch.audit():  # what diff replays is what the schema promises
+        assert [e.message for e in validator.iter_errors(record)] == [], record
     lines = [line for line in lunch.audit() if line["event"] == "decision"
              and line.get("action") is not None]
     radio = [line for line in lines if line["host"] == "pandora.com"]
