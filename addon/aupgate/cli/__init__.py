@@ -22,8 +22,8 @@ from aupgate import __version__
 from aupgate.errors import CategoryError, PolicyError
 
 from .audit import add_audit_parsers
-from .ca import add_ca_parser
 from .budgets import add_budgets_parser
+from .ca import add_ca_parser
 from .categories import add_categories_parser
 from .common import UsageError
 from .diff import add_diff_parser
