@@ -48,7 +48,7 @@ AT_1031 = "2026-11-24T10:31:00-06:00"
 def home_with(tmp: Path, budget: str, name: str) -> Path:
     """A proxy's home: the lab policy with `budget` added, the fixture categories."""
     home = tmp / name
-    (home / "policies").mkdir(parents=True)
+    shutil.copytree(FIXTURES / "policies", home / "policies")  # lab.yaml and its logo
     text = (FIXTURES / "policies" / "lab.yaml").read_text(encoding="utf-8")
     (home / "policies" / "lab.yaml").write_text(text + budget, encoding="utf-8")
     shutil.copytree(FIXTURES / "categories", home / "categories")

@@ -39,6 +39,7 @@ def shadowed(tmp_path_factory: pytest.TempPathFactory, certs: Certs,
     home = tmp_path_factory.mktemp("shadow")
     candidate = home / "candidate"
     candidate.mkdir()
+    shutil.copy(FIXTURES / "policies" / "lab-logo.png", candidate)  # the help desk's logo
     (candidate / "lab.yaml").write_text(candidate_text(), encoding="utf-8")
     proxy = start_proxy(home, certs, upstreams, "--set", f"aupgate_shadow_policy_dir={candidate}")
     yield proxy, candidate
@@ -125,6 +126,7 @@ def test_a_shadow_that_never_loads_changes_nothing(tmp_path: Path, certs: Certs,
                                                    upstreams: Upstreams) -> None:
     candidate = tmp_path / "candidate"
     candidate.mkdir()
+    shutil.copy(FIXTURES / "policies" / "lab-logo.png", candidate)
     (candidate / "lab.yaml").write_text("agency: lab\n", encoding="utf-8")
     proxy = start_proxy(tmp_path / "home", certs, upstreams, "--set",
                         f"aupgate_shadow_policy_dir={candidate}")
