@@ -224,3 +224,32 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     write_log(log, [])
     assert main(["diff", *COMMON, "--candidate", str(broken), "--replay", str(log)]) == 1
     assert "missing required key" in capsys.readouterr().err
+
+
+def test_an_upload_line_is_replayed_as_an_upload() -> None:
+    """A logged upload (direction upload, its body's kinds in content) is decided again as one,
+    so direction rules see it as the gateway did; a read stays a read."""
+    from datetime import UTC, datetime
+
+    from aupgate.categories.cache import load_index
+    from aupgate.lifecycle.replay import replayed
+    from aupgate.lifecycle.requests import RequestDecider
+    from aupgate.policy.loader import load_policy_dir
+
+    line = {"event": "decision", "time": WORK.format(s=1, u=1),
+            **decision("docs.example", method="POST", direction="upload",
+                       content=["executable"])}
+    request = replayed(line)
+    assert request is not None
+    assert (request.method, request.upload, request.content) == (
+        "POST", True, frozenset({"executable"}))
+    read = replayed({"event": "decision", "time": WORK.format(s=1, u=1),
+                     **decision("docs.example", method="POST")})
+    assert read is not None and (read.upload, read.content) == (False, frozenset())
+    policies = load_policy_dir(POLICIES, today=datetime(2026, 11, 24).date())
+    index, _ = load_index(CATEGORIES)
+    decider = RequestDecider(policies, index, datetime(2026, 11, 24, tzinfo=UTC))
+    sent = decider.decide(request.url, agency="lab", at=request.at, content=request.content,
+                          method=request.method, upload=request.upload)
+    got = decider.decide(read.url, agency="lab", at=read.at, method=read.method)
+    assert (sent.direction, got.direction) == ("upload", "read")

@@ -87,10 +87,12 @@ def diff_audit_block(state: DiffState, data: bytes, first_line: int, source: str
         try:
             old = state.current.decide(request.url, agency=request.agency, at=request.at,
                                        user=request.user, client=request.client,
-                                       content=request.content)
+                                       content=request.content, method=request.method,
+                                       upload=request.upload)
             new = state.candidate.decide(request.url, agency=request.agency, at=request.at,
                                          user=request.user, client=request.client,
-                                         content=request.content)
+                                         content=request.content, method=request.method,
+                                         upload=request.upload)
         except (RequestError, UrlError) as exc:
             summary.problem(f"{where}: {exc}")
             continue

@@ -4,8 +4,8 @@ Replay writes one decision per line; building the 18-key dict and encoding it is
 cost of a decision the engine remembered. The fields come in runs that repeat across decisions:
 the verdict (action, agency, rule, clauses, reason, step), the window, the classification
 (categories, all categories, matched entry), who asked (user, device, network, grant, intercept,
-rules relaxed). Each run is encoded once and remembered (bounded); only the host and URL are
-encoded per decision. `tests/test_lifecycle_render.py` holds the bytes equal to
+direction, rules relaxed). Each run is encoded once and remembered (bounded); only the host and
+URL are encoded per decision. `tests/test_lifecycle_render.py` holds the bytes equal to
 `orjson.dumps(decision.to_json())`.
 """
 
@@ -56,12 +56,12 @@ class DecisionRenderer:
                 "categories": list(d.categories), "all_categories": list(d.all_categories),
                 "matched": d.matched,
             }), _LIMIT)
-        who_key = (d.user, d.device, d.network, d.grant, d.intercept, d.relaxed)
+        who_key = (d.user, d.device, d.network, d.grant, d.intercept, d.direction, d.relaxed)
         who = self._who.get(who_key)
         if who is None:
             who = remember(self._who, who_key, _body({
                 "user": d.user, "device": d.device, "network": d.network, "grant": d.grant,
-                "intercept": d.intercept,
+                "intercept": d.intercept, "direction": d.direction,
                 "relaxed": [{"rule": r, "grant": g} for r, g in d.relaxed],
             }), _LIMIT)
         dumps = orjson.dumps

@@ -9,9 +9,10 @@ agency: nothing was decided), an event that is not a decision.
 
 The request is rebuilt from what the line says: the URL from scheme, host, port and path (the
 path as logged: secret query values read `REDACTED`, which no rule looks at), the agency that
-decided, the proxy login, the client address, the content kinds a response rule saw, and the
-moment: the line's `time`, or the frozen policy clock when the gateway ran with one
-(`fixed_time` in `proxy_start` or `policy_loaded`).
+decided, the proxy login, the client address, the method, the content kinds a response rule saw
+(or, for an upload, `direction` upload or publish, what its body showed), and the moment: the
+line's `time`, or the frozen policy clock when the gateway ran with one (`fixed_time` in
+`proxy_start` or `policy_loaded`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ class Replayed:
     at: str
     user: str | None
     client: str | None
-    content: frozenset[str]
+    content: frozenset[str]  # a response's kinds; an upload's body kinds
+    method: str
+    upload: bool  # the request sent a body (direction upload or publish)
     logged_action: str | None
     logged_rule: str | None
 
@@ -84,7 +87,9 @@ def replayed(record: dict[str, Any], fixed_time: str | None = None) -> Replayed 
         url = url_text(scheme if type(scheme) is str else "http", host, None, target, query)
     user = record.get("user")
     client = record.get("client")
-    content = record.get("content") if phase == "response" else None
+    method = record.get("method")
+    upload = phase == "request" and record.get("direction") in ("upload", "publish")
+    content = record.get("content") if phase == "response" or upload else None
     action = record.get("action")
     rule = record.get("rule")
     return Replayed(
@@ -96,6 +101,8 @@ def replayed(record: dict[str, Any], fixed_time: str | None = None) -> Replayed 
         client=client if type(client) is str and client else None,
         content=frozenset(c for c in content if type(c) is str) if type(content) is list
         else frozenset(),
+        method=method if type(method) is str and phase == "request" else "GET",
+        upload=upload,
         logged_action=action if type(action) is str else None,
         logged_rule=rule if type(rule) is str else None,
     )

@@ -113,12 +113,14 @@ class RequestDecider:
 
     def decide(self, url: str, *, agency: str | None = None, at: str | None = None,
                user: str | None = None, client: str | None = None,
-               device: str | None = None, content: frozenset[str] = frozenset()) -> Decision:
+               device: str | None = None, content: frozenset[str] = frozenset(),
+               method: str = "GET", upload: bool = False) -> Decision:
         """The decision for one request, as `aupgate explain` gives it (raises RequestError or
         UrlError). With `content` (what the response turned out to be), the first content
-        rule's decision, or the request's when none applies."""
+        rule's decision, or the request's when none applies; with `upload`, the request sent a
+        body, and `content` is what the body showed."""
         moment, minute = self.moment(at)
-        key = (agency, url, minute, user, client, device, content)
+        key = (agency, url, minute, user, client, device, content, method, upload)
         found = self._decisions.get(key)
         if found is not None:
             return found
@@ -126,9 +128,10 @@ class RequestDecider:
             raise RequestError(
                 f"unknown device class '{device}' (one of: {', '.join(DEVICES)})")
         policy = self.policy(agency, client)
-        facts = Facts(url=self.url(url), user=user, client=self.client(client), device=device)
+        facts = Facts(url=self.url(url), user=user, client=self.client(client), device=device,
+                      method=method, sends_body=upload, kinds=content if upload else frozenset())
         decision = decide(policy, self.index, facts, moment)
-        if content:
+        if content and not upload:
             decision = decide_content(policy, self.index, facts, content, moment) or decision
         return remember(self._decisions, key, decision, _LIMIT)
 
