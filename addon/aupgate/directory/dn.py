@@ -66,3 +66,8 @@ def rdn_value(dn: str, attribute: str | None = None) -> str | None:
     if attribute is not None and attr.casefold() != attribute.casefold():
         return None
     return value
+
+
+def is_dn(dn: str) -> bool:
+    """Whether `dn` parses as a distinguished name (at least one `type=value` part)."""
+    return bool(_parts(dn))
