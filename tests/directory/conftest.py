@@ -19,6 +19,10 @@ from slapd_server import BASE, SERVICE_DN, SERVICE_PASSWORD, SlapdServer, runnin
 
 from aupgate.directory import DirectorySettings, parse_directory_settings
 
+# the end-to-end tests' test CA and local upstreams, for the tests through a real `aupgate run`
+from e2e.conftest import certs as certs
+from e2e.conftest import upstreams as upstreams
+
 
 @pytest.fixture
 def clock() -> FakeClock:
