@@ -256,3 +256,16 @@ def test_each_problem_is_located(tmp_path: Path, text: str, field: str, message:
     line = marked_line(text)
     expected = f"{path}:{line}: {field}: "
     assert any(p.startswith(expected) and message in p for p in problems), (expected, problems)
+
+
+def test_plain_ldap_to_another_host_is_a_warning(tmp_path: Path) -> None:
+    text = directory_policy().replace(
+        "  url: [ldaps://dc1.test.gov.example, ldaps://dc2.test.gov.example:3269]",
+        "  url: [ldap://dc1.test.gov.example, ldap://127.0.0.1:3890]  # <-")
+    policy, problems, path = load(tmp_path, text)
+    assert policy is not None  # a warning: the policy is used
+    assert problems == [f"{path}:{marked_line(text)}: directory.url: warning: "
+                        "ldap://dc1.test.gov.example without start_tls: passwords cross the "
+                        "network unencrypted (use ldaps:// or start_tls: true)"]
+    with_tls = text.replace("  realm: Test", "  start_tls: true\n  realm: Test")
+    assert load(tmp_path, with_tls)[1] == []

@@ -106,3 +106,9 @@ def test_batch_lines_ask_the_directory(folder: Path, tmp_path: Path,
         ("nobody", "log-webmail")]
     assert [("error" in r) for r in rows] == [False, False, False, True]
     assert rows[0]["groups"]["policy_groups"][0]["group"] == "engineers"
+
+
+def test_check_names_the_directory(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--policy-dir", str(folder), "--categories",
+                 str(FIXTURES / "categories" / "sources.yaml")]) == 0
+    assert "  logins: directory ldap://127.0.0.1:" in capsys.readouterr().out

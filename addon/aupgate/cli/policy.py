@@ -140,6 +140,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"({unenforced} not enforceable at a proxy), {len(policy.grants)} grants "
             f"[{policy.source}]"
         )
+        if policy.directory is not None:  # the password file and keytab are read by the proxy
+            sso = " and Kerberos single sign-on" if policy.kerberos is not None else ""
+            print(f"  logins: directory {', '.join(policy.directory.urls)}{sso}")
         if policy.overrides is not None:  # the agency's amendments to the shared lists
             for line in describe_effect(policy.overrides, index):
                 print(f"  categories: {line}")

@@ -48,7 +48,7 @@ from ..directory import (
 )
 from ..directory.membership import membership_keys
 from ..identity import Identity
-from ..pages import page_for, render
+from ..pages import Page, PageKind, page_for, render
 from .deciding import Decider
 from .directories import Directories, DirectoryLogin
 from .flowtext import shown_url
@@ -131,6 +131,7 @@ class Logins:
         if login is None:  # the policy was put in force without its login: never let it pass
             raise RuntimeError(f"no directory login for agency {policy.agency}")
         if not is_explicit_proxy(flow):
+            self.host.records[flow] = FlowRecord(ident, None, "refused")
             respond(flow, self._page(flow, ident, "error", NOT_A_PROXY))
             return None
         state = self._connections.get(flow.client_conn.id)
@@ -237,7 +238,7 @@ class Logins:
 
     # ------------------------------------------------------------------ answers
 
-    def _page(self, flow: http.HTTPFlow, ident: Identity, kind: Any, reason: str) -> Any:
+    def _page(self, flow: http.HTTPFlow, ident: Identity, kind: PageKind, reason: str) -> Page:
         req = flow.request
         url = f"{req.host}:{req.port}" if req.method == "CONNECT" else shown_url(req)
         return page_for(kind, flow.id, req.host, url, None, ident.policy, reason=reason)

@@ -9,8 +9,10 @@ is a directory to ask.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from aupgate.directory.config import (
     DirectorySettings,
@@ -37,6 +39,13 @@ def read_directory(reader: FieldReader, top: Mapping[str, Any], groups: Mapping[
             settings = parse_directory_settings(directory, file=reader.file, line_of=line_of)
         except DirectorySettingsError as exc:
             reader.problems += exc.problems
+        if settings is not None and not settings.start_tls:
+            for url in settings.urls:
+                host = urlsplit(url).hostname or ""
+                if url.lower().startswith("ldap://") and not _loopback(host):
+                    reader.problem(directory, "url", "directory.url",
+                                   f"{url} without start_tls: passwords cross the network "
+                                   "unencrypted (use ldaps:// or start_tls: true)", "warning")
     if kerberos is not None:
         try:
             sso = parse_kerberos_settings(kerberos, file=reader.file, line_of=line_of)
@@ -54,6 +63,15 @@ def read_directory(reader: FieldReader, top: Mapping[str, Any], groups: Mapping[
                                "names directory groups, but this policy has no directory: "
                                "section to look them up in")
     return settings, sso
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _section(reader: FieldReader, top: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
