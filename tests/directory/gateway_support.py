@@ -81,11 +81,15 @@ def directory_yaml(url: str, password_file: Path, **overrides: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-def lab_policy(url: str, password_file: Path, *, extra: str = "", **overrides: Any) -> str:
-    """lab.yaml with the directory, its groups, two group rules and a group grant."""
-    text = LAB.replace("      device: state\n", "      device: state\n" + GROUPS, 1)
+def lab_policy(url: str, password_file: Path, *, extra: str = "", groups: str = GROUPS,
+               directory: str | None = None, **overrides: Any) -> str:
+    """lab.yaml with the directory, its groups, two group rules and a group grant (`groups` and
+    `directory` replace the OpenLDAP ones: Active Directory's)."""
+    text = LAB.replace("      device: state\n", "      device: state\n" + groups, 1)
     text = text.replace("rules:\n", RULES, 1)
-    return text + GRANT + directory_yaml(url, password_file, **overrides) + extra
+    section = directory if directory is not None else directory_yaml(url, password_file,
+                                                                      **overrides)
+    return text + GRANT + section + extra
 
 
 def start_directory_proxy(home: Path, certs: Certs, upstreams: Upstreams, policy: str,
