@@ -94,6 +94,7 @@ def kerberos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kerberos]:
         for realm in (aup, other):
             realm.create()
         aup.add_user("alice", KERBEROS_PASSWORDS["alice"])
+        aup.add_user("carol", KERBEROS_PASSWORDS["carol"])  # in no policy group
         other.add_user("bob", KERBEROS_PASSWORDS["bob"])
         keytab, other_keytab = root / "http.keytab", root / "other-http.keytab"
         both, pc = root / "both-http.keytab", root / "pc1.keytab"

@@ -122,6 +122,32 @@ def test_a_foreign_ticket_is_refused(proxy: Proxy, kerberos: Kerberos) -> None:
     assert proxy.events("login_failed", method="negotiate", reason="replay")
 
 
+def test_a_warn_pass_is_the_users_however_they_signed_in(proxy: Proxy,
+                                                        kerberos: Kerberos) -> None:
+    """carol (in no policy group: social networking warns her) continues past the warn page
+    with her Kerberos ticket; the pass is hers when she signs in with her password too, and
+    not zoë's, who shares her address."""
+    url = "http://www.facebook.com/kerberos-pass"
+    ccache = ticket(kerberos, "carol")
+    status, body, err = negotiate_curl(proxy, url, ccache, "-H", "Accept: text/html")
+    assert status == 403 and 'name="reason"' in body, err
+    token = body.split('name="token" value="')[1].split('"')[0]
+    stolen = login(proxy, "http://www.facebook.com/.aupgate/continue", "zoë", PASSWORDS["zoë"],
+                   "--data-urlencode", f"token={token}", "--data-urlencode",
+                   "reason=using carol's form")
+    assert stolen.status != 303  # issued to carol
+    status, _, err = negotiate_curl(proxy, "http://www.facebook.com/.aupgate/continue", ccache,
+                                    "--data-urlencode", f"token={token}", "--data-urlencode",
+                                    "reason=replying to a citizen by message")
+    assert status == 303, err
+    assert negotiate_curl(proxy, url, ccache)[0] == 200
+    assert login(proxy, url, "carol", PASSWORDS["carol"]).status == 200  # Basic: the same carol
+    assert login(proxy, url, "zoë", PASSWORDS["zoë"]).status == 403
+    used = [e["user"] for e in proxy.events("decision", host="www.facebook.com",
+                                            enforced="pass-used")]
+    assert used == ["carol", "carol"]
+
+
 def test_basic_still_works_beside_negotiate(proxy: Proxy) -> None:
     assert login(proxy, "http://www.example.org/basic", "bob", PASSWORDS["bob"]).status == 200
     assert users_of(proxy, "/basic") == ["bob"]
