@@ -111,6 +111,7 @@ def in_process(work: Path, policies: dict[str, Path], header: str, n: int = 3000
         f.client_conn.peername = ("127.0.0.1", 50000)
         f.client_conn.proxy_mode = mode_specs.ProxyMode.parse("regular")
         f.client_conn.id = client
+        f.client_conn.timestamp_end = None  # connected (tflow's client has already left)
         if auth is not None:
             f.request.headers["Proxy-Authorization"] = auth
         return f

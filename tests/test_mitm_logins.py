@@ -92,6 +92,7 @@ def flow_for(host: str, header: str | None = None, mode: str = "regular") -> Any
     flow.request.headers["Host"] = host
     flow.client_conn.peername = ("127.0.0.1", 50000)
     flow.client_conn.proxy_mode = mode_specs.ProxyMode.parse(mode)
+    flow.client_conn.timestamp_end = None  # connected (tflow's client has already left)
     if header is not None:
         flow.request.headers["Proxy-Authorization"] = header
     return flow
@@ -138,6 +139,70 @@ async def test_credentials_wait_for_the_directory(addon: Aupgate, policy_dir: Pa
         [event] = events(tmp_path, "directory_unavailable")
         assert event["user"] == "alice" and event["method"] == "basic"
         assert "secret" not in (tmp_path / "audit.jsonl").read_text()
+
+
+@pytest.mark.parametrize("connect", [False, True], ids=["request", "connect"])
+async def test_a_client_that_leaves_during_the_wait_leaves_nothing_behind(
+        addon: Aupgate, policy_dir: Path, tmp_path: Path, connect: bool) -> None:
+    """The client closes its connection while the directory is asked (here: cannot be
+    reached); its disconnect hook has run before the answer. Nothing is remembered for the gone
+    connection (a flood of such connections would grow the proxy for ever), the flow is killed
+    rather than let go on undecided, and the attempt is still audited. The same CONNECT from a
+    client that stays is remembered (the tunnel that shows the page)."""
+    with taddons.context(addon) as tctx:
+        configure(tctx, addon, policy_dir, tmp_path)
+        stays = flow_for("www.example.org", BASIC)
+        stays.request.method = "CONNECT" if connect else "GET"
+        hook = addon.http_connect if connect else addon.requestheaders
+        later = hook(stays)
+        assert later is not None
+        await later
+        assert (stays.client_conn.id in addon.logins._connections) is connect
+        bob = "Basic " + base64.b64encode(b"bob:secret").decode()  # alice's is throttled
+        leaves = flow_for("www.example.org", bob)
+        leaves.request.method = stays.request.method
+        later = hook(leaves)
+        assert later is not None
+        leaves.client_conn.timestamp_end = leaves.client_conn.timestamp_start + 1
+        addon.client_disconnected(leaves.client_conn)
+        await later
+        assert leaves.client_conn.id not in addon.logins._connections
+        assert leaves.client_conn.id not in addon._tunnels
+        assert leaves.response is None and leaves.error is not None
+        assert leaves.error.msg == leaves.error.KILLED_MESSAGE
+        assert [e["user"] for e in events(tmp_path, "directory_unavailable")] == ["alice", "bob"]
+
+
+async def test_a_good_login_for_a_client_that_left_opens_no_tunnel(
+        addon: Aupgate, policy_dir: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The directory says yes after the client has gone: the login is audited, but no tunnel
+    and no connection login are kept for it, and the CONNECT goes no further."""
+    from aupgate.directory import DirectoryUser, LoginOk
+
+    async def yes(_header: str) -> LoginOk:
+        return LoginOk(DirectoryUser("alice", "uid=alice,dc=aup,dc=test"), "directory")
+
+    with taddons.context(addon) as tctx:
+        configure(tctx, addon, policy_dir, tmp_path)
+        gateway = addon.gateway
+        assert gateway is not None
+        [policy] = [p for p in gateway.current.policies.policies.values()
+                    if p.directory is not None]
+        login = addon.logins.directories.login_for(policy)
+        assert login is not None
+        monkeypatch.setattr(login.authenticator, "authenticate_header", yes)
+        connect = flow_for("www.example.org", BASIC)
+        connect.request.method = "CONNECT"
+        later = addon.http_connect(connect)
+        assert later is not None
+        connect.client_conn.timestamp_end = connect.client_conn.timestamp_start + 1
+        addon.client_disconnected(connect.client_conn)
+        await later
+        assert connect.client_conn.id not in addon.logins._connections
+        assert connect.client_conn.id not in addon._tunnels
+        assert connect.response is None and connect.error is not None
+        assert [e["user"] for e in events(tmp_path, "login")] == ["alice"]
 
 
 async def test_a_failure_after_the_wait_fails_closed(addon: Aupgate, policy_dir: Path,

@@ -185,18 +185,33 @@ class Logins:
             outcome = await login.authenticator.authenticate_header(header)
         self._connections.pop(flow.client_conn.id, None)
         if isinstance(outcome, LoginOk):
+            self.events.login(self.host.audit, flow.id, ident, outcome, method,
+                              time.monotonic(), principal)
+            if self._client_left(flow):
+                return
             name = outcome.user.name.lower()
             state = ConnectionLogin(digest, method, name, membership_keys(outcome.user.groups))
             self._connections[flow.client_conn.id] = state
-            self.events.login(self.host.audit, flow.id, ident, outcome, method,
-                              time.monotonic(), principal)
             self._proceed(flow, state, state.identity(ident), proceed, connect)
         elif isinstance(outcome, DirectoryUnavailable):
             self.events.failed(self.host.audit, flow.id, ident, outcome.audit_fields(), method,
                                time.monotonic())
-            self._directory_down(flow, ident, method, connect)
+            if not self._client_left(flow):
+                self._directory_down(flow, ident, method, connect)
         else:
             self._refused(flow, ident, login, outcome.audit_fields(), method)
+
+    @staticmethod
+    def _client_left(flow: http.HTTPFlow) -> bool:
+        """The client closed its connection while the directory answered: its disconnect hook
+        may have run already, so nothing is remembered for it (a tunnel, a login) that would
+        never be forgotten, and the flow is killed rather than let go on undecided. The login
+        or its failure is still audited."""
+        if flow.client_conn.timestamp_end is None:
+            return False
+        if flow.killable:
+            flow.kill()  # type: ignore[no-untyped-call]
+        return True
 
     def _proceed(self, flow: http.HTTPFlow, state: ConnectionLogin, ident: Identity,
                  proceed: Proceed, connect: bool) -> None:
