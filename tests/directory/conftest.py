@@ -117,8 +117,10 @@ def kerberos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kerberos]:
 
 # --- Active Directory (Samba AD DC) -----------------------------------------------------------
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def samba_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaDc]:
+    """A DC per module (provisioning takes a few seconds): 127.0.0.1:389 is held only while
+    the Active Directory tests run, not for the rest of the session (see samba_server.py)."""
     with running_samba_dc(tmp_path_factory.mktemp("samba")) as dc:
         yield dc
 

@@ -4,7 +4,9 @@ temporary directory and running only its LDAP service, with a certificate from t
 Samba implements what aupgate relies on in AD and OpenLDAP does not: the root DSE's AD
 capability, LDAP_MATCHING_RULE_IN_CHAIN, AD's "data 52e"-style bind diagnostics and DNs in
 AD's `CN=...,CN=Users` shape. Its LDAP port cannot be moved, so it listens on 127.0.0.1:389
-and :636 (loopback only); the test fails with a clear message if something already holds them.
+and :636 (loopback only). Test runs on one machine take turns: each holds a lock file while its
+DC runs (one module at a time, see conftest.py) and waits, bounded, for the lock and for the
+ports to be free; the test fails with a clear message if they stay taken.
 
 The domain (AD.AUP.TEST, base DC=ad,DC=aup,DC=test):
   users: ada (in Web Filter Admins and "Finance, Budget"), ann (no groups), dan (disabled),
@@ -15,6 +17,7 @@ As in a real domain, simple binds are accepted only over TLS (LDAPS or StartTLS)
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import socket
 import ssl
@@ -40,6 +43,8 @@ SERVICE_PASSWORD = "Svc-Pass:2!x"
 AD_PASSWORDS = {"ada": "Ada-Pass:3!x", "ann": "Ann-Pass-4!x", "dan": "Dan-Pass-5!x",
                 "mia": "Mia-Pass-6!x", "svc-aupgate": SERVICE_PASSWORD}
 LDAP_PORT = 389
+LOCK_FILE = Path("/tmp/aupgate-tests-samba-dc.lock")
+TURN_SECONDS = 600  # how long a run waits for another run's DC to finish
 
 
 def ad_user_dn(name: str) -> str:
@@ -137,11 +142,41 @@ def _populate(admin: Connection) -> None:
 
 
 @contextmanager
+def _turn_for_the_ports() -> Iterator[None]:
+    """This run's turn at 127.0.0.1:389 and :636: the lock file, then the ports free (another
+    program, or a run that does not take the lock, may hold them), each waited for at most
+    TURN_SECONDS."""
+    deadline = time.monotonic() + TURN_SECONDS
+    with LOCK_FILE.open("a") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another test run's Samba AD DC held {LOCK_FILE} for "
+                                f"{TURN_SECONDS} s")
+                time.sleep(1)
+        try:
+            while _port_in_use(LDAP_PORT) or _port_in_use(636):
+                if time.monotonic() > deadline:
+                    pytest.fail("127.0.0.1:389 or :636 stayed in use; Samba AD's LDAP ports "
+                                "cannot be moved")
+                time.sleep(1)
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextmanager
 def running_samba_dc(root: Path) -> Iterator[SambaDc]:
     if shutil.which(SAMBA) is None or shutil.which(SAMBA_TOOL) is None:
         pytest.skip("Samba AD DC is not installed (apt-get install samba)")
-    if _port_in_use(LDAP_PORT):
-        pytest.fail("127.0.0.1:389 is in use; Samba AD's LDAP port cannot be moved")
+    with _turn_for_the_ports():
+        yield from _run_samba_dc(root)
+
+
+def _run_samba_dc(root: Path) -> Iterator[SambaDc]:
     conf = _provision(root)
     log = (root / "samba.out").open("ab")
     process = subprocess.Popen([SAMBA, "-i", "-M", "single", "-s", str(conf)],
