@@ -71,6 +71,7 @@ def policy_dir(tmp_path: Path, password_file: Path) -> Path:
     folder.mkdir()
     lab = (FIXTURES / "policies" / "lab.yaml").read_text()
     (folder / "lab.yaml").write_text(lab + directory_section(password_file))
+    shutil.copy(FIXTURES / "policies" / "lab-logo.png", folder)  # its help desk's logo
     return folder
 
 
@@ -342,6 +343,7 @@ async def test_an_unchanged_directory_keeps_its_authenticator(tmp_path: Path,
     lab = (FIXTURES / "policies" / "lab.yaml").read_text()
     section = directory_section(password_file)
     (folder / "lab.yaml").write_text(lab + section)
+    shutil.copy(FIXTURES / "policies" / "lab-logo.png", folder)
     directories = Directories()
     first = load_policy_dir(folder, today=TODAY)
     assert directories.prepare(first) == []

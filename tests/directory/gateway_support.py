@@ -98,6 +98,7 @@ def start_directory_proxy(home: Path, certs: Certs, upstreams: Upstreams, policy
     """`aupgate run` on the lab policy with a directory (`policy`, from `lab_policy`)."""
     (home / "policies").mkdir(parents=True)
     (home / "policies" / "lab.yaml").write_text(policy, encoding="utf-8")
+    shutil.copy(FIXTURES / "policies" / "lab-logo.png", home / "policies")
     shutil.copytree(FIXTURES / "categories", home / "categories")
     return start_proxy(home, certs, upstreams, *extra, workers=workers, env=env)
 

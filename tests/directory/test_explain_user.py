@@ -4,6 +4,7 @@ service account), and the answer says where each of the user's policy groups cam
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ def policy_dir(tmp_path: Path, url: str, password_file: Path) -> Path:
     text = lab_policy(url, password_file).replace(
         "      directory: [Engineers]\n", "      directory: [Engineers]\n      members: [alice]\n")
     (folder / "lab.yaml").write_text(text, encoding="utf-8")
+    shutil.copy(FIXTURES / "policies" / "lab-logo.png", folder)  # its help desk's logo
     return folder
 
 

@@ -48,7 +48,7 @@ from ..directory import (
 )
 from ..directory.membership import membership_keys
 from ..identity import Identity
-from ..pages import Page, PageKind, page_for, render
+from ..pages import Page, page_for, render
 from .deciding import Decider
 from .directories import Directories, DirectoryLogin
 from .flowtext import shown_url
@@ -253,7 +253,7 @@ class Logins:
 
     # ------------------------------------------------------------------ answers
 
-    def _page(self, flow: http.HTTPFlow, ident: Identity, kind: PageKind, reason: str) -> Page:
+    def _page(self, flow: http.HTTPFlow, ident: Identity, kind: str, reason: str) -> Page:
         req = flow.request
         url = f"{req.host}:{req.port}" if req.method == "CONNECT" else shown_url(req)
         return page_for(kind, flow.id, req.host, url, None, ident.policy, reason=reason)
