@@ -269,21 +269,21 @@ def test_guarded_covers_the_awaitable() -> None:
 # --------------------------------------------------------------------------- proxyauth
 
 
-def test_proxyauth_with_a_directory_policy_is_refused(addon: Aupgate, policy_dir: Path,
+async def test_proxyauth_with_a_directory_policy_is_refused(addon: Aupgate, policy_dir: Path,
                                                       tmp_path: Path) -> None:
     with taddons.context(addon, ProxyAuth()) as tctx, pytest.raises(
             exceptions.OptionsError, match="use one or the other"):
         configure(tctx, addon, policy_dir, tmp_path, proxyauth="alice:pw")
 
 
-def test_proxyauth_ldap_is_refused_everywhere(addon: Aupgate, tmp_path: Path) -> None:
+async def test_proxyauth_ldap_is_refused_everywhere(addon: Aupgate, tmp_path: Path) -> None:
     with taddons.context(addon, ProxyAuth()) as tctx, pytest.raises(
             exceptions.OptionsError, match="unescaped"):
         configure(tctx, addon, FIXTURES / "policies", tmp_path,
                   proxyauth=f"ldap:127.0.0.1:{closed_port()}:cn=x:pw:dc=x")
 
 
-def test_proxyauth_without_a_directory_still_works(addon: Aupgate, tmp_path: Path) -> None:
+async def test_proxyauth_without_a_directory_still_works(addon: Aupgate, tmp_path: Path) -> None:
     with taddons.context(addon, ProxyAuth()) as tctx:
         configure(tctx, addon, FIXTURES / "policies", tmp_path, proxyauth="alice:pw")
         flow = flow_for("www.example.org")
@@ -302,7 +302,7 @@ def test_proxyauth_problem() -> None:
 # --------------------------------------------------------------------------- directories
 
 
-def test_an_unreadable_password_file_refuses_the_start(addon: Aupgate, policy_dir: Path,
+async def test_an_unreadable_password_file_refuses_the_start(addon: Aupgate, policy_dir: Path,
                                                        password_file: Path,
                                                        tmp_path: Path) -> None:
     password_file.unlink()
@@ -312,7 +312,7 @@ def test_an_unreadable_password_file_refuses_the_start(addon: Aupgate, policy_di
     assert "lab.yaml" in str(caught.value)
 
 
-def test_a_reload_whose_directory_cannot_start_keeps_the_last_good(
+async def test_a_reload_whose_directory_cannot_start_keeps_the_last_good(
         tmp_path: Path, password_file: Path) -> None:
     folder = tmp_path / "reload"
     shutil.copytree(FIXTURES / "policies", folder)
@@ -383,7 +383,7 @@ def test_throttle() -> None:
     assert throttle.admit(("a",), 62) is None
 
 
-def test_login_audit_minutes_must_not_be_negative(addon: Aupgate, tmp_path: Path) -> None:
+async def test_login_audit_minutes_must_not_be_negative(addon: Aupgate, tmp_path: Path) -> None:
     with taddons.context(addon) as tctx, pytest.raises(exceptions.OptionsError,
                                                        match="zero or more"):
         configure(tctx, addon, FIXTURES / "policies", tmp_path, aupgate_login_audit_minutes=-1)
