@@ -284,6 +284,30 @@ EVENTS: list[tuple[str, dict[str, Any]]] = [
          "budget": "webmail-minutes", "budget_used": 30, "budget_limit": 30,
          "budget_unit": "minutes"},
     ),
+    # directory logins (aupgate.mitm.loginaudit), as the proxy writes them
+    (
+        "login",
+        {"request_id": "l1", "agency": "lab", "client": "10.20.1.5", "user": "alice",
+         "method": "negotiate", "source": "directory", "groups": ["engineers", "staff"],
+         "principal": "alice@AGENCY.EXAMPLE"},
+    ),
+    (
+        "login_failed",
+        {"user": "alice", "reason": "bad_credentials", "detail": "invalidCredentials",
+         "source": "directory", "request_id": "l2", "agency": "lab", "client": "10.20.1.5",
+         "method": "basic", "suppressed": 3},
+    ),
+    (
+        "login_failed",
+        {"method": "negotiate", "user": "bob@OTHER.EXAMPLE", "reason": "foreign_realm",
+         "detail": "realm OTHER.EXAMPLE is not accepted", "request_id": "l3", "agency": "lab",
+         "client": "10.20.1.5"},
+    ),
+    (
+        "directory_unavailable",
+        {"user": "alice", "detail": "ldaps://dc1: [Errno 111] Connection refused",
+         "request_id": "l4", "agency": "lab", "client": "10.20.1.5", "method": "basic"},
+    ),
 ]
 
 

@@ -45,6 +45,8 @@ class Facts:
     method: str = "GET"
     sends_body: bool = False  # the request carries a body (an upload); publishing is worked out
     kinds: frozenset[str] = frozenset()  # content kinds the request's own body shows
+    # the match keys of the directory groups the login reported (directory.membership_keys)
+    directory_groups: frozenset[str] = frozenset()
 
 
 class Decision(NamedTuple):
@@ -274,7 +276,7 @@ def _decide(
     network_name = network.name if network else None
     device = facts.device or (network.device if network else None)
     user = facts.user.lower() if facts.user else None
-    groups = policy.groups_of(user)
+    groups = policy.groups_of(user, facts.directory_groups)
     categories = site.categories
     direction = direction_of(policy, facts)
 

@@ -13,6 +13,7 @@ import re
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from datetime import time as dtime
@@ -49,6 +50,7 @@ from .common import (
     parse_time,
     unknown_agency,
 )
+from .usergroups import DirectoryLookups, UserGroups, describe, groups_json
 
 __all__ = ["add_policy_parsers", "render_decision", "render_table"]
 
@@ -71,7 +73,10 @@ def add_policy_parsers(sub: Any) -> None:
     _common(explain)
     explain.add_argument("url", nargs="?", help="URL or host name to decide")
     explain.add_argument("--agency", help="agency id (default: the agency of --client)")
-    explain.add_argument("--user", help="proxy login name")
+    explain.add_argument("--user", help="proxy login name; with a directory: section, its "
+                         "groups are looked up there (the policy's service account)")
+    explain.add_argument("--no-directory", action="store_true",
+                         help="do not ask the directory for --user's groups")
     explain.add_argument("--client", help="client IP address")
     explain.add_argument("--device", choices=DEVICES, help="device class (default: from --client)")
     explain.add_argument(
@@ -145,6 +150,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"({unenforced} not enforceable at a proxy), {len(policy.grants)} grants "
             f"[{policy.source}]"
         )
+        if policy.directory is not None:  # the password file and keytab are read by the proxy
+            sso = " and Kerberos single sign-on" if policy.kerberos is not None else ""
+            print(f"  logins: directory {', '.join(policy.directory.urls)}{sso}")
         if policy.overrides is not None:  # the agency's amendments to the shared lists
             for line in describe_effect(policy.overrides, index):
                 print(f"  categories: {line}")
@@ -195,28 +203,39 @@ def cmd_explain(args: argparse.Namespace) -> int:
         jobs = args.jobs if args.jobs is not None else default_jobs()
         if jobs < 1:
             raise UsageError("--jobs must be at least 1")
-        return _explain_batch(loaded, args.batch, sys.stdout, at, jobs)
-    request = {
-        "url": args.url,
-        "agency": args.agency,
-        "user": args.user,
-        "client": args.client,
-        "device": args.device,
-    }
-    for warning in url_warnings(args.url):
-        print(f"aupgate explain: warning: {warning}", file=sys.stderr)
+        if args.no_directory or not _asks_a_directory(loaded.policies):
+            return _explain_batch(loaded, args.batch, sys.stdout, at, jobs)
+    lookups = None if args.no_directory else DirectoryLookups()
     try:
-        if today_at:  # HH:MM: that time today, in the agency's own zone
-            policy, _ = _explain_one(loaded, request, at)
-            local_day = policy.schedule.local(at).date()
-            at = datetime.combine(local_day, dtime(int(today_at[1]), int(today_at[2])))
-        policy, decision = _explain_one(loaded, request, at)
-    except (UrlError, ValueError) as exc:
-        raise UsageError(str(exc)) from exc
+        if args.batch is not None:
+            return _explain_batch_with_logins(loaded, args.batch, sys.stdout, at, lookups)
+        request = {
+            "url": args.url,
+            "agency": args.agency,
+            "user": args.user,
+            "client": args.client,
+            "device": args.device,
+        }
+        for warning in url_warnings(args.url):
+            print(f"aupgate explain: warning: {warning}", file=sys.stderr)
+        try:
+            if today_at:  # HH:MM: that time today, in the agency's own zone
+                policy, _, _ = _explain_one(loaded, request, at)
+                local_day = policy.schedule.local(at).date()
+                at = datetime.combine(local_day, dtime(int(today_at[1]), int(today_at[2])))
+            policy, decision, found = _explain_one(loaded, request, at, lookups)
+        except (UrlError, ValueError) as exc:
+            raise UsageError(str(exc)) from exc
+    finally:
+        if lookups is not None:
+            lookups.close()
     if args.json:
-        print(json.dumps(decision.to_json()))
+        print(json.dumps({**decision.to_json(), "groups": groups_json(policy, args.user, found)}))
     else:
-        print(render_decision(policy, decision, at))
+        print(render_decision(policy, decision, at, describe(policy, args.user, found)))
+    if found.problem is not None:
+        print(f"aupgate: {found.problem}", file=sys.stderr)
+        return 1  # the answer may not be what the gateway decides for that login
     return 0
 
 
@@ -245,7 +264,9 @@ def url_warnings(raw: str) -> list[str]:
     return warnings
 
 
-def _explain_one(loaded: _Loaded, request: dict[str, Any], at: datetime) -> tuple[Policy, Decision]:
+def _explain_one(loaded: _Loaded, request: dict[str, Any], at: datetime,
+                 lookups: DirectoryLookups | None = None,
+                 ) -> tuple[Policy, Decision, UserGroups]:
     """Decide one request given as a dict of the batch fields; raises ValueError/UrlError."""
     unknown = set(request) - {"url", "agency", "user", "client", "device", "at"}
     if unknown:
@@ -274,10 +295,11 @@ def _explain_one(loaded: _Loaded, request: dict[str, Any], at: datetime) -> tupl
             when = parse_moment(request["at"])
         except ValueError as exc:
             raise ValueError(f"'at': {exc}") from exc
-    facts = Facts(
-        url=parse_url(request["url"]), user=request.get("user"), client=client, device=device
-    )
-    return policy, decide(policy, loaded.index, facts, when)
+    user = request.get("user")
+    found = lookups.groups(policy, user) if user and lookups is not None else UserGroups()
+    facts = Facts(url=parse_url(request["url"]), user=found.name or user, client=client,
+                  device=device, directory_groups=found.keys)
+    return policy, decide(policy, loaded.index, facts, when), found
 
 
 def _explain_batch(loaded: _Loaded, path: Path, out: TextIO, now: datetime, jobs: int) -> int:
@@ -303,8 +325,52 @@ def _explain_batch(loaded: _Loaded, path: Path, out: TextIO, now: datetime, jobs
     return 1 if failures else 0
 
 
-def render_decision(policy: Policy, decision: Decision, at: datetime) -> str:
-    """The human answer to "why was this blocked?"."""
+def _asks_a_directory(policies: PolicySet) -> bool:
+    """Whether some agency names its users' groups from a directory (`directory:`)."""
+    return any(policy.directory is not None for policy in policies.policies.values())
+
+
+def _explain_batch_with_logins(loaded: _Loaded, path: Path, out: TextIO, now: datetime,
+                               lookups: DirectoryLookups | None = None) -> int:
+    """`_explain_batch` for policies with a directory: each line's user is looked up in it.
+
+    One process, line by line: directory lookups are network calls with their own cache, which
+    the multi-process batch pipeline (`lifecycle.batch`) does not make.
+    """
+    failures = 0
+    for number, line in _numbered_lines(path):
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("each line must be a JSON object")
+            policy, decision, found = _explain_one(loaded, request, now, lookups)
+            result: dict[str, Any] = {"line": number, **decision.to_json()}
+            if request.get("user"):
+                result["groups"] = groups_json(policy, request["user"], found)
+            if found.problem is not None:
+                failures += 1
+                result["error"] = f"{path}:{number}: {found.problem}"
+        except (ValueError, UrlError) as exc:
+            failures += 1
+            result = {"line": number, "error": f"{path}:{number}: {exc}"}
+        out.write(json.dumps(result) + "\n")
+    return 1 if failures else 0
+
+
+def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield number, line
+    except OSError as exc:
+        raise UsageError(f"--batch: cannot read {path}: {exc}") from exc
+
+
+def render_decision(policy: Policy, decision: Decision, at: datetime,
+                    groups: list[str] | None = None) -> str:
+    """The human answer to "why was this blocked?" (`groups`: the user's groups and where
+    each came from, `usergroups.describe`)."""
     local = policy.schedule.local(at)
     zone = policy.schedule.timezone.key
     others = [c for c in decision.all_categories if c not in decision.categories]
@@ -317,6 +383,7 @@ def render_decision(policy: Policy, decision: Decision, at: datetime) -> str:
         + (f"; also listed as {', '.join(others)}" if others else ""),
         f"  who      user {decision.user or '-'}, device {decision.device or 'unknown'}, "
         f"network {decision.network or '-'}",
+        *(groups or ()),
         f"  decided  by {_decided_by(policy, decision)}",
     ]
     for cid in decision.clauses:

@@ -33,6 +33,7 @@ import os
 import signal
 import time
 import weakref
+from collections.abc import Awaitable
 from datetime import date
 
 from mitmproxy import connection, ctx, http, tls
@@ -42,7 +43,7 @@ from mitmproxy.proxy import server_hooks
 from ..audit.log import AuditLog
 from ..content import detect_content, is_icy_response
 from ..engine import Decision
-from ..gateway import Gateway
+from ..gateway import Gateway, Snapshot
 from ..identity import Identity
 from ..pages import REQUEST_ACCESS_PATH, RESERVED_PREFIX, Page, page_for, refused_page, render
 from ..policy.model import STOPPING
@@ -63,6 +64,7 @@ from .guard import (
     refuse_unrecorded,
 )
 from .loginrealm import relabel_login
+from .logins import Logins
 from .resolver import ResolveOverride
 from .responses import answer, make_response, redirect, replace_streaming, respond
 from .shadow import Shadow
@@ -81,6 +83,7 @@ class Aupgate:
         self.audit: AuditLog = AuditLog([])
         self._audit_key: tuple[str, bool, str] | None = None
         self.decider = Decider()
+        self.logins = Logins(self)  # proxy logins of agencies with a directory (logins.py)
         self.warn = WarnFlow()
         self.access = AccessRequests()
         self.deadline = ResponseDeadline()  # the site's answer is due within a deadline
@@ -116,6 +119,7 @@ class Aupgate:
     def configure(self, updated: set[str]) -> None:
         o = ctx.options
         decider = self.decider
+        lifecycle.configure_logins(self.logins, o, updated, self.gateway)
         try:
             if "aupgate_fixed_time" in updated:
                 decider.freeze(opts.parse_fixed_time(o.aupgate_fixed_time))
@@ -129,7 +133,7 @@ class Aupgate:
                     logger.warning("aupgate: resolve override %s:%s -> %s:%s",
                                    host, port, addr, to_port)
                 with contextlib.suppress(RuntimeError):  # no loop yet: `running` installs it
-                    self._install_resolver(asyncio.get_running_loop())
+                    self.resolver.follow(asyncio.get_running_loop())
             if "aupgate_fault" in updated:
                 decider.fault = opts.parse_fault(o.aupgate_fault, os.environ)
             if "aupgate_warn_minutes" in updated:
@@ -167,40 +171,28 @@ class Aupgate:
 
     def _load_gateway(self) -> None:
         self.decider.gateway = lifecycle.load_gateway(
-            ctx.options, self._today, self.audit, self.decider.fixed_time)
+            ctx.options, self._today, self.audit, self.decider.fixed_time,
+            self.logins.directories.prepare)
 
     def running(self) -> None:
         loop = asyncio.get_running_loop()
         if self._watcher is None:
             self._watcher = loop.create_task(lifecycle.watch_files(
-                ctx.options, lambda: self.gateway, lambda: self.audit))
+                ctx.options, lambda: self.gateway, lambda: self.audit,
+                lambda gateway: self.logins.directories.sweep(gateway.current.policies,
+                                                              time.monotonic())))
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             # logrotate's `postrotate kill -HUP`: reopen the audit file now, not at the next line
             loop.add_signal_handler(signal.SIGHUP, self._reopen_audit)
-        self._note_stop_signals(loop)
-        self._install_resolver(loop)
+        # which signal stopped the proxy goes in `proxy_stop`; then it stops as mitmproxy does
+        lifecycle.stop_on_signals(loop, ctx.master, lambda how: setattr(self, "_stop_reason", how))
+        self.resolver.follow(loop)  # overridden names answer from aupgate_resolve
         self.shadow.start(lambda: ctx.options.aupgate_reload_seconds, self._today)
         self.budgets.start()
         if self._started is None:
             lifecycle.freeze_heap()  # once, before the first request: never after a reload
             self._started = time.monotonic()
-            self._record_start()
-
-    def _install_resolver(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Name lookups for overridden names answer from `aupgate_resolve` (see resolver.py)."""
-        if self.resolver.table:
-            self.resolver.install(loop)
-        else:
-            self.resolver.uninstall()
-
-    def _note_stop_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Remember which signal stopped the proxy (for `proxy_stop`), then stop as mitmproxy."""
-        lifecycle.stop_on_signals(loop, ctx.master, lambda name: setattr(
-            self, "_stop_reason", name))
-
-    def _record_start(self) -> None:
-        """The `proxy_start` event: where the gateway listens and what it enforces."""
-        lifecycle.record_start(self.audit, ctx.options, self.gateway, self.decider.fixed_time)
+            lifecycle.record_start(self.audit, ctx.options, self.gateway, self.decider.fixed_time)
 
     def _reopen_audit(self) -> None:
         self.audit.reopen()  # at once: logrotate's new file gets its first line now
@@ -214,28 +206,28 @@ class Aupgate:
                 await self._watcher
             self._watcher = None
         if self._started is not None:
-            try:
-                self.audit.event("proxy_stop", pid=os.getpid(), reason=self._stop_reason,
-                                 uptime_s=round(time.monotonic() - self._started, 3))
-            except Exception:
-                logger.exception("aupgate: could not record proxy_stop")
+            lifecycle.record_stop(self.audit, self._stop_reason, self._started)
             self._started = None
         self.resolver.uninstall()
+        await self.logins.directories.aclose()
         self.audit.close()
 
     # ------------------------------------------------------------------ CONNECT
 
     @guarded(fail_flow)
-    def http_connect(self, flow: http.HTTPFlow) -> None:
+    def http_connect(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         if flow.response or flow.error or not flow.live:
             # e.g. proxyauth already answered 407: the login prompt names the agency's gateway
             relabel_login(flow, self.decider, ctx.options.aupgate_login_realm)
-            return
+            return None
         if refuse_unrecorded(self.audit, flow, self._respond):
-            return
+            return None
+        snap = self.decider.snapshot()
+        ident = self.decider.identify(snap, flow.client_conn, flow.metadata)
+        return self.logins.then(flow, ident, lambda i: self._connect(flow, snap, i), True)
+
+    def _connect(self, flow: http.HTTPFlow, snap: Snapshot, ident: Identity) -> None:
         decider = self.decider
-        snap = decider.snapshot()
-        ident = decider.identify(snap, flow.client_conn, flow.metadata)
         host, port = flow.request.host, flow.request.port
         tunnel = Tunnel(ident)
         self._tunnels[flow.client_conn.id] = tunnel
@@ -302,22 +294,26 @@ class Aupgate:
     def client_disconnected(self, client: connection.Client) -> None:
         self._tunnels.pop(client.id, None)
         self.decider.forget_clients(client.id)
+        self.logins.forget(client.id)
 
     # ------------------------------------------------------------------ HTTP requests
 
     @guarded(fail_flow)
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
+    def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         if flow.response or flow.error or not flow.live:
             relabel_login(flow, self.decider, ctx.options.aupgate_login_realm)
-            return
+            return None
         if self.audit.refusing and refuse_unrecorded(self.audit, flow, self._respond):
-            return
+            return None
+        snap = self.decider.snapshot()
+        # identified per request: a reload may have moved the client to another policy
+        ident = self.decider.identify(snap, flow.client_conn, flow.metadata)
+        return self.logins.then(flow, ident, lambda i: self._request(flow, snap, i), False)
+
+    def _request(self, flow: http.HTTPFlow, snap: Snapshot, ident: Identity) -> None:
         req = flow.request
         decider = self.decider
-        snap = decider.snapshot()
         client = flow.client_conn
-        # identified per request: a reload may have moved the client to another policy
-        ident = decider.identify(snap, client, flow.metadata)
         tunnel = self._tunnels.get(client.id) if self._tunnels else None
         if tunnel is not None and tunnel.refuse:
             page = page_for("error", flow.id, req.host, shown_url(req), None, ident.policy)

@@ -98,11 +98,13 @@ class Decider:
                method: str = "GET", body: RequestBody | None = None) -> Decision:
         self.check_fault(point, url.host)
         assert ident.policy is not None
+        groups = ident.directory_groups
         if body is None or not body.sends_body:
-            facts = Facts(url=url, user=ident.user, client=ident.client, method=method)
+            facts = Facts(url=url, user=ident.user, client=ident.client, method=method,
+                          directory_groups=groups)
         else:  # an upload: its direction and what its body shows take part
             facts = Facts(url=url, user=ident.user, client=ident.client, method=method,
-                          sends_body=True, kinds=body.kinds)
+                          sends_body=True, kinds=body.kinds, directory_groups=groups)
         return decide(ident.policy, snap.index, facts, self.now())
 
     def decide_names(self, snap: Snapshot, ident: Identity, scheme: str, port: int,
@@ -164,7 +166,8 @@ class Decider:
             url = self.urls.url(scheme, host, port, path or "/", query)
             return self.decide(snap, ident, url, method=method, body=body), None, url
         policy = ident.policy
-        key = (id(policy), ident.client_text, ident.user, scheme, host, port, path, query)
+        key = (id(policy), ident.client_text, ident.user, ident.directory_groups, scheme, host,
+               port, path, query)
         known = self.decisions.get(snap, key)
         if known is None or self.fault is not None:
             url = self.urls.url(scheme, host, port, path or "/", query)
@@ -186,5 +189,5 @@ class Decider:
             path, _, query = req.path.partition("?")
             url = self.urls.url(req.scheme, req.host, req.port, path or "/", query)
         facts = Facts(url=url, user=ident.user, client=ident.client, method=flow.request.method,
-                      sends_body=sends_body)
+                      sends_body=sends_body, directory_groups=ident.directory_groups)
         return decide_content(policy, self.snapshot().index, facts, kinds, self.now())

@@ -62,6 +62,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "How often to look for changed policy and category files; 0 disables hot reload."),
     OptionSpec("aupgate_warn_minutes", int, 15,
                "How long a warn page's continue lasts, for that client, user and host."),
+    OptionSpec("aupgate_login_audit_minutes", int, 60,
+               "Directory logins: audit a `login` event at most once per user, client and "
+               "method in this many minutes; 0: none (failures are always audited)."),
     OptionSpec("aupgate_https_block", str, "page",
                "How a blocked HTTPS site that may be decrypted is answered: page (intercept and "
                "show the block page; clients must trust the agency CA) or refuse (refuse the "

@@ -85,6 +85,13 @@ class ResolveOverride:
         setattr(loop, "getaddrinfo", getaddrinfo)  # noqa: B010 - an instance override
         self._loop, self._installed = loop, getaddrinfo
 
+    def follow(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Installed on `loop` while the table has overrides (`aupgate_resolve`), else not."""
+        if self.table:
+            self.install(loop)
+        else:
+            self.uninstall()
+
     def uninstall(self) -> None:
         loop, self._loop = self._loop, None
         if loop is not None and vars(loop).get("getaddrinfo") is self._installed:

@@ -94,6 +94,11 @@ KINDS: dict[str, Kind] = {
         407, "Sign in to use the internet",
         "The agency's internet gateway needs your network user name and password.",
         "Sign in with your usual network account. If it is refused, contact the help desk."),
+    "login-unavailable": Kind(
+        503, "The sign-in service cannot be reached, so the gateway cannot let you in",
+        "The directory that checks agency logins did not answer the gateway.",
+        "Try again in a few minutes. If it persists, contact the help desk.",
+        "retry"),
     "request-sent": Kind(
         200, "Your request for access was sent",
         "Your explanation was recorded with the block, for the people who grant exceptions.",

@@ -5,8 +5,9 @@ so an administrator fixes a file in one pass. A policy with errors is never retu
 reload therefore leaves the last good policy in force. See `docs/policy-language.md`.
 
 Each section of the file has its reader in `sections/` (schedule, identity, rules, sites, lists,
-grants, pac); the checks across sections and across agencies are in `checks.py`; this module reads
-the top level, the document and clauses, and a directory of files.
+grants, pac, helpdesk, controls, directory); the checks across sections and across agencies are
+in `checks.py`; this module reads the top level, the document and clauses, and a directory of
+files.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .retirement import RETIRED_FILE, parse_retired
 from .schedule import WINDOWS
 from .sections.budgets import read_budgets
 from .sections.controls import read_controls, read_publishing
+from .sections.directory import read_directory
 from .sections.grants import read_grants
 from .sections.helpdesk import read_help_desk
 from .sections.identity import read_identity
@@ -66,10 +68,12 @@ _TOP_KEYS = (
     "tenants",
     "safe_search",
     "budgets",
+    "directory",
+    "kerberos",
 )
 _OPTIONAL_TOP = frozenset(
     {"identity", "allow", "deny", "grants", "never_decrypt", "pac", "limits", "categories",
-     "help_desk", "publishing", "tenants", "safe_search", "budgets"}
+     "help_desk", "publishing", "tenants", "safe_search", "budgets", "directory", "kerberos"}
 )
 _REQUIRED_TOP = tuple(key for key in _TOP_KEYS if key not in _OPTIONAL_TOP)
 
@@ -121,6 +125,7 @@ def _build_policy(
     document = read_document(reader, top)
     schedule = read_schedule(reader, top, today)
     networks, groups = read_identity(reader, top)
+    directory, kerberos = read_directory(reader, top, groups)
     clauses = read_clauses(reader, top)
     scope = RuleScope(
         schedule=schedule,
@@ -153,9 +158,12 @@ def _build_policy(
         return None
     assert agency and name and contact and document and schedule and default  # for mypy
     user_groups: dict[str, set[str]] = {}
+    directory_groups: dict[str, set[str]] = {}
     for group in groups.values():
         for member in group.members:
             user_groups.setdefault(member, set()).add(group.name)
+        for key in group.directory_keys:
+            directory_groups.setdefault(key, set()).add(group.name)
     return Policy(
         agency=agency,
         name=name,
@@ -178,7 +186,10 @@ def _build_policy(
         publishing=publishing,
         controls=controls,
         budgets=tuple(budgets),
+        directory=directory,
+        kerberos=kerberos,
         _user_groups={u: frozenset(g) for u, g in user_groups.items()},
+        _directory_groups={k: frozenset(g) for k, g in directory_groups.items()},
     )
 
 
