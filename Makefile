@@ -39,6 +39,7 @@ test: $(STAMP)
 	$(BIN)/ruff check addon tests bench
 	$(BIN)/mypy
 	$(BIN)/aupgate check --policy-dir policies
+	$(BIN)/aupgate test tests/conformance --policy-dir policies --min-coverage 100
 	$(BIN)/pytest
 
 ## The inner loop (under a minute): lint, types and the unit tests, without the tests marked

@@ -10,7 +10,13 @@ agencies, every time window, state and personal devices) and times:
 - `decide()` on a cold stream: every URL is new (unique path), so nothing is memoised;
 - `parse_url()` + `decide()` from raw URL text (the whole pure pipeline), warm.
 
+With `--batch`, it times replay instead: `aupgate explain --batch --json` as an administrator runs
+it (a fresh process, start-up included, on both cores and on one) over a file of `--requests` URLs
+of the same mix, and, where squidGuard is installed, one squidGuard process on the same URLs and the
+UT1 lists aupgate ships (bench/squidguard.py), printing each rate and the ratio from the same run.
+
 Usage: .venv/bin/python bench/decisions.py [--seconds 3] [--requests 20000]
+       .venv/bin/python bench/decisions.py --batch [--requests 120000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -21,10 +27,16 @@ import gzip
 import ipaddress
 import random
 import resource
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from aupgate.categories.cache import load_index
 from aupgate.engine import Facts, decide
@@ -106,11 +118,107 @@ def cold_rate(cold: list, index) -> float:  # type: ignore[no-untyped-def,type-a
     return per_second
 
 
+def batch_rates(count: int, repeat: int) -> None:
+    """`aupgate explain --batch --json` and squidGuard on the same `count` URLs, start-up included;
+    the best of `repeat` runs of each (the machine is shared), and the ratio."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import squidguard  # a sibling bench module, needed only for --batch
+
+    work = build_workload(random.Random(20261122), count)
+    aupgate = str(Path(sys.executable).with_name("aupgate"))
+    with tempfile.TemporaryDirectory(prefix="aupgate-batch-") as scratch:
+        home = Path(scratch)
+        requests = home / "requests.jsonl"
+        requests.write_bytes(b"".join(
+            orjson.dumps({"url": url, "agency": agency, "at": when.isoformat(),
+                          **({"device": device} if device else {})}) + b"\n"
+            for url, agency, device, when in work
+        ))
+        print(f"{count:,} requests in {requests} ({requests.stat().st_size / 1e6:.1f} MB)")
+        rates: dict[str, float] = {}
+        cpu_rates: dict[str, float] = {}
+        blocked: dict[str, int] = {}
+        for label, jobs in (("aupgate explain --batch --json", []),
+                            ("aupgate explain --batch --json --jobs 1", ["--jobs", "1"])):
+            argv = [aupgate, "explain", "--batch", str(requests), "--json", *jobs]
+            best, cpu, out = _timed(argv, repeat)
+            lines = out.splitlines()
+            assert len(lines) == count, (len(lines), count)
+            blocked[label] = sum(b'"action":"block"' in line for line in lines)
+            rates[label] = count / best
+            cpu_rates[label] = count / cpu
+        # the same requests replayed by `diff`: each decided under the policies in force and
+        # under a candidate (here the same directory, so nothing changes): two decisions each
+        label = "aupgate diff --batch (2 decisions each)"
+        argv = [aupgate, "diff", "--candidate", str(ROOT / "policies"), "--batch", str(requests),
+                "--json", "--fail-on", "never"]
+        best, cpu, out = _timed(argv, repeat)
+        summary = orjson.loads(out)
+        assert (summary["requests"], summary["changed"]) == (count, 0), summary
+        blocked[label] = 0
+        rates[label] = count / best
+        cpu_rates[label] = count / cpu
+        if shutil.which("squidGuard") or Path(squidguard.SQUIDGUARD).exists():
+            config, entries = squidguard.prepare(ROOT / "categories" / "ut1", home / "squidguard")
+            urls = [url for url, _agency, _device, _when in work]
+            best = cpu = float("inf")
+            for _ in range(repeat):
+                before = _children_cpu()
+                seconds, answers = squidguard.run(config, urls)
+                best = min(best, seconds)
+                cpu = min(cpu, _children_cpu() - before)
+            label = f"squidGuard ({entries:,} UT1 list lines)"
+            rates[label] = count / best
+            cpu_rates[label] = count / cpu
+            blocked[label] = answers.count(b"rewrite-url=")
+        else:
+            print("squidGuard is not installed: no ratio")
+        peer = next((label for label in rates if label.startswith("squidGuard")), None)
+        print(f"wall clock, start-up included, best of {repeat}; then per CPU second (user + "
+              "system of all the command's processes), which a busy machine disturbs less")
+        for label, per_second in rates.items():
+            ratio = f"{per_second / rates[peer]:5.2f}x" if peer else ""
+            cpu_ratio = f"{cpu_rates[label] / cpu_rates[peer]:5.2f}x" if peer else ""
+            note = f"({blocked[label]:,} blocked)" if blocked[label] else "(nothing changed)"
+            print(f"{label:<44} {per_second:>8,.0f} /s {ratio}   {cpu_rates[label]:>8,.0f} "
+                  f"/CPU s {cpu_ratio}   {note}")
+
+
+def _timed(argv: list[str], repeat: int) -> tuple[float, float, bytes]:
+    """The best wall-clock and CPU seconds of `repeat` runs of `argv`, and its output."""
+    best = cpu = float("inf")
+    out = b""
+    for _ in range(repeat):
+        before = _children_cpu()
+        started = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, check=False)
+        best = min(best, time.perf_counter() - started)
+        cpu = min(cpu, _children_cpu() - before)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr.decode()[-2000:]}")
+        out = done.stdout
+    return best, cpu, out
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process's finished children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--requests", type=int, default=None,
+                        help="requests in the mix (default 20000; 120000 with --batch)")
+    parser.add_argument("--batch", action="store_true",
+                        help="time explain --batch against squidGuard on the same URLs")
+    parser.add_argument("--repeat", type=int, default=3, help="with --batch: runs of each")
     args = parser.parse_args()
+    if args.batch:
+        batch_rates(args.requests or 120_000, args.repeat)
+        return
+    args.requests = args.requests or 20000
 
     started = time.perf_counter()
     index, report = load_index(ROOT / "categories" / "sources.yaml")

@@ -53,6 +53,9 @@ IO_MODULES = {
     "aupgate.directory.ldap": "searches and binds against the directory (network I/O)",
     "aupgate.directory.negotiate": "reads the Kerberos keytab",
     "aupgate.policy.logo": "reads the help desk logo a policy names, to embed it in the pages",
+    "aupgate.lifecycle.parallel": "reads replay input in blocks and forks worker processes",
+    "aupgate.shadowset": "watches and reloads the shadow policy directory",
+    "aupgate.budgetstore": "the budget database (SQLite) and its default path (environment)",
 }
 
 _CLOCK_FUNCTIONS = {
@@ -67,7 +70,7 @@ _IO_CALLS = {
     "chmod", "fdopen", "mkstemp", "readinto", "execv", "mmap", "flock", "copyfile", "copytree",
     "cwd", "home", "getenv",
 }
-_IO_MODULES_IMPORTED = {"subprocess", "fcntl", "shutil", "mmap", "tempfile"}
+_IO_MODULES_IMPORTED = {"subprocess", "fcntl", "shutil", "mmap", "tempfile", "multiprocessing"}
 
 
 # --------------------------------------------------------------------------- reading the tree

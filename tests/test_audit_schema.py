@@ -246,6 +246,68 @@ EVENTS: list[tuple[str, dict[str, Any]]] = [
     ),
     ("proxy_stop", {"pid": 42, "reason": "SIGTERM", "uptime_s": 12.5}),
     ("audit_probe", {"request_id": "p1", "host": "www.example.org"}),
+    (
+        "shadow_loaded",
+        {"directory": "/etc/aupgate/candidate", "digest": DIGEST, "reload": False,
+         "agencies": ["lab"], "agency_digests": {"lab": DIGEST}, "warnings": []},
+    ),
+    (
+        "shadow_load_failed",
+        {"directory": "/etc/aupgate/candidate", "digest": DIGEST,
+         "errors": ["candidate/lab.yaml:3: rules[0].action: unknown action 'blok'"],
+         "kept": None},
+    ),
+    (
+        "shadow_diff",
+        {"request_id": "s1", "phase": "request", "client": "10.20.1.5", "user": None,
+         "agency": "lab", "policy_digest": DIGEST, "method": "GET", "scheme": "http",
+         "host": "www.facebook.com", "path": "/", "categories": ["social-networking"],
+         "window": "work", "action": "warn", "rule": "social-warn", "clauses": ["2"],
+         "step": "rule", "shadow_agency": "lab", "shadow_digest": DIGEST,
+         "shadow_action": "block", "shadow_rule": "social-warn", "shadow_clauses": ["2"],
+         "shadow_step": "rule", "change": "stricter", "suppressed": 0},
+    ),
+    (
+        "budget_spent",
+        {"agency": "lab", "budget": "webmail-minutes", "subject": "client:10.20.1.5",
+         "day": "2026-11-24", "used": 30, "limit": 30, "unit": "minutes", "action": "block",
+         "clauses": ["8"], "user": None, "client": "10.20.1.5", "request_id": "b1",
+         "host": "mail.yahoo.com"},
+    ),
+    (
+        "decision",
+        {"request_id": "b2", "phase": "request", "client": "10.20.1.5", "user": None,
+         "agency": "lab", "policy_digest": DIGEST, "method": "GET", "scheme": "http",
+         "host": "mail.yahoo.com", "path": "/", "categories": ["webmail"],
+         "rule": "webmail-minutes", "clauses": ["8"], "action": "block", "step": "budget",
+         "window": "work", "grant": None, "enforced": "blocked", "status": 403, "bytes": 512,
+         "budget": "webmail-minutes", "budget_used": 30, "budget_limit": 30,
+         "budget_unit": "minutes"},
+    ),
+    # directory logins (aupgate.mitm.loginaudit), as the proxy writes them
+    (
+        "login",
+        {"request_id": "l1", "agency": "lab", "client": "10.20.1.5", "user": "alice",
+         "method": "negotiate", "source": "directory", "groups": ["engineers", "staff"],
+         "principal": "alice@AGENCY.EXAMPLE"},
+    ),
+    (
+        "login_failed",
+        {"user": "alice", "reason": "bad_credentials", "detail": "invalidCredentials",
+         "source": "directory", "request_id": "l2", "agency": "lab", "client": "10.20.1.5",
+         "method": "basic", "suppressed": 3},
+    ),
+    (
+        "login_failed",
+        {"method": "negotiate", "user": "bob@OTHER.EXAMPLE", "reason": "foreign_realm",
+         "detail": "realm OTHER.EXAMPLE is not accepted", "request_id": "l3", "agency": "lab",
+         "client": "10.20.1.5"},
+    ),
+    (
+        "directory_unavailable",
+        {"user": "alice", "detail": "ldaps://dc1: [Errno 111] Connection refused",
+         "request_id": "l4", "agency": "lab", "client": "10.20.1.5", "method": "basic"},
+    ),
 ]
 
 

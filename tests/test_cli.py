@@ -342,7 +342,7 @@ def test_batch_good_lines(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     assert results[3]["grant"] == "gis-dropbox"
 
 
-JSON_AT_1_2 = "line 1 column 2 (char 1)"
+JSON_AT_1_2 = "unexpected character, expected a string key: line 1 column 2 (char 1)"
 
 
 def test_batch_bad_lines(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -366,7 +366,7 @@ def test_batch_bad_lines(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
     assert code == 1
     errors = [(r["line"], r.get("error")) for r in results]
     assert errors == [
-        (1, f"{path}:1: Expecting property name enclosed in double quotes: {JSON_AT_1_2}"),
+        (1, f"{path}:1: {JSON_AT_1_2}"),
         (2, f"{path}:2: each line must be a JSON object"),
         (3, f"{path}:3: 'url' is required and must be text"),
         (4, f"{path}:4: unknown agency 'gamma' (known: alpha, beta)"),

@@ -486,6 +486,7 @@ def test_decision_json(alpha: Policy, index: CategoryIndex) -> None:
         "grant": None,
         "intercept": "auto",
         "direction": "read",
+        "relaxed": [],
     }
 
 

@@ -36,11 +36,44 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Policy:
 def test_example_uses_every_top_level_key(example: Policy) -> None:
     """The example shows every optional section, so readers see each in context."""
     assert example.networks and example.groups
-    assert example.grants and example.allow and example.deny and example.never_decrypt
+    assert example.grants and example.budgets and example.allow and example.deny
+    assert example.never_decrypt
     assert example.pac is not None and example.transfer_limit_bytes == 500 * 1024 * 1024
     assert example.schedule.holidays.by_rule and example.controls.tenants is not None
     assert example.controls.safe_search is not None
     assert "Partner data portal" in example.publishing.services()
+    assert example.directory is not None and example.kerberos is not None
+    assert example.groups["communications"].directory == ("Communications Office",)
+
+
+def test_every_yaml_block_that_is_a_policy_fragment_loads(tmp_path: Path) -> None:
+    """The fragments of the directory sections (Directory groups, Directory logins), put into
+    the complete example, load without a problem."""
+    text = DOC.read_text(encoding="utf-8")
+    complete = re.search(r"```yaml\n(.*?)```", text.split("## A complete example", 1)[1],
+                         re.DOTALL)
+    assert complete is not None
+    base = complete.group(1)
+    for heading in ("### Directory groups", "## Directory logins"):
+        fragment = re.search(r"```yaml\n(.*?)```", text.split(heading, 1)[1], re.DOTALL)
+        assert fragment is not None, heading
+        merged = _merge(base, fragment.group(1))
+        path = tmp_path / "example-agency.yaml"
+        path.write_text(merged, encoding="utf-8")
+        policy, problems = load_policy(path, today=date(2026, 11, 22))
+        assert [str(p) for p in problems] == [], heading
+        assert policy is not None
+
+
+def _merge(base: str, fragment: str) -> str:
+    """The base policy with the fragment's top-level sections replacing its own."""
+    data = yaml.safe_load(base)
+    for key, value in yaml.safe_load(fragment).items():
+        if key == "identity":
+            data["identity"]["groups"].update(value["groups"])
+        else:
+            data[key] = value
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 @pytest.mark.parametrize(

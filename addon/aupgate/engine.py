@@ -6,6 +6,13 @@ precedence it implements is the one `docs/policy-language.md` documents: deny li
 (except for what the request carries: transfer rules judge allow-listed sites too), first
 matching rule (relaxed by a live grant), default; then the port policy, which turns anything
 short of a block on a port it keeps shut into its own block.
+
+A grant relaxes only the rule it names. When the user holds a live grant for the first matching
+rule, the walk goes on: the next matching rule applies too, unless a grant the user holds relaxes
+it as well, and so on; the decision is the strictest of the relaxed rules and the first matching
+rule no grant of the user relaxes (on a tie, the earliest). When every matching rule is relaxed,
+the strictest relaxed one decides (the default is for requests no rule matches). So a grant on
+the adult rule does not let its holder past a later messaging block for a site that is both.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from .ports import port_allowed
 
 __all__ = ["Decision", "Facts", "Step", "decide", "decide_content", "direction_of", "strictest"]
 
-Step = Literal["ports", "deny-list", "allow-list", "rule", "grant", "default"]
+Step = Literal["ports", "deny-list", "allow-list", "rule", "grant", "default", "budget"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,8 @@ class Facts:
     method: str = "GET"
     sends_body: bool = False  # the request carries a body (an upload); publishing is worked out
     kinds: frozenset[str] = frozenset()  # content kinds the request's own body shows
+    # the match keys of the directory groups the login reported (directory.membership_keys)
+    directory_groups: frozenset[str] = frozenset()
 
 
 class Decision(NamedTuple):
@@ -77,6 +86,9 @@ class Decision(NamedTuple):
     grant: str | None = None
     intercept: str = "auto"
     direction: str = "read"
+    relaxed: tuple[tuple[str, str], ...] = ()
+    """(rule, grant) pairs: earlier matching rules that a grant of this user relaxed on the way
+    to the rule that decided (empty when the first matching rule decided, relaxed or not)."""
 
     def to_json(self) -> dict[str, Any]:
         """The object `aupgate explain --json` prints, one per decision."""
@@ -99,6 +111,7 @@ class Decision(NamedTuple):
             "grant": self.grant,
             "intercept": self.intercept,
             "direction": self.direction,
+            "relaxed": [{"rule": rule, "grant": grant} for rule, grant in self.relaxed],
         }
 
 
@@ -166,7 +179,7 @@ class _RuleTable:
     url_bits: dict[str, tuple[tuple[str, int], ...]]
     uses_users: bool
     grants_by_rule: dict[str, tuple[Grant, ...]]
-    selections: dict[tuple[Any, ...], int]
+    selections: dict[tuple[Any, ...], tuple[int, ...]]
     networks: dict[IPAddress | None, Network | None]
     sites: dict[tuple[str, str], _SiteFacts]
     sites_index: CategoryIndex | None = None  # the index `sites` was computed with
@@ -283,11 +296,17 @@ def _decide(
     network_name = network.name if network else None
     device = facts.device or (network.device if network else None)
     user = facts.user.lower() if facts.user else None
-    groups = policy.groups_of(user)
+    groups = policy.groups_of(user, facts.directory_groups)
     categories = site.categories
     direction = direction_of(policy, facts)
 
-    def verdict(v: Verdict, step: Step, rule: str, grant: str | None = None) -> Decision:
+    def verdict(
+        v: Verdict,
+        step: Step,
+        rule: str,
+        grant: str | None = None,
+        relaxed: tuple[tuple[str, str], ...] = (),
+    ) -> Decision:
         return Decision(
             action=v.action,
             agency=policy.agency,
@@ -307,6 +326,7 @@ def _decide(
             grant=grant,
             intercept="never" if site.never_decrypt else "auto",
             direction=direction,
+            relaxed=relaxed,
         )
 
     def allow_listed() -> Decision:
@@ -338,10 +358,11 @@ def _decide(
         direction,
         site.site_mask,
     )
-    chosen = table.selections.get(key)
-    if chosen is None:
-        chosen = _first_rule(
+    chain = table.selections.get(key)
+    if chain is None:
+        chain = _matching_chain(
             policy,
+            table,
             mode,
             categories,
             window,
@@ -353,29 +374,62 @@ def _decide(
             direction,
             site.site_mask,
         )
-        remember(table.selections, key, chosen, _MEMO_LIMIT)
-    if chosen < 0:
+        remember(table.selections, key, chain, _MEMO_LIMIT)
+    if not chain:
         if content_only:
             return None
         if mode == _TRANSFER:
             return allow_listed()
         return verdict(policy.default, "default", "default")
 
-    rule = policy.rules[chosen]
-    for grant in table.grants_by_rule.get(rule.id, ()):
+    rules = policy.rules
+    if len(chain) == 1 and rules[chain[0]].id not in table.grants_by_rule:
+        rule = rules[chain[0]]  # the common case: no grant could relax the rule that matched
+        return verdict(Verdict(rule.action, rule.clauses, rule.reason), "rule", rule.id)
+    best: Decision | None = None
+    relaxed: list[tuple[str, str]] = []
+    for i in chain:
+        rule = rules[i]
+        grant = _live_grant(policy, table, rule.id, user, groups, now)
+        if grant is None:
+            decided = verdict(
+                Verdict(rule.action, rule.clauses, rule.reason), "rule", rule.id,
+                relaxed=tuple(relaxed),
+            )
+            if best is None or SEVERITY[decided.action] > SEVERITY[best.action]:
+                return decided
+            return best
+        relaxed_verdict = Verdict(
+            grant.action,
+            rule.clauses,
+            f"{grant.reason} (exception approved by {grant.approved_by}, "
+            f"until {grant.expires.isoformat()})",
+        )
+        decided = verdict(relaxed_verdict, "grant", rule.id, grant.id, tuple(relaxed))
+        if best is None or SEVERITY[decided.action] > SEVERITY[best.action]:
+            best = decided
+        relaxed.append((rule.id, grant.id))
+    assert best is not None  # the chain is not empty
+    return best
+
+
+def _live_grant(
+    policy: Policy,
+    table: _RuleTable,
+    rule_id: str,
+    user: str | None,
+    groups: frozenset[str],
+    now: datetime,
+) -> Grant | None:
+    """The first grant that relaxes `rule_id` for this user at `now`, if any."""
+    for grant in table.grants_by_rule.get(rule_id, ()):
         # Holders first: the agency-local date costs a time-zone conversion, needed only when
         # this user could hold the grant.
         if grant.holders_include(user, groups) and grant.applies(
-            rule.id, user, groups, policy.schedule.local(now).date()
+            rule_id, user, groups, policy.schedule.local(now).date()
         ):
-            relaxed = Verdict(
-                grant.action,
-                rule.clauses,
-                f"{grant.reason} (exception approved by {grant.approved_by}, "
-                f"until {grant.expires.isoformat()})",
-            )
-            return verdict(relaxed, "grant", rule.id, grant.id)
-    return verdict(Verdict(rule.action, rule.clauses, rule.reason), "rule", rule.id)
+            return grant
+    return None
 
 
 _ALL, _TRANSFER, _CONTENT = 0, 1, 2
@@ -393,8 +447,9 @@ def direction_of(policy: Policy, facts: Facts) -> str:
     return "upload"
 
 
-def _first_rule(
+def _matching_chain(
     policy: Policy,
+    table: _RuleTable,
     mode: int,
     categories: tuple[str, ...],
     window: str,
@@ -405,8 +460,14 @@ def _first_rule(
     kinds: frozenset[str],
     direction: str,
     site_mask: int,
-) -> int:
-    """Index of the first rule whose conditions hold, or -1 (the walk the memo saves)."""
+) -> tuple[int, ...]:
+    """The matching rules a decision may walk (the walk the memo saves): every matching rule up
+    to and including the first that no grant names, since nothing can relax that one.
+
+    It depends only on the memo key's facts; whether this user holds a live grant for a rule
+    in it is asked per request.
+    """
+    found: list[int] = []
     for i, rule in enumerate(policy.rules):
         if mode == _CONTENT and rule.match.content is None:
             continue
@@ -414,8 +475,10 @@ def _first_rule(
             continue
         if _holds(rule, i, categories, window, device, groups, user, network, kinds, direction,
                   site_mask):
-            return i
-    return -1
+            found.append(i)
+            if rule.id not in table.grants_by_rule:
+                break
+    return tuple(found)
 
 
 def _holds(

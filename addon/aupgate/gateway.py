@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -42,6 +42,8 @@ from .policy.retirement import RETIRED_FILE, removal_problems
 
 Part = Literal["policies", "categories"]
 Fingerprint = tuple[tuple[str, int, int], ...]
+Vet = Callable[[PolicySet], Sequence[Problem]]
+"""The edge's last word on a policy set before it is put in force (an error refuses it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +129,12 @@ class Gateway:
     shipped category index) and is meant for a worker thread. Only one reload runs at a time.
     """
 
-    def __init__(self, policy_dir: Path, categories: Path, today: Callable[[], date]) -> None:
+    def __init__(self, policy_dir: Path, categories: Path, today: Callable[[], date],
+                 vet: Vet | None = None) -> None:
         self.policy_dir = policy_dir
         self.categories = categories
         self._today = today
+        self._vet = vet
         self._lock = threading.Lock()
         self.default_agency: str | None = None  # set by the adapter: its removal is refused too
         self._sources_key: Fingerprint = ()
@@ -139,7 +143,7 @@ class Gateway:
         category_files = self._category_files()
         self._policy_seen = fingerprint(policy_files)
         self._category_seen = fingerprint(category_files)
-        policies = load_policy_dir(policy_dir, today=today())  # raises PolicyError
+        policies = self._load_policies()  # raises PolicyError
         index, report = load_index(categories)  # raises CategoryError
         self.category_warnings: tuple[Problem, ...] = report.problems
         self._index = index  # the compiled index in force, and the file it was read from
@@ -160,6 +164,15 @@ class Gateway:
             self._sources_key = key
             self._sources_files = _category_files(self.categories)
         return self._sources_files
+
+    def _load_policies(self) -> PolicySet:
+        """The policy directory, loaded and then vetted by the edge that will serve it (which
+        may refuse it, e.g. a directory password file it cannot read): PolicyError either way."""
+        policies = load_policy_dir(self.policy_dir, today=self._today())
+        problems = list(self._vet(policies)) if self._vet is not None else []
+        if any(p.severity == "error" for p in problems):
+            raise PolicyError(problems)
+        return policies
 
     @property
     def current(self) -> Snapshot:
@@ -212,7 +225,7 @@ class Gateway:
         if digest == self._snapshot.policy_digest:
             return ReloadOutcome("policies", True, digest)
         try:
-            policies = load_policy_dir(self.policy_dir, today=self._today())
+            policies = self._load_policies()
         except PolicyError as exc:
             return ReloadOutcome("policies", False, digest, exc.problems)
         old = self._snapshot

@@ -26,13 +26,15 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote
 
 import idna
-import tldextract
 
 from aupgate.errors import UrlError
+
+if TYPE_CHECKING:
+    import tldextract
 
 __all__ = [
     "host_and_kind",
@@ -240,18 +242,20 @@ def quoted(text: str) -> str:
 # --------------------------------------------------------------------------- domains
 
 
-def _make_extractor() -> tldextract.TLDExtract:
+@functools.cache
+def _extractor() -> tldextract.TLDExtract:
     """A suffix-list extractor that uses only the snapshot shipped inside tldextract.
 
     ``suffix_list_urls=()`` means nothing is ever fetched (and the environment variable that
     could add URLs is not read); ``cache_dir=None`` means nothing is read from or written to disk.
+    Made on first use: tldextract brings in `requests`, a fifth of a command's start-up, and
+    most commands never ask for a registered domain.
     """
+    import tldextract
+
     return tldextract.TLDExtract(
         cache_dir=None, suffix_list_urls=(), include_psl_private_domains=False
     )
-
-
-_EXTRACT: Final = _make_extractor()
 
 
 @functools.lru_cache(maxsize=16384)
@@ -267,7 +271,7 @@ def registered_domain(host: str) -> str:
     canonical, is_ip = host_and_kind(host)
     if is_ip:
         return canonical
-    parts = _EXTRACT(canonical)
+    parts = _extractor()(canonical)
     if parts.suffix:
         return f"{parts.domain}.{parts.suffix}" if parts.domain else canonical
     return ".".join(canonical.split(".")[-2:])
@@ -300,5 +304,5 @@ def looks_like_domain(name: str) -> bool:
     labels = text.split(".")
     if len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
         return False
-    parts = _EXTRACT(text)
+    parts = _extractor()(text)
     return bool(parts.suffix and parts.domain)

@@ -42,6 +42,8 @@ class Identity:
     user: str | None
     policy: Policy | None
     client_text: str = ""  # the address as text ("" when unknown), worked out once per connection
+    # the match keys of the user's directory groups (aupgate.directory.membership_keys)
+    directory_groups: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.client_text and self.client is not None:
@@ -52,9 +54,10 @@ class Identity:
         """The sha256 of the agency's policy file that decides for this client (audit)."""
         return self.policy.digest or None if self.policy is not None else None
 
-    def with_user(self, user: str | None) -> Identity:
-        """The same client and agency, with a proxy login."""
-        return Identity(self.client, user, self.policy, self.client_text)
+    def with_user(self, user: str | None,
+                  directory_groups: frozenset[str] = frozenset()) -> Identity:
+        """The same client and agency, with a proxy login (and its directory groups)."""
+        return Identity(self.client, user, self.policy, self.client_text, directory_groups)
 
 
 def identify(
@@ -64,6 +67,7 @@ def identify(
     *,
     agency: str | None = None,
     default_agency: str | None = None,
+    directory_groups: frozenset[str] = frozenset(),
 ) -> Identity:
     """The identity a request is decided under; `policy` is None when no agency applies.
 
@@ -71,6 +75,9 @@ def identify(
         agency: an agency chosen explicitly (`explain --agency`): it decides, whatever the
             address; an unknown id gives no policy.
         default_agency: the agency for a client in no agency's networks (`--default-agency`).
+        directory_groups: the match keys of the groups the directory reported for `user`
+            (`aupgate.directory.membership.membership_keys`); policy groups naming any of
+            them hold for the user.
     """
     if agency:
         policy = policies.policies.get(agency)
@@ -78,4 +85,4 @@ def identify(
         policy = policies.agency_for(client)
         if policy is None and default_agency:
             policy = policies.policies.get(default_agency)
-    return Identity(client, user, policy)
+    return Identity(client, user, policy, directory_groups=directory_groups)

@@ -100,6 +100,17 @@ class _LineLoader(_Nesting, yaml.SafeLoader):
     """SafeLoader whose mappings and sequences carry line numbers (1-based)."""
 
 
+_FastBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _FastLineLoader(_FastBase):  # type: ignore[misc]
+    """The same over libyaml's parser where PyYAML was built with it: ten times faster on a
+    policy file (the start-up of every command, and each reload). Its nodes carry the same
+    marks, so lines are the same; a file it refuses, or one nested near `MAX_DEPTH` (libyaml
+    composes without `_Nesting`), is parsed again by the Python parser, whose messages the tests
+    and the documentation show."""
+
+
 class _TextLineLoader(_Nesting, yaml.BaseLoader):
     """The same, with every scalar kept as the text written (YAML's BaseLoader resolves none)."""
 
@@ -141,9 +152,10 @@ def _construct_timestamp(loader: _LineLoader, node: yaml.ScalarNode) -> Any:
         return loader.construct_scalar(node)
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-_LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+for _loader in (_LineLoader, _FastLineLoader):
+    _loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    _loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+    _loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 _TextLineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _TextLineLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence
@@ -163,6 +175,14 @@ def load_yaml(
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise error([Problem(str(path), None, "", f"cannot read: {reason}")]) from exc
     loader = _TextLineLoader if text else _LineLoader
+    if not text:
+        try:
+            data = yaml.load(source, Loader=_FastLineLoader)  # noqa: S506 - a SafeLoader
+        except (yaml.YAMLError, RecursionError):
+            pass  # the Python parser below says what is wrong, in its own words
+        else:
+            if not _nests_near_limit(data):
+                return data
     try:
         return yaml.load(source, Loader=loader)  # noqa: S506 - SafeLoader/BaseLoader subclasses
     except TooDeepError as exc:
@@ -386,3 +406,22 @@ def kind_of(value: object) -> str:
 
 def join_field(field: str, key: str) -> str:
     return f"{field}.{key}" if field else key
+
+
+def _nests_near_limit(data: Any) -> bool:
+    """Whether mappings and lists nest `MAX_DEPTH` levels or more, or share a node (an alias:
+    walking it again could cost as much as expanding it), so the Python parser reads the file
+    again and `_Nesting` decides and locates any problem."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    seen: set[int] = set()
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(
+            item, list) else None
+        if children is None:
+            continue
+        if depth >= MAX_DEPTH or id(item) in seen:
+            return True
+        seen.add(id(item))
+        stack += [(child, depth + 1) for child in children]
+    return False

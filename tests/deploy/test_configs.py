@@ -76,6 +76,15 @@ def test_unit_is_hardened() -> None:
         assert line in text, f"aupgate.service lacks {line!r}"
 
 
+def test_unit_keeps_budgets_where_it_may_write() -> None:
+    """Budget counts go to the service's own state directory, the one place besides the logs and
+    the cache that ProtectSystem=strict leaves writable (not var/ under a read-only working
+    folder)."""
+    text = (DEPLOY / "systemd" / "aupgate.service").read_text()
+    assert "StateDirectory=aupgate\n" in text
+    assert "Environment=AUPGATE_STATE_DIR=/var/lib/aupgate\n" in text
+
+
 def test_haproxy_config_parses() -> None:
     """`haproxy -c` accepts the shipped configuration (the scale-out test runs it)."""
     haproxy = require("haproxy")

@@ -19,6 +19,10 @@ from slapd_server import BASE, SERVICE_DN, SERVICE_PASSWORD, SlapdServer, runnin
 
 from aupgate.directory import DirectorySettings, parse_directory_settings
 
+# the end-to-end tests' test CA and local upstreams, for the tests through a real `aupgate run`
+from e2e.conftest import certs as certs
+from e2e.conftest import upstreams as upstreams
+
 
 @pytest.fixture
 def clock() -> FakeClock:
@@ -90,6 +94,7 @@ def kerberos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kerberos]:
         for realm in (aup, other):
             realm.create()
         aup.add_user("alice", KERBEROS_PASSWORDS["alice"])
+        aup.add_user("carol", KERBEROS_PASSWORDS["carol"])  # in no policy group
         other.add_user("bob", KERBEROS_PASSWORDS["bob"])
         keytab, other_keytab = root / "http.keytab", root / "other-http.keytab"
         both, pc = root / "both-http.keytab", root / "pc1.keytab"
@@ -112,8 +117,10 @@ def kerberos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kerberos]:
 
 # --- Active Directory (Samba AD DC) -----------------------------------------------------------
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def samba_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaDc]:
+    """A DC per module (provisioning takes a few seconds): 127.0.0.1:389 is held only while
+    the Active Directory tests run, not for the rest of the session (see samba_server.py)."""
     with running_samba_dc(tmp_path_factory.mktemp("samba")) as dc:
         yield dc
 

@@ -44,4 +44,5 @@ class Kerberos:
         return self.root / f"ccache-{name}"
 
 
-KERBEROS_PASSWORDS = {"alice": "alice-kerberos:pw", "bob": "bob-kerberos-pw"}
+KERBEROS_PASSWORDS = {"alice": "alice-kerberos:pw", "bob": "bob-kerberos-pw",
+                      "carol": "carol-kerberos-pw"}

@@ -177,6 +177,12 @@ access to *
     by dn.exact="{SERVICE_DN}" read
     by self read
     by * none
+
+# the directory's own operation counters (cn=Monitor), read by the tests as the administrator
+database monitor
+access to *
+    by dn.exact="{ROOT_DN}" read
+    by * none
 """
 
 
@@ -253,6 +259,25 @@ class SlapdServer:
                                 check=False)
         if result.returncode != 0:
             raise RuntimeError(f"{command[0]} failed: {result.stderr.decode(errors='replace')}")
+
+
+    def operations(self) -> dict[str, int]:
+        """Operations the directory has completed, by kind (`Bind`, `Search`...), from its
+        monitor database; reading them costs one bind and one search, counted in the answer."""
+        result = subprocess.run(
+            ["ldapsearch", "-x", "-LLL", "-H", self.ldap_url, "-D", ROOT_DN, "-w", ROOT_PASSWORD,
+             "-b", "cn=Operations,cn=Monitor", "-s", "one", "(objectClass=*)",
+             "monitorOpCompleted"], capture_output=True, timeout=30, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"ldapsearch cn=Monitor failed: {result.stderr.decode()}")
+        counts: dict[str, int] = {}
+        kind = ""
+        for line in result.stdout.decode().splitlines():
+            if line.startswith("dn: cn="):
+                kind = line[len("dn: cn="):].split(",")[0]
+            elif line.startswith("monitorOpCompleted: "):
+                counts[kind] = int(line.split(": ", 1)[1])
+        return counts
 
 
 def _accepts(host: str, port: int) -> bool:

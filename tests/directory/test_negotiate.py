@@ -34,7 +34,7 @@ def acceptor(keytab: Path, principal: str | None = "HTTP/localhost@AUP.TEST",
 
 def ticket(kerberos: Kerberos, user: str, lifetime: str | None = None) -> Path:
     """kinit from the password into a credential cache of its own."""
-    realm = kerberos.aup if user == "alice" else kerberos.other
+    realm = kerberos.other if user == "bob" else kerberos.aup
     ccache = kerberos.ccache(f"{user}-{time.monotonic_ns()}")
     realm.kinit(f"{user}@{realm.name}", KERBEROS_PASSWORDS[user], ccache, lifetime)
     return ccache

@@ -356,6 +356,7 @@ def start_proxy(home: Path, certs: Certs, upstreams: Upstreams, *extra: str,
 
     `mitmdump`: start mitmproxy's own `mitmdump -s .../mitm/script.py` with the same settings as
     `--set` options instead, the way an administrator who runs mitmproxy themselves loads aupgate.
+    `fixed_time`: the frozen policy clock (mitmdump takes each option once).
     """
     if not (home / "policies").exists():
         shutil.copytree(FIXTURES / "policies", home / "policies")

@@ -13,10 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.util import load_yaml_guess_indent
-
 from aupgate.errors import CategoryError, Problem
 from aupgate.yamlsource import FieldReader, line_of, load_yaml
 
@@ -238,6 +234,12 @@ def edit_sources(sources_file: Path, items: Iterable[Mapping[str, str]]) -> None
     becomes a block list, one item per list, as the rest of the file has them.
     """
     text = sources_file.read_text(encoding="utf-8")
+    # ruamel.yaml only for editing (imported here: reading sources.yaml, on every start-up and
+    # reload, never needs it)
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.util import load_yaml_guess_indent
+
     data, indent, block_seq_indent = load_yaml_guess_indent(text) if text.strip() else (None, 2, 0)
     yaml = YAML()
     yaml.preserve_quotes = True

@@ -22,11 +22,14 @@ from aupgate import __version__
 from aupgate.errors import CategoryError, PolicyError
 
 from .audit import add_audit_parsers
+from .budgets import add_budgets_parser
 from .ca import add_ca_parser
 from .categories import add_categories_parser
 from .common import UsageError
+from .diff import add_diff_parser
 from .pac import add_pac_parser
 from .policy import add_policy_parsers
+from .policytest import add_test_parser
 from .run import add_run_parser
 
 __all__ = ["main"]
@@ -81,11 +84,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_policy_parsers(sub)
     for register in (
+        add_test_parser,
+        add_diff_parser,
         add_run_parser,
         add_pac_parser,
         add_audit_parsers,
         add_categories_parser,
         add_ca_parser,
+        add_budgets_parser,
     ):
         register(sub)
     return parser

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from datetime import time as dtime
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,13 +26,18 @@ from aupgate.categories.corrections import stale_problems
 from aupgate.categories.index import CategoryIndex
 from aupgate.categories.overrides import describe_effect
 from aupgate.engine import Decision, Facts, decide
-from aupgate.errors import PolicyError, UrlError
+from aupgate.errors import PolicyError, Problem, UrlError
 from aupgate.identity import identify
+from aupgate.lifecycle.batch import BatchState, explain_block
+from aupgate.lifecycle.parallel import default_jobs, file_blocks, ordered_map
+from aupgate.lifecycle.requests import RequestDecider
 from aupgate.normalise import parse_url
 from aupgate.paths import default_policy_dir
+from aupgate.policy.lint import lint_with_index
 from aupgate.policy.loader import load_policy_dir
 from aupgate.policy.model import DEVICES, Policy, PolicySet
 from aupgate.policy.schedule import parse_moment
+from aupgate.yamlsource import load_yaml
 
 from .common import (
     UsageError,
@@ -44,6 +50,7 @@ from .common import (
     parse_time,
     unknown_agency,
 )
+from .usergroups import DirectoryLookups, UserGroups, describe, groups_json
 
 __all__ = ["add_policy_parsers", "render_decision", "render_table"]
 
@@ -66,7 +73,10 @@ def add_policy_parsers(sub: Any) -> None:
     _common(explain)
     explain.add_argument("url", nargs="?", help="URL or host name to decide")
     explain.add_argument("--agency", help="agency id (default: the agency of --client)")
-    explain.add_argument("--user", help="proxy login name")
+    explain.add_argument("--user", help="proxy login name; with a directory: section, its "
+                         "groups are looked up there (the policy's service account)")
+    explain.add_argument("--no-directory", action="store_true",
+                         help="do not ask the directory for --user's groups")
     explain.add_argument("--client", help="client IP address")
     explain.add_argument("--device", choices=DEVICES, help="device class (default: from --client)")
     explain.add_argument(
@@ -79,6 +89,10 @@ def add_policy_parsers(sub: Any) -> None:
         type=Path,
         metavar="FILE.jsonl",
         help="decide one request per JSON line: url, agency, at, device, user, client",
+    )
+    explain.add_argument(
+        "--jobs", type=int, default=None,
+        help="with --batch: worker processes (default: one per core); output stays in order",
     )
     explain.set_defaults(func=cmd_explain)
 
@@ -136,6 +150,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"({unenforced} not enforceable at a proxy), {len(policy.grants)} grants "
             f"[{policy.source}]"
         )
+        if policy.directory is not None:  # the password file and keytab are read by the proxy
+            sso = " and Kerberos single sign-on" if policy.kerberos is not None else ""
+            print(f"  logins: directory {', '.join(policy.directory.urls)}{sso}")
         if policy.overrides is not None:  # the agency's amendments to the shared lists
             for line in describe_effect(policy.overrides, index):
                 print(f"  categories: {line}")
@@ -143,7 +160,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if index.corrections:
         first = index.corrections.items[0].file
         print(f"corrections: {len(index.corrections)} from {first}, {len(stale)} stale")
-    for problem in stale:
+    lint = _lint(policies, index)
+    for problem in [*stale, *lint]:
         print(problem)
     print(f"checked in {elapsed:.2f}s: {len(index)} distinct sites and URL prefixes in the index "
           "(fewer than the list entries above: a site on several lists, or listed twice, "
@@ -151,10 +169,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     if stale:
         print(f"{len(stale)} error(s): remove the stale corrections")
         return 1
-    if policies.warnings:
-        print(f"{len(policies.warnings)} warning(s)")
+    warnings = len(policies.warnings) + len(lint)
+    if warnings:
+        print(f"{warnings} warning(s)")
         return 1
     return 0
+
+
+def _lint(policies: PolicySet, index: CategoryIndex) -> list[Problem]:
+    """The checks that need the category lists: rule entries that never take effect, allow-list
+    entries that contradict a block rule (`policy.lint`)."""
+    found: list[Problem] = []
+    for _agency, policy in sorted(policies.policies.items()):
+        top = load_yaml(Path(policy.source))
+        if isinstance(top, dict):
+            found += lint_with_index(policy, top, index)
+    return found
 
 
 # --------------------------------------------------------------------------- explain
@@ -170,28 +200,42 @@ def cmd_explain(args: argparse.Namespace) -> int:
     at = now() if today_at else parse_time(args.at)
     loaded = _load(args, at.date())
     if args.batch is not None:
-        return _explain_batch(loaded, args.batch, sys.stdout, at)
-    request = {
-        "url": args.url,
-        "agency": args.agency,
-        "user": args.user,
-        "client": args.client,
-        "device": args.device,
-    }
-    for warning in url_warnings(args.url):
-        print(f"aupgate explain: warning: {warning}", file=sys.stderr)
+        jobs = args.jobs if args.jobs is not None else default_jobs()
+        if jobs < 1:
+            raise UsageError("--jobs must be at least 1")
+        if args.no_directory or not _asks_a_directory(loaded.policies):
+            return _explain_batch(loaded, args.batch, sys.stdout, at, jobs)
+    lookups = None if args.no_directory else DirectoryLookups()
     try:
-        if today_at:  # HH:MM: that time today, in the agency's own zone
-            policy, _ = _explain_one(loaded, request, at)
-            local_day = policy.schedule.local(at).date()
-            at = datetime.combine(local_day, dtime(int(today_at[1]), int(today_at[2])))
-        policy, decision = _explain_one(loaded, request, at)
-    except (UrlError, ValueError) as exc:
-        raise UsageError(str(exc)) from exc
+        if args.batch is not None:
+            return _explain_batch_with_logins(loaded, args.batch, sys.stdout, at, lookups)
+        request = {
+            "url": args.url,
+            "agency": args.agency,
+            "user": args.user,
+            "client": args.client,
+            "device": args.device,
+        }
+        for warning in url_warnings(args.url):
+            print(f"aupgate explain: warning: {warning}", file=sys.stderr)
+        try:
+            if today_at:  # HH:MM: that time today, in the agency's own zone
+                policy, _, _ = _explain_one(loaded, request, at)
+                local_day = policy.schedule.local(at).date()
+                at = datetime.combine(local_day, dtime(int(today_at[1]), int(today_at[2])))
+            policy, decision, found = _explain_one(loaded, request, at, lookups)
+        except (UrlError, ValueError) as exc:
+            raise UsageError(str(exc)) from exc
+    finally:
+        if lookups is not None:
+            lookups.close()
     if args.json:
-        print(json.dumps(decision.to_json()))
+        print(json.dumps({**decision.to_json(), "groups": groups_json(policy, args.user, found)}))
     else:
-        print(render_decision(policy, decision, at))
+        print(render_decision(policy, decision, at, describe(policy, args.user, found)))
+    if found.problem is not None:
+        print(f"aupgate: {found.problem}", file=sys.stderr)
+        return 1  # the answer may not be what the gateway decides for that login
     return 0
 
 
@@ -220,7 +264,9 @@ def url_warnings(raw: str) -> list[str]:
     return warnings
 
 
-def _explain_one(loaded: _Loaded, request: dict[str, Any], at: datetime) -> tuple[Policy, Decision]:
+def _explain_one(loaded: _Loaded, request: dict[str, Any], at: datetime,
+                 lookups: DirectoryLookups | None = None,
+                 ) -> tuple[Policy, Decision, UserGroups]:
     """Decide one request given as a dict of the batch fields; raises ValueError/UrlError."""
     unknown = set(request) - {"url", "agency", "user", "client", "device", "at"}
     if unknown:
@@ -249,22 +295,61 @@ def _explain_one(loaded: _Loaded, request: dict[str, Any], at: datetime) -> tupl
             when = parse_moment(request["at"])
         except ValueError as exc:
             raise ValueError(f"'at': {exc}") from exc
-    facts = Facts(
-        url=parse_url(request["url"]), user=request.get("user"), client=client, device=device
-    )
-    return policy, decide(policy, loaded.index, facts, when)
+    user = request.get("user")
+    found = lookups.groups(policy, user) if user and lookups is not None else UserGroups()
+    facts = Facts(url=parse_url(request["url"]), user=found.name or user, client=client,
+                  device=device, directory_groups=found.keys)
+    return policy, decide(policy, loaded.index, facts, when), found
 
 
-def _explain_batch(loaded: _Loaded, path: Path, out: TextIO, now: datetime) -> int:
-    """One JSON object per line; lines without `at` are decided at `now` (`--at` or the clock)."""
+def _explain_batch(loaded: _Loaded, path: Path, out: TextIO, now: datetime, jobs: int) -> int:
+    """One JSON object per line; lines without `at` are decided at `now` (`--at` or the clock).
+
+    Blocks of lines are decided in `jobs` processes and written in order (`lifecycle.batch`).
+    """
+    state = BatchState(RequestDecider(loaded.policies, loaded.index, now), str(path))
+    failures = 0
+    write = getattr(out, "buffer", None)
+    try:
+        blocks = (block for _path, block in file_blocks([path]))  # (data, first line)
+        for text, failed in ordered_map(partial(explain_block, state), blocks, jobs):
+            failures += failed
+            if write is not None:
+                write.write(text)
+            else:
+                out.write(text.decode("utf-8"))
+    except (OSError, EOFError) as exc:
+        raise UsageError(f"--batch: cannot read {path}: {exc}") from exc
+    if write is not None:
+        write.flush()
+    return 1 if failures else 0
+
+
+def _asks_a_directory(policies: PolicySet) -> bool:
+    """Whether some agency names its users' groups from a directory (`directory:`)."""
+    return any(policy.directory is not None for policy in policies.policies.values())
+
+
+def _explain_batch_with_logins(loaded: _Loaded, path: Path, out: TextIO, now: datetime,
+                               lookups: DirectoryLookups | None = None) -> int:
+    """`_explain_batch` for policies with a directory: each line's user is looked up in it.
+
+    One process, line by line: directory lookups are network calls with their own cache, which
+    the multi-process batch pipeline (`lifecycle.batch`) does not make.
+    """
     failures = 0
     for number, line in _numbered_lines(path):
         try:
             request = json.loads(line)
             if not isinstance(request, dict):
                 raise ValueError("each line must be a JSON object")
-            _policy, decision = _explain_one(loaded, request, now)
+            policy, decision, found = _explain_one(loaded, request, now, lookups)
             result: dict[str, Any] = {"line": number, **decision.to_json()}
+            if request.get("user"):
+                result["groups"] = groups_json(policy, request["user"], found)
+            if found.problem is not None:
+                failures += 1
+                result["error"] = f"{path}:{number}: {found.problem}"
         except (ValueError, UrlError) as exc:
             failures += 1
             result = {"line": number, "error": f"{path}:{number}: {exc}"}
@@ -282,8 +367,10 @@ def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise UsageError(f"--batch: cannot read {path}: {exc}") from exc
 
 
-def render_decision(policy: Policy, decision: Decision, at: datetime) -> str:
-    """The human answer to "why was this blocked?"."""
+def render_decision(policy: Policy, decision: Decision, at: datetime,
+                    groups: list[str] | None = None) -> str:
+    """The human answer to "why was this blocked?" (`groups`: the user's groups and where
+    each came from, `usergroups.describe`)."""
     local = policy.schedule.local(at)
     zone = policy.schedule.timezone.key
     others = [c for c in decision.all_categories if c not in decision.categories]
@@ -296,6 +383,7 @@ def render_decision(policy: Policy, decision: Decision, at: datetime) -> str:
         + (f"; also listed as {', '.join(others)}" if others else ""),
         f"  who      user {decision.user or '-'}, device {decision.device or 'unknown'}, "
         f"network {decision.network or '-'}",
+        *(groups or ()),
         f"  decided  by {_decided_by(policy, decision)}",
     ]
     for cid in decision.clauses:
@@ -313,7 +401,12 @@ def _decided_by(policy: Policy, decision: Decision) -> str:
     if decision.step in ("rule", "grant"):
         rule = next(r for r in policy.rules if r.id == decision.rule)
         where = f"{policy.source}:{rule.line}" if rule.line else policy.source
-        text = f"rule '{rule.id}' ({where}), the first matching rule"
+        if decision.relaxed:
+            passed = ", ".join(f"'{r}' (grant '{g}')" for r, g in decision.relaxed)
+            text = (f"rule '{rule.id}' ({where}), the first matching rule that no grant of "
+                    f"this user relaxes; grants relaxed only the earlier {passed}")
+        else:
+            text = f"rule '{rule.id}' ({where}), the first matching rule"
         if decision.step == "grant":
             text += f", relaxed by grant '{decision.grant}'"
         return text
@@ -322,6 +415,7 @@ def _decided_by(policy: Policy, decision: Decision) -> str:
         "deny-list": "the agency's deny list",
         "allow-list": "the agency's allow list",
         "default": "the policy default (no rule matched)",
+        "budget": f"the personal-use budget '{decision.rule}', spent for today",
     }[decision.step]
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aupgate.errors import Problem, ProblemsError
+from aupgate.yamlsource import kind_of
 
 NestedMode = Literal["auto", "in_chain", "walk", "off"]
 OnUnavailable = Literal["refuse", "grace"]
@@ -29,6 +30,7 @@ ON_UNAVAILABLE: tuple[OnUnavailable, ...] = ("refuse", "grace")
 _ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$|^[0-9]+(\.[0-9]+)+$")
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+MAX_REALM_LENGTH = 120
 _REALM = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -79,6 +81,7 @@ class DirectorySettings:
     grace_period: float = 0.0
     max_user_length: int = 256
     cache_size: int = 10000
+    realm: str | None = None  # the Basic realm (the login prompt's text); None: from the policy
 
     @property
     def group_search_base(self) -> str:
@@ -113,7 +116,7 @@ class _Reader:
     def mapping(self, value: object, field_path: str, allowed: tuple[str, ...],
                 parent: object = None, key: str | None = None) -> Mapping[str, Any]:
         if not isinstance(value, Mapping):
-            self.problem(parent, key, field_path, f"expected a mapping, got {_kind(value)}")
+            self.problem(parent, key, field_path, f"expected a mapping, got {kind_of(value)}")
             return {}
         for name in value:
             if name not in allowed:
@@ -129,8 +132,8 @@ class _Reader:
             return None
         value = parent[key]
         if not isinstance(value, str) or not value.strip():
-            self.problem(parent, key, field_path,
-                         f"expected a non-empty string, got {_kind(value)}")
+            self.problem(parent, key, field_path, "is empty" if isinstance(value, str)
+                         else f"expected text, got {kind_of(value)}")
             return None
         if any(ord(c) < 32 or ord(c) == 127 for c in value):
             self.problem(parent, key, field_path, "contains control characters")
@@ -238,23 +241,10 @@ def check_filter_template(template: str, placeholders: tuple[str, ...]) -> str |
     return None
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, str):
-        return "a string" if value.strip() else "an empty string"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return f"a {type(value).__name__}"
-
-
 _DIRECTORY_KEYS = ("url", "start_tls", "ca_file", "bind_dn", "bind_password_file", "base",
                    "user_filter", "user_name_attribute", "groups", "timeouts", "pool_size",
-                   "cache", "on_unavailable", "grace_period", "max_user_length")
+                   "cache", "on_unavailable", "grace_period", "max_user_length",
+                   "realm")
 _GROUP_KEYS = ("member_of", "search", "name_attribute", "nested", "nested_member_attribute",
                "max_depth")
 
@@ -295,6 +285,10 @@ def parse_directory_settings(raw: object, *, file: str, line_of: LineOf | None =
     if on_unavailable == "grace" and grace <= 0:
         r.problem(top, "on_unavailable", f"{f}.grace_period",
                   "required (and above zero) with on_unavailable: grace")
+    realm = r.string(top, "realm", f"{f}.realm")
+    if realm is not None and len(realm) > MAX_REALM_LENGTH:
+        r.problem(top, "realm", f"{f}.realm", f"longer than {MAX_REALM_LENGTH} characters")
+        realm = None
     settings = DirectorySettings(
         urls=urls, base=base or "", user_filter=user_filter or "(uid={user})",
         user_name_attribute=name_attr or "uid", bind_dn=bind_dn, bind_password_file=password_file,
@@ -315,6 +309,7 @@ def parse_directory_settings(raw: object, *, file: str, line_of: LineOf | None =
         grace_period=grace,
         max_user_length=int(r.number(top, "max_user_length", f"{f}.max_user_length", 256,
                                      minimum=1, maximum=1024, whole=True)),
+        realm=realm,
     )
     if r.problems:
         raise DirectorySettingsError(r.problems)

@@ -27,6 +27,7 @@ import os
 import signal
 import time
 import weakref
+from collections.abc import Awaitable
 from datetime import date
 
 from mitmproxy import connection, ctx, http, tcp, tls
@@ -36,7 +37,7 @@ from mitmproxy.proxy import server_hooks
 from ..audit.log import AuditLog
 from ..content import detect_content, is_icy_response
 from ..engine import Decision
-from ..gateway import Gateway
+from ..gateway import Gateway, Snapshot
 from ..identity import Identity
 from ..pages import REQUEST_ACCESS_PATH, RESERVED_PREFIX, Page, page_for, refused_page, render
 from ..policy.model import STOPPING
@@ -52,6 +53,7 @@ from . import (
 )
 from . import options as opts
 from .accessrequest import AccessRequests
+from .budgeting import Budgets
 from .deadline import ResponseDeadline
 from .deciding import Decider
 from .flowtext import response_headers, shown_url
@@ -66,8 +68,10 @@ from .guard import (
     refuse_unrecorded,
 )
 from .loginrealm import relabel_login
+from .logins import Logins
 from .resolver import ResolveOverride
 from .responses import answer, make_response, redirect, replace_streaming, respond
+from .shadow import Shadow
 from .state import ANSWERED, FlowRecord, FlowRecords, Tunnel
 from .transfer import counting_stream
 from .upstreamfailure import answer_failure
@@ -83,11 +87,14 @@ class Aupgate:
         self.audit: AuditLog = AuditLog([])
         self._audit_key: tuple[str, bool, str] | None = None
         self.decider = Decider()
+        self.logins = Logins(self)  # proxy logins of agencies with a directory (logins.py)
         self.warn = WarnFlow()
         self.access = AccessRequests()
         self.deadline = ResponseDeadline()  # the site's answer is due within a deadline
         self.records: FlowRecords = weakref.WeakKeyDictionary()
         self.resolver = ResolveOverride()
+        self.shadow = Shadow(self.decider, lambda: self.audit)  # a candidate, never enforced
+        self.budgets = Budgets(self.decider, lambda: self.audit)  # personal-use budgets
         self._tunnels: dict[str, Tunnel] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._started: float | None = None  # monotonic time of `running`, for proxy_stop
@@ -119,20 +126,12 @@ class Aupgate:
     def configure(self, updated: set[str]) -> None:
         o = ctx.options
         decider = self.decider
+        lifecycle.configure_logins(self.logins, o, updated, self.gateway)
         try:
             if "aupgate_fixed_time" in updated:
                 decider.freeze(opts.parse_fixed_time(o.aupgate_fixed_time))
-                if decider.fixed_time is not None:
-                    logger.warning("!!! aupgate: POLICY CLOCK FROZEN AT %s (aupgate_fixed_time); "
-                                   "every decision uses this time. Never use this in production.",
-                                   decider.fixed_time.isoformat())
             if "aupgate_resolve" in updated:
-                self.resolver.table = opts.resolve_table(o.aupgate_resolve)
-                for (host, port), (addr, to_port) in self.resolver.table.items():
-                    logger.warning("aupgate: resolve override %s:%s -> %s:%s",
-                                   host, port, addr, to_port)
-                with contextlib.suppress(RuntimeError):  # no loop yet: `running` installs it
-                    self._install_resolver(asyncio.get_running_loop())
+                self.resolver.configure(o.aupgate_resolve)
             if "aupgate_fault" in updated:
                 decider.fault = opts.parse_fault(o.aupgate_fault, os.environ)
             if "aupgate_warn_minutes" in updated:
@@ -155,6 +154,8 @@ class Aupgate:
             lifecycle.check_default_agency(ctx.options, self.gateway)
             decider.default_agency = o.aupgate_default_agency
             decider.forget_clients()  # cached agencies may change with the default
+        self.shadow.configure(o, updated, self._today)
+        self.budgets.configure(o, updated)
         lifecycle.enforce_options(o, updated)
 
     def _open_audit(self) -> None:
@@ -168,77 +169,65 @@ class Aupgate:
 
     def _load_gateway(self) -> None:
         self.decider.gateway = lifecycle.load_gateway(
-            ctx.options, self._today, self.audit, self.decider.fixed_time)
+            ctx.options, self._today, self.audit, self.decider.fixed_time,
+            self.logins.directories.prepare)
 
     def running(self) -> None:
         loop = asyncio.get_running_loop()
         if self._watcher is None:
             self._watcher = loop.create_task(lifecycle.watch_files(
-                ctx.options, lambda: self.gateway, lambda: self.audit))
+                ctx.options, lambda: self.gateway, lambda: self.audit,
+                lambda gateway: self.logins.directories.sweep(gateway.current.policies,
+                                                              time.monotonic())))
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             # logrotate's `postrotate kill -HUP`: reopen the audit file now, not at the next line
             loop.add_signal_handler(signal.SIGHUP, self._reopen_audit)
-        self._note_stop_signals(loop)
-        self._install_resolver(loop)
+        # which signal stopped the proxy goes in `proxy_stop`; then it stops as mitmproxy does
+        lifecycle.stop_on_signals(loop, ctx.master, lambda how: setattr(self, "_stop_reason", how))
+        self.resolver.follow(loop)  # overridden names answer from aupgate_resolve
+        self.shadow.start(lambda: ctx.options.aupgate_reload_seconds, self._today)
+        self.budgets.start()
         headlimits.listen(self._audit_head)  # refused heads are audited
         if self._started is None:
             lifecycle.freeze_heap()  # once, before the first request: never after a reload
             self._started = time.monotonic()
-            self._record_start()
-
-    def _install_resolver(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Name lookups for overridden names answer from `aupgate_resolve` (see resolver.py)."""
-        if self.resolver.table:
-            self.resolver.install(loop)
-        else:
-            self.resolver.uninstall()
-
-    def _note_stop_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Remember which signal stopped the proxy (for `proxy_stop`), then stop as mitmproxy."""
-        lifecycle.stop_on_signals(loop, ctx.master, lambda name: setattr(
-            self, "_stop_reason", name))
-
-    def _record_start(self) -> None:
-        """The `proxy_start` event: where the gateway listens and what it enforces."""
-        fields = lifecycle.start_fields(ctx.options, self.gateway, self.decider.fixed_time)
-        try:
-            self.audit.event("proxy_start", **fields)
-        except Exception:  # an unwritable log is reported by the writer; serving is decided there
-            logger.exception("aupgate: could not record proxy_start")
+            lifecycle.record_start(self.audit, ctx.options, self.gateway, self.decider.fixed_time)
 
     def _reopen_audit(self) -> None:
         self.audit.reopen()  # at once: logrotate's new file gets its first line now
 
     async def done(self) -> None:
         headlimits.forget(self._audit_head)
+        await self.shadow.stop()
+        await self.budgets.stop()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
             self._watcher = None
         if self._started is not None:
-            try:
-                self.audit.event("proxy_stop", pid=os.getpid(), reason=self._stop_reason,
-                                 uptime_s=round(time.monotonic() - self._started, 3))
-            except Exception:
-                logger.exception("aupgate: could not record proxy_stop")
+            lifecycle.record_stop(self.audit, self._stop_reason, self._started)
             self._started = None
         self.resolver.uninstall()
+        await self.logins.directories.aclose()
         self.audit.close()
 
     # ------------------------------------------------------------------ CONNECT
 
     @guarded(fail_flow)
-    def http_connect(self, flow: http.HTTPFlow) -> None:
+    def http_connect(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         if flow.response or flow.error or not flow.live:
             # e.g. proxyauth already answered 407: the login prompt names the agency's gateway
             relabel_login(flow, self.decider, ctx.options.aupgate_login_realm)
-            return
+            return None
         if refuse_unrecorded(self.audit, flow, self._respond):
-            return
+            return None
+        snap = self.decider.snapshot()
+        ident = self.decider.identify(snap, flow.client_conn, flow.metadata)
+        return self.logins.then(flow, ident, lambda i: self._connect(flow, snap, i), True)
+
+    def _connect(self, flow: http.HTTPFlow, snap: Snapshot, ident: Identity) -> None:
         decider = self.decider
-        snap = decider.snapshot()
-        ident = decider.identify(snap, flow.client_conn, flow.metadata)
         host, port = flow.request.host, flow.request.port
         tunnel = Tunnel(ident)
         self._tunnels[flow.client_conn.id] = tunnel
@@ -248,6 +237,8 @@ class Aupgate:
             events.audit_connect(self.audit, flow, ident, None, "refused")
             return
         decision, _ = decider.decide_names(snap, ident, "https", port, "/", "", [host], "connect")
+        if self.shadow.active:
+            self.shadow.connect(snap, ident, flow, decision)
         tunnel.connect_host = decision.host
         tunnel.connect_decision = decision
         never = decision.intercept == "never"
@@ -308,22 +299,26 @@ class Aupgate:
     def client_disconnected(self, client: connection.Client) -> None:
         self._tunnels.pop(client.id, None)
         self.decider.forget_clients(client.id)
+        self.logins.forget(client.id)
 
     # ------------------------------------------------------------------ HTTP requests
 
     @guarded(fail_flow)
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
+    def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         if flow.response or flow.error or not flow.live:
             relabel_login(flow, self.decider, ctx.options.aupgate_login_realm)
-            return
+            return None
         if self.audit.refusing and refuse_unrecorded(self.audit, flow, self._respond):
-            return
+            return None
+        snap = self.decider.snapshot()
+        # identified per request: a reload may have moved the client to another policy
+        ident = self.decider.identify(snap, flow.client_conn, flow.metadata)
+        return self.logins.then(flow, ident, lambda i: self._request(flow, snap, i), False)
+
+    def _request(self, flow: http.HTTPFlow, snap: Snapshot, ident: Identity) -> None:
         req = flow.request
         decider = self.decider
-        snap = decider.snapshot()
         client = flow.client_conn
-        # identified per request: a reload may have moved the client to another policy
-        ident = decider.identify(snap, client, flow.metadata)
         refused = requestshape.refusal(req)
         if refused is not None:  # oversized or malformed: answered before anything is decided
             self.records[flow] = requestshape.refuse(flow, ident, refused)
@@ -343,12 +338,19 @@ class Aupgate:
             return
         body = uploads.body_of(req, path, query, ident.policy.transfer_limit_bytes)
         decision, names, url = decider.decide_request(snap, ident, flow, path, query, body)
+        if self.shadow.active:
+            self.shadow.request(snap, ident, flow, decision, body)
         if names:  # the request named several hosts: each was decided
             events.audit_fronting(self.audit, flow.id, ident, names, "request")
         if tunnel is not None:  # inside a tunnel its CONNECT's decision holds (host, port)
             decision = rawtcp.within_tunnel(tunnel, decision)
+        extra = None
+        if ident.policy.budgets:
+            decision, extra = self.budgets.request(flow.id, req.host, ident, decision)
         record = self.records[flow] = FlowRecord.of_request(ident, decision, url, body)
         record.holder = take_holder(ident, req)  # the pass cookie never goes upstream
+        if extra:  # the budget's fields on the decision line
+            record.extra = {**(record.extra or {}), **extra}
         if decision.action in STOPPING:
             self._enforce(flow, decision, record)
         if flow.response is None and flow.error is None and failclosed.record_before_forwarding(
@@ -401,19 +403,9 @@ class Aupgate:
 
     def _enforce(self, flow: http.HTTPFlow, decision: Decision, record: FlowRecord) -> None:
         """Answer a block decision, or a warn decision without a live pass."""
-        ident = record.identity
-        url = shown_url(flow.request)
-        if decision.action == "warn":
-            if self.warn.has_pass(ident, decision.host, record.holder):
-                record.enforced = "pass-used"
-                return
-            page = self.warn.warn_page(flow, decision, ident, url)
-            record.enforced = "warned"
-        else:
-            page = page_for("block", flow.id, flow.request.host, url, decision, ident.policy,
-                            form_path=flow.request.path.partition("?")[0])
-            record.enforced = "blocked"
-        self._respond(flow, page, record)
+        page = self.warn.stop_page(flow, decision, record)
+        if page is not None:
+            self._respond(flow, page, record)
 
     def _respond(self, flow: http.HTTPFlow, page: Page, record: FlowRecord | None) -> None:
         """Answer with a page (`record`: what the audit line will say); a body too large to read
@@ -452,6 +444,8 @@ class Aupgate:
         if kinds:
             # what a response carries is downloaded: judged as read, whatever the request sent
             decision = self.decider.decide_content(flow, record.identity, record.url, kinds)
+            if self.shadow.active:
+                self.shadow.content(record, flow, decision, kinds)
             if decision is not None:
                 record.decision = decision
                 record.phase = "response"
@@ -496,7 +490,10 @@ class Aupgate:
         self._audit_request(flow)
 
     def _audit_request(self, flow: http.HTTPFlow) -> None:
-        events.audit_request(self.audit, flow, self.records.get(flow), self.decider.fault)
+        record = self.records.get(flow)
+        if record is not None and record.extra and "budget" in record.extra:
+            self.budgets.response(flow, record)  # bytes against a byte budget
+        events.audit_request(self.audit, flow, record, self.decider.fault)
 
     @guarded(fail_flow)
     def response(self, flow: http.HTTPFlow) -> None:

@@ -9,6 +9,7 @@ dict lookup. The clock is read here, at the edge: `aupgate_fixed_time` freezes i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,8 @@ from .guard import InjectedFaultError
 from .options import Fault
 
 __all__ = ["Decider"]
+
+logger = logging.getLogger(__name__)
 
 
 class Decider:
@@ -47,9 +50,15 @@ class Decider:
         return self.fixed_time or datetime.now(UTC)
 
     def freeze(self, fixed: datetime | None) -> None:
-        """Decide at `fixed` from now on (None: the real clock); remembered decisions go."""
+        """Decide at `fixed` from now on (None: the real clock); remembered decisions go.
+
+        A frozen clock is a test aid: it is said at warning level every time it is set."""
         self.fixed_time = fixed
         self.decisions.freeze(fixed)
+        if fixed is not None:
+            logger.warning("!!! aupgate: POLICY CLOCK FROZEN AT %s (aupgate_fixed_time); "
+                           "every decision uses this time. Never use this in production.",
+                           fixed.isoformat())
 
     def snapshot(self) -> Snapshot:
         if self.gateway is None:
@@ -98,11 +107,13 @@ class Decider:
                method: str = "GET", body: RequestBody | None = None) -> Decision:
         self.check_fault(point, url.host)
         assert ident.policy is not None
+        groups = ident.directory_groups
         if body is None or not body.sends_body:
-            facts = Facts(url=url, user=ident.user, client=ident.client, method=method)
+            facts = Facts(url=url, user=ident.user, client=ident.client, method=method,
+                          directory_groups=groups)
         else:  # an upload: its direction and what its body shows take part
             facts = Facts(url=url, user=ident.user, client=ident.client, method=method,
-                          sends_body=True, kinds=body.kinds)
+                          sends_body=True, kinds=body.kinds, directory_groups=groups)
         return decide(ident.policy, snap.index, facts, self.now())
 
     def decide_names(self, snap: Snapshot, ident: Identity, scheme: str, port: int,
@@ -173,7 +184,8 @@ class Decider:
             url = self.urls.url(scheme, host, port, path or "/", query)
             return self.decide(snap, ident, url, method=method, body=body), None, url
         policy = ident.policy
-        key = (id(policy), ident.client_text, ident.user, scheme, host, port, path, query)
+        key = (id(policy), ident.client_text, ident.user, ident.directory_groups, scheme, host,
+               port, path, query)
         known = self.decisions.get(snap, key)
         if known is None or self.fault is not None:
             url = self.urls.url(scheme, host, port, path or "/", query)
@@ -195,5 +207,5 @@ class Decider:
             path, _, query = req.path.partition("?")
             url = self.urls.url(req.scheme, req.host, req.port, path or "/", query)
         facts = Facts(url=url, user=ident.user, client=ident.client, method=flow.request.method,
-                      sends_body=sends_body)
+                      sends_body=sends_body, directory_groups=ident.directory_groups)
         return decide_content(policy, self.snapshot().index, facts, kinds, self.now())

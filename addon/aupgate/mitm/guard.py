@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from mitmproxy import exceptions, http
@@ -22,6 +22,7 @@ from .responses import make_response, replace_streaming
 __all__ = [
     "Guarded",
     "InjectedFaultError",
+    "Later",
     "fail_flow",
     "fail_server",
     "fail_tcp",
@@ -46,27 +47,44 @@ def options_error(message: str) -> exceptions.OptionsError:
     return exceptions.OptionsError(message)  # type: ignore[no-untyped-call]
 
 
+Later = Awaitable[None] | None
+"""What a hook returns: None when it is done, or an awaitable mitmproxy waits for before it goes
+on with the flow (a login that needs the directory); a plain function returning one costs the
+common, synchronous path nothing, where an `async def` hook would cost a coroutine per request."""
+
+
 def guarded(
     on_error: Callable[[Any, Any, BaseException], None],
-) -> Callable[[Callable[[S, A], None]], Callable[[S, A], None]]:
+) -> Callable[[Callable[[S, A], Later]], Callable[[S, A], Later]]:
     """Run a hook so that an exception blocks what it was deciding instead of passing it.
 
     `on_error(addon, data, exc)` is one of the handlers below: it receives the addon the hook is
-    a method of (a `Guarded`).
+    a method of (a `Guarded`). An awaitable the hook returns is guarded the same way.
 
     Every mitmproxy hook takes one argument (the flow, or the hook's data), so the wrapper takes
     exactly one: it runs for every request, and packing `*args` costs more than the call.
     """
 
-    def wrap(hook: Callable[[S, A], None]) -> Callable[[S, A], None]:
-        def run(self: S, data: A, /) -> None:
+    def fail(self: S, data: A, exc: Exception) -> None:
+        try:
+            on_error(self, data, exc)
+        except Exception:  # pragma: no cover - last resort: never let it propagate
+            logger.exception("aupgate: failed while failing closed")
+
+    async def finish(self: S, data: A, later: Awaitable[None]) -> None:
+        try:
+            await later
+        except Exception as exc:  # fail closed on anything, after the wait too
+            fail(self, data, exc)
+
+    def wrap(hook: Callable[[S, A], Later]) -> Callable[[S, A], Later]:
+        def run(self: S, data: A, /) -> Later:
             try:
-                hook(self, data)
+                later = hook(self, data)
             except Exception as exc:  # fail closed on anything
-                try:
-                    on_error(self, data, exc)
-                except Exception:  # pragma: no cover - last resort: never let it propagate
-                    logger.exception("aupgate: failed while failing closed")
+                fail(self, data, exc)
+                return None
+            return None if later is None else finish(self, data, later)
 
         run.__doc__ = hook.__doc__
         run.__name__ = hook.__name__

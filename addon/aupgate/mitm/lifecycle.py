@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,17 +19,23 @@ from typing import Any
 from .. import __version__
 from ..audit.log import AuditLog
 from ..errors import AupgateError, Problem
-from ..gateway import Gateway
+from ..gateway import Gateway, Vet
 from ..paths import default_categories, default_policy_dir
 from . import libraries
+from .directories import proxyauth_problem
 from .events import agency_digests, listen_text, report_reload
 from .guard import options_error
+from .logins import Logins
 
 __all__ = [
     "check_default_agency",
+    "configure_logins",
+    "enforce_options",
     "freeze_heap",
     "load_gateway",
     "open_audit",
+    "record_start",
+    "record_stop",
     "start_fields",
     "stop_on_signals",
     "watch_files",
@@ -56,7 +62,7 @@ def open_audit(options: Any, current: AuditKey | None) -> tuple[AuditLog, AuditK
 
 
 def load_gateway(options: Any, today: Callable[[], date], audit: AuditLog,
-                 fixed_time: datetime | None) -> Gateway:
+                 fixed_time: datetime | None, vet: Vet | None = None) -> Gateway:
     """Load the policies and categories the options name; a problem stops the start (or the
     option change) with every problem logged."""
     policy_dir = (Path(options.aupgate_policy_dir) if options.aupgate_policy_dir
@@ -65,7 +71,7 @@ def load_gateway(options: Any, today: Callable[[], date], audit: AuditLog,
                   else default_categories())
     started = time.perf_counter()
     try:
-        gateway = Gateway(policy_dir, categories, today)
+        gateway = Gateway(policy_dir, categories, today, vet)
     except AupgateError as exc:
         raise options_error(_load_failure(exc, policy_dir, categories)) from exc
     snap = gateway.current
@@ -132,6 +138,42 @@ def start_fields(options: Any, gateway: Gateway | None,
     return fields
 
 
+def record_start(audit: AuditLog, options: Any, gateway: Gateway | None,
+                 fixed_time: datetime | None) -> None:
+    """The `proxy_start` event: where the gateway listens and what it enforces."""
+    try:
+        audit.event("proxy_start", **start_fields(options, gateway, fixed_time))
+    except Exception:  # an unwritable log is reported by the writer; serving is decided there
+        logger.exception("aupgate: could not record proxy_start")
+
+
+def record_stop(audit: AuditLog, reason: str, started: float) -> None:
+    """The `proxy_stop` event: which signal (or shutdown) stopped a proxy running since
+    `started` (monotonic); a failure is only logged, the proxy is stopping anyway."""
+    try:
+        audit.event("proxy_stop", pid=os.getpid(), reason=reason,
+                    uptime_s=round(time.monotonic() - started, 3))
+    except Exception:
+        logger.exception("aupgate: could not record proxy_stop")
+
+
+def configure_logins(logins: Logins, options: Any, updated: set[str],
+                     gateway: Gateway | None) -> None:
+    """mitmproxy's `proxyauth` (refused with directory policies, and in its LDAP form) and
+    `aupgate_login_audit_minutes`; both before the policies load, which checks the first."""
+    if "proxyauth" in updated:
+        spec = getattr(options, "proxyauth", None)
+        problem = proxyauth_problem(spec, gateway.current.policies if gateway else None)
+        if problem is not None:
+            raise options_error(f"aupgate: {problem}")
+        logins.directories.proxyauth = spec
+    if "aupgate_login_audit_minutes" in updated:
+        minutes = options.aupgate_login_audit_minutes
+        if minutes < 0:
+            raise options_error("aupgate: aupgate_login_audit_minutes must be zero or more")
+        logins.events.set_login_minutes(minutes)
+
+
 def stop_on_signals(loop: asyncio.AbstractEventLoop, master: Any,
                     stopped_by: Callable[[str], None]) -> None:
     """SIGTERM and SIGINT stop the proxy as mitmproxy does, saying first which signal it was.
@@ -170,13 +212,17 @@ def freeze_heap() -> None:
 
 
 async def watch_files(options: Any, gateway: Callable[[], Gateway | None],
-                      audit: Callable[[], AuditLog]) -> None:
+                      audit: Callable[[], AuditLog],
+                      tick: Callable[[Gateway], Awaitable[None]] | None = None) -> None:
     """Poll policy and category files every `aupgate_reload_seconds`; load changes in a thread
-    so traffic keeps flowing, and report each outcome. Runs until cancelled."""
+    so traffic keeps flowing, and report each outcome. `tick` runs first on each round (the
+    logins close directories the policies in force no longer use). Runs until cancelled."""
     while True:
         interval = options.aupgate_reload_seconds
         await asyncio.sleep(interval or 5)
         current = gateway()
+        if current is not None and tick is not None:
+            await tick(current)
         if not interval or current is None:
             continue
         try:

@@ -62,6 +62,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "How often to look for changed policy and category files; 0 disables hot reload."),
     OptionSpec("aupgate_warn_minutes", int, 15,
                "How long a warn page's continue lasts, for that client, user and host."),
+    OptionSpec("aupgate_login_audit_minutes", int, 60,
+               "Directory logins: audit a `login` event at most once per user, client and "
+               "method in this many minutes; 0: none (failures are always audited)."),
     OptionSpec("aupgate_https_block", str, "page",
                "How a blocked HTTPS site that may be decrypted is answered: page (intercept and "
                "show the block page; clients must trust the agency CA) or refuse (refuse the "
@@ -73,6 +76,21 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("aupgate_login_realm", str, "",
                "The name the proxy-login prompt shows (the Basic realm). Default: the client's "
                "agency's name and \"internet gateway\"."),
+    OptionSpec("aupgate_shadow_policy_dir", str, "",
+               "A candidate policy directory decided beside the policies in force for every "
+               "request, never enforced; differences are audited as shadow_diff events. Empty: "
+               "no shadow. A shadow that fails to load is reported and changes nothing."),
+    OptionSpec("aupgate_shadow_max_per_minute", int, 600,
+               "At most this many shadow_diff events a minute; the rest are counted in the next "
+               "one written (suppressed)."),
+    OptionSpec("aupgate_budget_db", str, "",
+               "SQLite database where personal-use budgets are counted, shared by every gateway "
+               "process on the host (made if missing). Default: $AUPGATE_STATE_DIR/"
+               "budgets.sqlite3, else var/budgets.sqlite3. Opened only when a policy has "
+               "budgets."),
+    OptionSpec("aupgate_budget_flush_ms", int, 1000,
+               "How often (milliseconds) counted budget use is written to the database and "
+               "everyone's read back: the most a budget lags behind the other processes."),
     OptionSpec("aupgate_fault", str, "",
                "Tests only (needs AUPGATE_TEST_MODE=1): POINT[@HOST] makes that step raise, to "
                "prove the gateway fails closed. Points: " + ", ".join(FAULT_POINTS) + "."),

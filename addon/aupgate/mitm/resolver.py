@@ -20,12 +20,16 @@ An IP literal in a request is never looked up, so it is never redirected either,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import logging
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from . import options as opts
+
+logger = logging.getLogger(__name__)
 
 AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
 GetAddrInfo = Callable[..., Awaitable[Any]]
@@ -84,6 +88,22 @@ class ResolveOverride:
 
         setattr(loop, "getaddrinfo", getaddrinfo)  # noqa: B010 - an instance override
         self._loop, self._installed = loop, getaddrinfo
+
+    def configure(self, specs: Sequence[str]) -> None:
+        """`aupgate_resolve`: the table from its entries, each override said aloud (a test aid
+        that must never pass unnoticed), followed at once when a loop runs (else `running`)."""
+        self.table = opts.resolve_table(specs)
+        for (host, port), (addr, to_port) in self.table.items():
+            logger.warning("aupgate: resolve override %s:%s -> %s:%s", host, port, addr, to_port)
+        with contextlib.suppress(RuntimeError):  # no loop yet
+            self.follow(asyncio.get_running_loop())
+
+    def follow(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Installed on `loop` while the table has overrides (`aupgate_resolve`), else not."""
+        if self.table:
+            self.install(loop)
+        else:
+            self.uninstall()
 
     def uninstall(self) -> None:
         loop, self._loop = self._loop, None

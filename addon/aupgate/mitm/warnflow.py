@@ -90,6 +90,23 @@ class WarnFlow:
         return page_for("warn", flow.id, flow.request.host, url, decision, ident.policy,
                         token=token, pass_minutes=self.pass_minutes)
 
+    def stop_page(self, flow: http.HTTPFlow, decision: Decision,
+                  record: FlowRecord) -> Page | None:
+        """The page a block (or spent budget) or a warn answers with, `record.enforced` set;
+        None when a live warn pass of the same holder lets the request go on."""
+        ident = record.identity
+        url = shown_url(flow.request)
+        if decision.action == "warn":
+            if self.has_pass(ident, decision.host, record.holder):
+                record.enforced = "pass-used"
+                return None
+            record.enforced = "warned"
+            return self.warn_page(flow, decision, ident, url)
+        record.enforced = "blocked"
+        return page_for("budget" if decision.step == "budget" else "block", flow.id,
+                        flow.request.host, url, decision, ident.policy,
+                        form_path=flow.request.path.partition("?")[0])
+
     def reserved(self, flow: http.HTTPFlow, ident: Identity, path: str) -> Page | None:
         """`/.aupgate/...`: None when a warn form's body is to be read (the flow is pending),
         else the page to answer with now."""

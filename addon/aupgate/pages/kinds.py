@@ -51,6 +51,13 @@ KINDS: dict[str, Kind] = {
         502, "The gateway could not check this request, so it stopped it",
         "Something went wrong inside the gateway before anything was sent to {host}.",
         "Try again in a moment. If it keeps happening, tell the help desk the request id below."),
+    # a spent personal-use budget (aupgate.budgets): the page's reason says how much was used
+    "budget": Kind(
+        403, "Today's personal use of sites like this is used up",
+        "Your agency's internet policy allows personal use of such sites only up to a daily "
+        "budget, and today's is spent.",
+        "It starts again tomorrow. If you need this {thing} for your work, contact the help "
+        "desk."),
     "unavailable": Kind(
         503, "The gateway cannot record requests right now",
         "Your agency allows no unrecorded internet use, and the gateway cannot write its log.",
@@ -87,6 +94,11 @@ KINDS: dict[str, Kind] = {
         407, "Sign in to use the internet",
         "The agency's internet gateway needs your network user name and password.",
         "Sign in with your usual network account. If it is refused, contact the help desk."),
+    "login-unavailable": Kind(
+        503, "The sign-in service cannot be reached, so the gateway cannot let you in",
+        "The directory that checks agency logins did not answer the gateway.",
+        "Try again in a few minutes. If it persists, contact the help desk.",
+        "retry"),
     "request-sent": Kind(
         200, "Your request for access was sent",
         "Your explanation was recorded with the block, for the people who grant exceptions.",

@@ -6,14 +6,14 @@ both the allow and the deny list; no two agencies claim the same client addresse
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aupgate.errors import Problem, did_you_mean
 from aupgate.rewrites import RequestControls
 from aupgate.yamlsource import FieldReader
 
-from .model import Clause, IPNetwork, Policy, Rule, SiteList, Verdict
+from .model import Budget, Clause, IPNetwork, Policy, Rule, SiteList, Verdict
 
 __all__ = ["check_clause_map", "check_lists_disjoint", "cross_agency_overlaps"]
 
@@ -27,10 +27,21 @@ def check_clause_map(
     deny: SiteList | None,
     controls: RequestControls | None = None,
     ports: Verdict | None = None,
+    budgets: Sequence[Budget] = (),
 ) -> None:
     """Every cited clause exists; every clause is enforced or says why it cannot be (a rule, the
     default, a list, or the `tenants` and `safe_search` sections may enforce it)."""
     cited: dict[str, str] = {}
+    raw_budgets = top.get("budgets") if isinstance(top.get("budgets"), list) else []
+    for i, budget in enumerate(budgets):
+        for cid in budget.clauses:
+            cited.setdefault(cid, budget.id)
+            if cid not in clauses:
+                reader.problem(
+                    _index_item(raw_budgets, budget.id), "clauses",
+                    f"budgets[{_index_of(raw_budgets, budget.id, i)}].clauses",
+                    f"cites unknown clause '{cid}'{did_you_mean(cid, clauses)}",
+                )
     raw_rules = top.get("rules") if isinstance(top.get("rules"), list) else []
     for i, rule in enumerate(rules):
         item = next(
@@ -86,6 +97,10 @@ def check_clause_map(
                 f"clauses.{cid}",
                 "no rule cites this clause: cite it or say why it is not_enforceable",
             )
+
+
+def _index_item(raw: list[Any] | None, item_id: str) -> Any:
+    return next((r for r in raw or [] if isinstance(r, dict) and r.get("id") == item_id), None)
 
 
 def _index_of(raw_rules: list[Any] | None, rule_id: str, fallback: int) -> int:

@@ -5,8 +5,9 @@ so an administrator fixes a file in one pass. A policy with errors is never retu
 reload therefore leaves the last good policy in force. See `docs/policy-language.md`.
 
 Each section of the file has its reader in `sections/` (schedule, identity, rules, sites, lists,
-grants, pac); the checks across sections and across agencies are in `checks.py`; this module reads
-the top level, the document and clauses, and a directory of files.
+grants, pac, helpdesk, controls, directory); the checks across sections and across agencies are
+in `checks.py`; this module reads the top level, the document and clauses, and a directory of
+files.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ from aupgate.errors import PolicyError, Problem
 from aupgate.yamlsource import FieldReader, keys_of, kind_of, load_yaml
 
 from .checks import check_clause_map, check_lists_disjoint, cross_agency_overlaps
+from .lint import check_reachable
 from .logo import logo_data_uri
 from .model import CLAUSE_ID, ID, Clause, Document, Policy, PolicySet
 from .retirement import RETIRED_FILE, parse_retired
 from .schedule import WINDOWS
+from .sections.budgets import read_budgets
 from .sections.controls import read_controls, read_publishing
+from .sections.directory import read_directory
 from .sections.grants import read_grants
 from .sections.helpdesk import read_help_desk
 from .sections.identity import read_identity
@@ -65,10 +69,14 @@ _TOP_KEYS = (
     "tenants",
     "safe_search",
     "ports",
+    "budgets",
+    "directory",
+    "kerberos",
 )
 _OPTIONAL_TOP = frozenset(
     {"identity", "allow", "deny", "grants", "never_decrypt", "pac", "limits", "categories",
-     "help_desk", "publishing", "tenants", "safe_search", "ports"}
+     "help_desk", "publishing", "tenants", "safe_search", "ports", "budgets", "directory",
+     "kerberos"}
 )
 _REQUIRED_TOP = tuple(key for key in _TOP_KEYS if key not in _OPTIONAL_TOP)
 
@@ -120,6 +128,7 @@ def _build_policy(
     document = read_document(reader, top)
     schedule = read_schedule(reader, top, today)
     networks, groups = read_identity(reader, top)
+    directory, kerberos = read_directory(reader, top, groups)
     clauses = read_clauses(reader, top)
     scope = RuleScope(
         schedule=schedule,
@@ -129,11 +138,15 @@ def _build_policy(
         groups=groups,
         possible=schedule.possible_windows() if schedule else frozenset(WINDOWS),
     )
-    rules = read_rules(reader, top, scope)
+    rules, unreadable = read_rules(reader, top, scope)
     default = read_verdict(reader, top, "default", require_action=True)
-    allow = read_site_list(reader, top, "allow", "allow")
+    allow = read_site_list(reader, top, "allow", "allow", tuple(r.id for r in rules))
     deny = read_site_list(reader, top, "deny", "block")
     grants = read_grants(reader, top, rules, groups, today)
+    raw_rules = top.get("rules")
+    check_reachable(reader, raw_rules if isinstance(raw_rules, list) else [], rules, grants,
+                    unreadable, scope.possible)
+    budgets = read_budgets(reader, top, schedule, scope.set_names, rules)
     never_decrypt = read_never_decrypt(reader, top)
     pac = read_pac(reader, top)
     limit = read_limits(reader, top)
@@ -144,15 +157,18 @@ def _build_policy(
     publishing = read_publishing(reader, top)
     controls = read_controls(reader, top)
     check_clause_map(reader, top, clauses, rules, default, allow, deny, controls,
-                     ports.verdict)
+                     ports.verdict, budgets)
     check_lists_disjoint(reader, top, allow, deny)
     if None in (agency, name, contact, document, schedule, default):
         return None
     assert agency and name and contact and document and schedule and default  # for mypy
     user_groups: dict[str, set[str]] = {}
+    directory_groups: dict[str, set[str]] = {}
     for group in groups.values():
         for member in group.members:
             user_groups.setdefault(member, set()).add(group.name)
+        for key in group.directory_keys:
+            directory_groups.setdefault(key, set()).add(group.name)
     return Policy(
         agency=agency,
         name=name,
@@ -175,7 +191,11 @@ def _build_policy(
         publishing=publishing,
         controls=controls,
         ports=ports,
+        budgets=tuple(budgets),
+        directory=directory,
+        kerberos=kerberos,
         _user_groups={u: frozenset(g) for u, g in user_groups.items()},
+        _directory_groups={k: frozenset(g) for k, g in directory_groups.items()},
     )
 
 

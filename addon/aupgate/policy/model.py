@@ -14,8 +14,11 @@ from typing import Any, Literal
 
 from aupgate.categories.ids import CATEGORY_IDS, UNCATEGORIZED
 from aupgate.categories.overrides import CategoryOverrides
+from aupgate.directory.config import DirectorySettings, KerberosSettings
+from aupgate.directory.membership import reference_key
 from aupgate.errors import Problem
 from aupgate.hostname import is_under
+from aupgate.memo import remember
 from aupgate.publishing import Publishing
 from aupgate.rewrites import RequestControls
 
@@ -74,9 +77,15 @@ class Network:
 
 @dataclass(frozen=True, slots=True)
 class Group:
+    """A policy group: the users its YAML `members` list names, and everyone in the directory
+    groups its `directory` list names (by name or DN, as written; `directory_keys` are their
+    match keys, see `aupgate.directory.membership`)."""
+
     name: str
     description: str
     members: frozenset[str]
+    directory: tuple[str, ...] = ()
+    directory_keys: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +207,24 @@ class Grant:
 
 
 @dataclass(frozen=True, slots=True)
+class Budget:
+    """A daily personal-use budget: activity in these categories (and windows, devices) that a
+    rule let through counts, per user (or client without a login) and agency-local day; once
+    `limit` is reached, such requests get `action` until midnight. See `aupgate.budgets`."""
+
+    id: str
+    clauses: tuple[str, ...]
+    categories: frozenset[str]
+    windows: frozenset[str] | None
+    devices: frozenset[str] | None
+    unit: Literal["minutes", "bytes"]
+    limit: int  # distinct minutes with activity, or bytes of response bodies
+    action: Action  # block (the budget page) or log (flagged for review)
+    reason: str
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """A fixed outcome with its justification: the default, or an allow/deny list."""
 
@@ -210,6 +237,9 @@ class Verdict:
 class SiteList:
     site: Site
     verdict: Verdict
+    overrides: frozenset[str] = frozenset()
+    """Allow list only: the block rules its entries are meant to lift (the agency's own mail is
+    webmail too); lint reports any other block rule an entry's category falls under."""
 
 
 PORT_POLICY_RULE = "port-policy"
@@ -297,18 +327,48 @@ class Policy:
     publishing: Publishing = field(default_factory=Publishing)  # where an upload publishes
     controls: RequestControls = field(default_factory=RequestControls)  # tenants, safe search
     ports: PortPolicy = PortPolicy()
+    budgets: tuple[Budget, ...] = ()
+    directory: DirectorySettings | None = None  # logins checked against LDAP / AD (`directory:`)
+    kerberos: KerberosSettings | None = None  # single sign-on (`kerberos:`)
     source: str = ""
     digest: str = ""
     _user_groups: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
+    # directory group match key -> the policy groups that name that directory group
+    _directory_groups: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
     # Derived lookup tables and memoised rule selections, filled by the engine on first use: a
     # policy is immutable, so anything computed from it stays true for its lifetime.
     memo: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
-    def groups_of(self, user: str | None) -> frozenset[str]:
-        """The groups a (case-folded) user belongs to."""
-        if user is None:
-            return frozenset()
-        return self._user_groups.get(user, frozenset())
+    def groups_of(self, user: str | None,
+                  directory_keys: frozenset[str] = frozenset()) -> frozenset[str]:
+        """The policy groups a (case-folded) user belongs to: those listing them in `members`,
+        and those naming one of their directory groups (`directory_keys`, the match keys of the
+        groups the directory reported for the login)."""
+        listed = self._user_groups.get(user, _NO_GROUPS) if user is not None else _NO_GROUPS
+        if not directory_keys or not self._directory_groups:
+            return listed
+        memo: dict[tuple[str | None, frozenset[str]], frozenset[str]] = self.memo.setdefault(
+            "directory_groups", {})
+        key = (user, directory_keys)
+        found = memo.get(key)
+        if found is None:
+            named = self._directory_groups
+            found = listed.union(*(named[k] for k in directory_keys if k in named))
+            remember(memo, key, found, _GROUP_MEMO_LIMIT)
+        return found
+
+    def group_sources(self, user: str | None,
+                      directory_keys: frozenset[str] = frozenset()) -> dict[str, list[str]]:
+        """For `explain`: each policy group the user is in, and why (`members`, or each
+        directory reference of the group the user's directory groups meet)."""
+        sources: dict[str, list[str]] = {}
+        for group in self.groups.values():
+            why = ["members"] if user is not None and user in group.members else []
+            why += [ref for ref, key in zip(group.directory, _keys_in_order(group), strict=True)
+                    if key in directory_keys]
+            if why:
+                sources[group.name] = why
+        return sources
 
     def network_for(self, client: IPAddress | None) -> Network | None:
         """The most specific network containing `client`."""
@@ -333,6 +393,7 @@ class Policy:
     def enforcing(self, clause_id: str) -> tuple[str, ...]:
         """Ids of the rules (and lists/default) that cite a clause."""
         names = [rule.id for rule in self.rules if clause_id in rule.clauses]
+        names += [budget.id for budget in self.budgets if clause_id in budget.clauses]
         if self.deny and clause_id in self.deny.verdict.clauses:
             names.append("deny-list")
         if self.allow and clause_id in self.allow.verdict.clauses:
@@ -343,6 +404,15 @@ class Policy:
         if clause_id in self.ports.verdict.clauses:
             names.append(PORT_POLICY_RULE)
         return tuple(names)
+
+
+_NO_GROUPS: frozenset[str] = frozenset()
+_GROUP_MEMO_LIMIT = 4096
+
+
+def _keys_in_order(group: Group) -> list[str]:
+    """The match key of each of the group's directory references, in the order written."""
+    return [reference_key(ref) for ref in group.directory]
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,6 +145,17 @@ def render_html(model: dict[str, Any]) -> str:
             ],
         ),
     ]
+    if "shadow" in model:
+        shadow = model["shadow"]
+        parts += [
+            "<h2>Shadow policy (a candidate, not enforced)</h2>",
+            f"<p>{shadow['differences']:,} decision(s) would differ under the candidate "
+            f"({shadow['suppressed']:,} not written in the log: over the per-minute cap).</p>",
+            _table(("would change", "decisions"),
+                   [(f"{a['from']} to {a['to']}", a["count"]) for a in shadow["by_action"]]),
+            _table(("rule in force to candidate rule", "decisions"),
+                   [(r["rules"], r["count"]) for r in shadow["by_rule"]]),
+        ]
     if "uncategorized" in model:
         parts += [
             "<h2>Most requested uncategorized sites</h2>",

@@ -14,6 +14,7 @@ from aupgate.policy.model import ACTIONS as _LEAST_SEVERE_FIRST
 
 from ..envelope import HEAD, TIME_AT, time_key
 from .counting import DEFAULT_CAP, TopCounter, bump
+from .shadow import ShadowCounts
 
 __all__ = ["ACTIONS", "Options", "Summary"]
 
@@ -82,6 +83,7 @@ class Summary:
         self.health = {"engine_errors": 0, "domain_mismatches": 0, "audit_gaps": 0, "lost": 0}
         self.users = TopCounter(cap) if options.by_user else None
         self.uncategorized = TopCounter(cap) if options.uncategorized else None
+        self.shadow = ShadowCounts(options.by_user, cap)
         self._local: dict[str, tuple[str, int]] = {}
 
     # ----------------------------------------------------------------- feeding
@@ -211,6 +213,8 @@ class Summary:
             self.health["engine_errors"] += 1
         elif event == "domain_mismatch":
             self.health["domain_mismatches"] += 1
+        elif event in ("shadow_diff", "shadow_loaded", "shadow_load_failed"):
+            self.shadow.add(record)
         elif event == "audit_gap":
             self.health["audit_gaps"] += 1
             lost = record.get("lost")
@@ -324,6 +328,7 @@ class Summary:
             if target.users is not None and entry.users is not None:
                 target.users.merge(entry.users)
         self.reasons.merge(other.reasons)
+        self.shadow.merge(other.shadow)
         if self.users is not None and other.users is not None:
             self.users.merge(other.users)
         if self.uncategorized is not None and other.uncategorized is not None:
@@ -408,6 +413,8 @@ class Summary:
             out["top_users"] = self.users.to_json(n, "user")
         if self.uncategorized is not None:
             out["uncategorized"] = self.uncategorized.to_json(max(n, 25), "host")
+        if self.shadow.seen():
+            out["shadow"] = self.shadow.to_json(n)
         return out
 
 

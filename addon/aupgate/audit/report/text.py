@@ -75,10 +75,31 @@ def render_table(model: dict[str, Any]) -> str:
         f"HEALTH: {h['engine_errors']} engine error(s), {h['domain_mismatches']} domain "
         f"mismatch(es), {h['audit_gaps']} audit gap(s) losing {h['lost']} event(s)",
     ]
+    if "shadow" in model:
+        lines += _shadow_lines(model["shadow"])
     if "uncategorized" in model:
         lines += ["", f"MOST REQUESTED UNCATEGORIZED HOSTS{_approx(model['uncategorized'])}"]
         lines += [f"  {i['count']:>9}  {i['host']}" for i in model["uncategorized"]["items"]]
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _shadow_lines(shadow: dict[str, Any]) -> list[str]:
+    """What the shadow policy (decided beside the policy in force, never enforced) would change."""
+    lines = [
+        "",
+        f"SHADOW POLICY: {shadow['differences']} decision(s) would differ "
+        f"({shadow['suppressed']} not written: over the per-minute cap); "
+        f"{shadow['loads']} load(s), {shadow['load_failures']} failed load(s)",
+    ]
+    lines += [f"  {kind:<10} {count:>9}" for kind, count in shadow["by_change"].items()]
+    for entry in shadow["by_action"]:
+        lines.append(f"  {entry['from']:>5} -> {entry['to']:<7} {entry['count']:>9}"
+                     f"{_approx(entry['top_hosts'])}")
+        lines += [f"    {i['count']:>9}  {i['host']}" for i in entry["top_hosts"]["items"]]
+        lines += [f"    {i['count']:>9}  user {i['user']}"
+                  for i in entry.get("top_users", {}).get("items", [])]
+    lines += [f"  {r['count']:>9}  {r['rules']}" for r in shadow["by_rule"]]
+    return lines
 
 
 def _action_header() -> str:
@@ -131,4 +152,13 @@ def render_csv(model: dict[str, Any]) -> str:
                       item["explanation"]])
     for item in model.get("uncategorized", {}).get("items", []):
         out.writerow(["uncategorized_host", "uncategorized", item["host"], item["count"]])
+    shadow = model.get("shadow")
+    if shadow is not None:
+        out.writerow(["shadow", "", "differences", shadow["differences"]])
+        out.writerow(["shadow", "", "suppressed", shadow["suppressed"]])
+        for entry in shadow["by_action"]:
+            out.writerow(["shadow_action", "", f"{entry['from']} -> {entry['to']}",
+                          entry["count"]])
+        for entry in shadow["by_rule"]:
+            out.writerow(["shadow_rule", "", entry["rules"], entry["count"]])
     return buffer.getvalue()

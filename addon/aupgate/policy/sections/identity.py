@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from aupgate.directory.membership import reference_key, reference_problem
 from aupgate.yamlsource import FieldReader, keys_of, line_of
 
 from ..model import DEVICES, ID, Group, IPNetwork, Network
@@ -12,7 +13,7 @@ from ..model import DEVICES, ID, Group, IPNetwork, Network
 __all__ = ["read_cidr", "read_identity"]
 
 _NETWORK_KEYS = ("name", "cidrs", "device", "department")
-_GROUP_KEYS = ("description", "members")
+_GROUP_KEYS = ("description", "members", "directory")
 
 
 def read_identity(
@@ -69,8 +70,37 @@ def read_identity(
         if group is None:
             continue
         members = frozenset(m.lower() for _, m in reader.strings(group, "members", field))
-        groups[gname] = Group(gname, reader.string(group, "description", field) or "", members)
+        references = read_directory_groups(reader, group, field)
+        groups[gname] = Group(gname, reader.string(group, "description", field) or "", members,
+                              references, frozenset(reference_key(r) for r in references))
     return networks, groups
+
+
+def read_directory_groups(reader: FieldReader, group: dict[str, Any], field: str
+                          ) -> tuple[str, ...]:
+    """`directory:` of a policy group: directory groups by name or DN, each checked; a group
+    named twice (in any spelling of the same name or DN) is an error."""
+    references: list[str] = []
+    seen: dict[str, str] = {}
+    where = f"{field}.directory"
+    listed = isinstance(group.get("directory"), list)
+    for i, reference in reader.strings(group, "directory", field):
+        container, key_of = (group["directory"], i) if listed else (group, "directory")
+        problem = reference_problem(reference)
+        if problem is not None:
+            reader.problem(container, key_of, f"{where}[{i}]", problem)
+            continue
+        key = reference_key(reference)
+        if key in seen:
+            reader.problem(container, key_of, f"{where}[{i}]",
+                           f"'{reference}' names the same directory group as '{seen[key]}'")
+            continue
+        seen[key] = reference
+        references.append(reference.strip())
+    if "directory" in group and not references and not any(
+            p.field.startswith(where) for p in reader.problems):
+        reader.problem(group, "directory", where, "must list at least one directory group")
+    return tuple(references)
 
 
 def read_cidr(reader: FieldReader, container: object, key: int, field: str, text: str

@@ -38,12 +38,19 @@ def read_verdict(
 
 
 def read_site_list(
-    reader: FieldReader, top: Mapping[str, Any], key: str, action: Action
+    reader: FieldReader,
+    top: Mapping[str, Any],
+    key: str,
+    action: Action,
+    rule_ids: tuple[str, ...] | None = None,
 ) -> SiteList | None:
+    """The `allow` or `deny` list; `rule_ids` given, the list may name in `overrides` the block
+    rules it is meant to lift (the allow list)."""
     if key not in top:
         return None
+    extra = ("domains", "urls") + (("overrides",) if rule_ids is not None else ())
     verdict = read_verdict(
-        reader, top, key, require_action=False, extra_keys=("domains", "urls"), fixed_action=action
+        reader, top, key, require_action=False, extra_keys=extra, fixed_action=action
     )
     item = top[key]
     if verdict is None or not isinstance(item, dict):
@@ -54,7 +61,10 @@ def read_site_list(
     )
     if not site:
         reader.problem(top, key, key, "lists no domains or urls")
-    return SiteList(site, verdict)
+    overrides: frozenset[str] = frozenset()
+    if rule_ids is not None and "overrides" in item:
+        overrides = reader.choices(item, "overrides", key, rule_ids, "rule") or frozenset()
+    return SiteList(site, verdict, overrides)
 
 
 def read_never_decrypt(reader: FieldReader, top: Mapping[str, Any]) -> Site | None:

@@ -41,9 +41,14 @@ class RuleScope:
     possible: frozenset[str]  # the windows this schedule can ever be in
 
 
-def read_rules(reader: FieldReader, top: dict[str, Any], scope: RuleScope) -> list[Rule]:
+def read_rules(
+    reader: FieldReader, top: dict[str, Any], scope: RuleScope
+) -> tuple[list[Rule], frozenset[str]]:
+    """The rules in file order, and the ids of those with a condition that could not be read
+    (their match is incomplete: `lint.check_reachable` leaves them out)."""
     raw = reader.sequence(top, "rules", "rules")
     rules: list[Rule] = []
+    unreadable: set[str] = set()
     for i, _item in enumerate(raw):
         field = f"rules[{i}]"
         item = reader.mapping(raw, i, field, _RULE_KEYS, ("id", "match", "action", "reason"))
@@ -56,20 +61,10 @@ def read_rules(reader: FieldReader, top: dict[str, Any], scope: RuleScope) -> li
         if any(r.id == rule.id for r in rules):
             reader.problem(item, "id", f"{field}.id", f"rule id '{rule.id}' is used twice")
             continue
-        # A condition that could not be read is missing from rule.match; it is already
-        # reported, and "covered" would then be a false second error.
-        for earlier in rules if len(reader.problems) == before else ():
-            if earlier.match.covers(rule.match):
-                reader.problem(
-                    item,
-                    "match",
-                    f"{field}.match",
-                    f"can never match: rule '{earlier.id}' (line {earlier.line}) "
-                    "comes first and covers every request this rule covers",
-                )
-                break
+        if len(reader.problems) != before:
+            unreadable.add(rule.id)
         rules.append(rule)
-    return rules
+    return rules, frozenset(unreadable)
 
 
 def _read_rule(
