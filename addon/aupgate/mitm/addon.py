@@ -12,6 +12,7 @@ Where each decision is taken (see docs/proxy.md):
 - `responseheaders`: content rules (audio streams, torrents, executables, large transfers), and
   a byte counter for transfers whose size the headers do not state.
 - `response` (or `error`): the request's audit line, once status and size are known.
+- every audit event is counted for `/metrics` on its way to the audit log (`admin`, `metrics`).
 
 mitmproxy calls every hook an addon defines for every request, even one that returns at once, and
 that dispatch is a measurable share of the gateway's cost (docs/benchmarks.md): `request`,
@@ -49,6 +50,7 @@ from ..policy.model import STOPPING
 from . import errorresponses, events, lifecycle, uploads
 from . import options as opts
 from .accessrequest import AccessRequests
+from .admin import AdminEdge
 from .deadline import ResponseDeadline
 from .deciding import Decider
 from .flowtext import response_headers, shown_url
@@ -88,6 +90,7 @@ class Aupgate:
         self._watcher: asyncio.Task[None] | None = None
         self._started: float | None = None  # monotonic time of `running`, for proxy_stop
         self._stop_reason = "shutdown"
+        self.admin = AdminEdge(lambda: self.gateway, lambda: self.audit)
 
     @property
     def gateway(self) -> Gateway | None:
@@ -158,11 +161,14 @@ class Aupgate:
             logger.warning("aupgate: listening on 127.0.0.1 only; set listen_host to serve "
                            "a network")
             o.listen_host = "127.0.0.1"
+        if {"aupgate_admin", "listen_host"} & updated:
+            lifecycle.serve_admin(self.admin, o)
 
     def _open_audit(self) -> None:
         opened = lifecycle.open_audit(ctx.options, self._audit_key)
         if opened is not None:
             old, (self.audit, self._audit_key) = self.audit, opened
+            self.audit.observer = self.admin.metrics.observe
             old.close()
 
     def _today(self) -> date:
@@ -182,6 +188,7 @@ class Aupgate:
             loop.add_signal_handler(signal.SIGHUP, self._reopen_audit)
         self._note_stop_signals(loop)
         self._install_resolver(loop)
+        self.admin.start(loop)
         if self._started is None:
             lifecycle.freeze_heap()  # once, before the first request: never after a reload
             self._started = time.monotonic()
@@ -211,6 +218,7 @@ class Aupgate:
         self.audit.reopen()  # at once: logrotate's new file gets its first line now
 
     async def done(self) -> None:
+        self.admin.close()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

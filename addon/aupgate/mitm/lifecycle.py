@@ -21,6 +21,7 @@ from ..audit.log import AuditLog
 from ..errors import AupgateError, Problem
 from ..gateway import Gateway
 from ..paths import default_categories, default_policy_dir
+from .admin import AdminEdge
 from .events import agency_digests, listen_text, report_reload
 from .guard import options_error
 
@@ -127,6 +128,18 @@ def start_fields(options: Any, gateway: Gateway | None,
             category_entries=len(snap.index),
             category_counts=snap.index.category_counts())
     return fields
+
+
+def serve_admin(admin: AdminEdge, options: Any) -> None:
+    """Serve (or stop serving) the admin endpoint `aupgate_admin` names; a bad address or a
+    port in use stops the start-up with the reason."""
+    try:
+        admin.configure(options.aupgate_admin, options.listen_host)
+    except ValueError as exc:
+        raise options_error(f"aupgate: {exc}") from exc
+    except OSError as exc:
+        raise options_error(f"aupgate: cannot serve the admin endpoint on "
+                            f"{options.aupgate_admin}: {exc.strerror or exc}") from exc
 
 
 def stop_on_signals(loop: asyncio.AbstractEventLoop, master: Any,

@@ -73,6 +73,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("aupgate_login_realm", str, "",
                "The name the proxy-login prompt shows (the Basic realm). Default: the client's "
                "agency's name and \"internet gateway\"."),
+    OptionSpec("aupgate_admin", str, "",
+               "Serve /metrics (Prometheus) and /healthz on [HOST:]PORT; HOST defaults to "
+               "127.0.0.1 and must be a loopback address or the proxy's listen address. Empty: "
+               "off."),
     OptionSpec("aupgate_fault", str, "",
                "Tests only (needs AUPGATE_TEST_MODE=1): POINT[@HOST] makes that step raise, to "
                "prove the gateway fails closed. Points: " + ", ".join(FAULT_POINTS) + "."),
