@@ -3,7 +3,10 @@ from audit events, the state they read, the supervisor's health, and the server 
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,7 +16,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from aupgate.audit.file import AuditFile
 from aupgate.audit.log import AuditLog
-from aupgate.mitm.admin import AdminServer, WorkersCollector, parse_admin, workers_health
+from aupgate.mitm.admin import (
+    AdminServer,
+    WorkersCollector,
+    loop_answers,
+    parse_admin,
+    workers_health,
+)
 from aupgate.mitm.metrics import GatewayMetrics, health_problems
 
 
@@ -175,3 +184,34 @@ def test_server_answers_metrics_healthz_and_nothing_else() -> None:
             assert answer.code == 404
     finally:
         server.close()
+
+
+def test_a_stuck_event_loop_fails_the_health_check() -> None:
+    loop = asyncio.new_event_loop()
+    release = threading.Event()
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+    try:
+        assert loop_answers(loop, 5)
+        loop.call_soon_threadsafe(release.wait)  # the loop is now busy with one callback
+        assert not loop_answers(loop, 0.3)
+        release.set()
+        assert loop_answers(loop, 5)
+    finally:
+        release.set()
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join()
+        loop.close()
+    assert not loop_answers(loop, 0.1)  # closed: stopping
+
+
+def test_a_worker_that_stopped_refreshing_fails_the_supervisor_health_check() -> None:
+    registry = CollectorRegistry()
+    registry.register(WorkersCollector(lambda: (2, 2, 0)))
+    published = GatewayMetrics(registry)
+    published.refresh(None, AuditLog([]))
+    published.policy_loaded.set(1)
+    assert workers_health(registry) == []
+    published.heartbeat.set(time.time() - 30)
+    [problem] = workers_health(registry)
+    assert "has not refreshed its state for 30 s" in problem

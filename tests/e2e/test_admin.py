@@ -209,6 +209,15 @@ def test_supervisor_serves_the_sum_of_its_workers(tmp_path: Path, certs: Certs,
         assert value(samples, "aupgate_audit_writable") == 1
         # a worker killed: its counts stay, the supervisor sees it gone, then back
         pid = _worker_pid(files[served.index(max(served))])
+        # a stuck worker (stopped: its event loop runs nothing) fails the box's health check
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            _, body = until(lambda: (r := fetch(port, "/healthz"))[0] == 503 and r, 30,
+                            "healthz to notice the stuck worker")
+            assert "has not refreshed its state" in body
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        until(lambda: fetch(port, "/healthz") == (200, "ok\n"), 30, "healthz to recover")
         os.kill(pid, signal.SIGKILL)
         until(lambda: value(scrape(port), "aupgate_worker_restarts_total") == 1, 30,
               "the restart in /metrics")

@@ -23,6 +23,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from wsgiref.simple_server import make_server
@@ -48,6 +49,12 @@ files there); the supervisor sums them."""
 
 Health = Callable[[], list[str]]
 """Why the gateway should not get traffic (empty: healthy)."""
+
+LOOP_WAIT = 2.5
+"""Seconds /healthz waits for the proxy's event loop to answer (HAProxy's check timeout is 3 s):
+the endpoint is served from its own thread, so without this a wedged proxy would look healthy."""
+STALE_AFTER = 5.0
+"""With --workers: a worker whose state is older than this is stuck (it refreshes every second)."""
 
 
 def parse_admin(text: str, listen_host: str) -> tuple[str, int] | None:
@@ -87,9 +94,13 @@ class AdminEdge:
         self._gateway_of, self._audit_of = gateway_of, audit_of
         self._publishing: asyncio.Task[None] | None = None
         self._serving: tuple[str, int] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def health(self) -> list[str]:
-        return health_problems(self._gateway_of(), self._audit_of())
+        problems = health_problems(self._gateway_of(), self._audit_of())
+        if self._loop is not None and not loop_answers(self._loop, LOOP_WAIT):
+            problems.append(f"the proxy's event loop has not answered for {LOOP_WAIT:g} s")
+        return problems
 
     def refresh(self) -> None:
         self.metrics.refresh(self._gateway_of(), self._audit_of())
@@ -105,7 +116,9 @@ class AdminEdge:
             self._serving = address
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """A worker of `--workers` publishes its state for the supervisor every second."""
+        """Note the proxy's loop (for /healthz); a worker of `--workers` publishes its state for
+        the supervisor every second."""
+        self._loop = loop
         if os.environ.get(MULTIPROC_ENV) and self._publishing is None:
             self._publishing = loop.create_task(
                 self.metrics.publish(self._gateway_of, self._audit_of))
@@ -120,6 +133,16 @@ class AdminEdge:
         if self._publishing is not None:
             self._publishing.cancel()
             self._publishing = None
+
+
+def loop_answers(loop: asyncio.AbstractEventLoop, timeout: float) -> bool:
+    """Whether `loop` runs a callback from another thread within `timeout` seconds."""
+    answered = threading.Event()
+    try:
+        loop.call_soon_threadsafe(answered.set)
+    except RuntimeError:  # closed: the proxy is stopping
+        return False
+    return answered.wait(timeout)
 
 
 class AdminServer:
@@ -207,7 +230,8 @@ def supervisor_registry(directory: str, view: Callable[[], tuple[int, int, int]]
 def workers_health(registry: CollectorRegistry) -> list[str]:
     """`/healthz` of a supervisor: from the values the workers published."""
     values = {name: registry.get_sample_value(name) for name in
-              ("aupgate_workers_alive", "aupgate_policy_loaded", "aupgate_audit_writable")}
+              ("aupgate_workers_alive", "aupgate_policy_loaded", "aupgate_audit_writable",
+               "aupgate_refreshed_timestamp_seconds")}
     problems = []
     if not values["aupgate_workers_alive"]:
         problems.append("no worker serving")
@@ -217,6 +241,9 @@ def workers_health(registry: CollectorRegistry) -> list[str]:
         problems.append("no policy loaded (in at least one worker)")
     if values["aupgate_audit_writable"] == 0:
         problems.append("audit log cannot be written (in at least one worker)")
+    refreshed = values["aupgate_refreshed_timestamp_seconds"]
+    if refreshed and (age := time.time() - refreshed) > STALE_AFTER:
+        problems.append(f"a worker has not refreshed its state for {age:.0f} s (stuck?)")
     return problems
 
 

@@ -15,7 +15,8 @@ ids, actions and phases from fixed sets; host names, users and clients are never
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,8 @@ from ..audit.log import AuditLog
 from ..gateway import Gateway
 
 __all__ = ["REFRESH_SECONDS", "GatewayMetrics", "health_problems"]
+
+logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 1.0
 """How often a worker of `--workers` publishes its state gauges (the supervisor reads them)."""
@@ -92,6 +95,11 @@ class GatewayMetrics:
         self.agency_info = Gauge(
             "aupgate_agency_policy_info", "1 for each agency's policy file digest in force",
             ["agency", "digest"], registry=r, multiprocess_mode="livemax")
+        self.heartbeat = Gauge(
+            "aupgate_refreshed_timestamp_seconds", "When the state above was last read from the "
+            "gateway (with --workers: the oldest of the live workers, each every second from "
+            "its event loop; an old one is a stuck worker)", registry=r,
+            multiprocess_mode="livemin")
         self._children: dict[tuple[Any, ...], Any] = {}
         self._shown: dict[tuple[str, tuple[str, ...]], MetricWrapperBase] = {}
         self._audit_seen: tuple[int, int] = (0, 0)  # (id of the AuditLog, errors counted)
@@ -153,11 +161,14 @@ class GatewayMetrics:
             if key not in shown:
                 self._child(metric, *key[1]).set(0)  # in force before; kept at 0, not removed
         self._shown = {**self._shown, **shown}
+        self.heartbeat.set(time.time())
 
     async def publish(self, gateway_of: Callable[[], Gateway | None],
                       audit_of: Callable[[], AuditLog]) -> None:
         """A worker's loop: refresh the state gauges every second for the supervisor to read."""
         while True:
-            with contextlib.suppress(Exception):  # metrics must never stop the gateway
+            try:
                 self.refresh(gateway_of(), audit_of())
+            except Exception:  # metrics must never stop the gateway
+                logger.exception("aupgate: could not refresh the metrics")
             await asyncio.sleep(REFRESH_SECONDS)
