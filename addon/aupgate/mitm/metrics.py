@@ -25,6 +25,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from ..audit.log import AuditLog
 from ..gateway import Gateway
+from ..memo import remember
 
 __all__ = ["REFRESH_SECONDS", "GatewayMetrics", "health_problems"]
 
@@ -32,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 1.0
 """How often a worker of `--workers` publishes its state gauges (the supervisor reads them)."""
+
+MEMO_LIMIT = 4096
+"""Kinds of decision line remembered with their counters (emptied, not evicted, when full)."""
 
 _REQUEST_PHASES = frozenset({"request", "response", "continue"})
 
@@ -101,6 +105,8 @@ class GatewayMetrics:
             "its event loop; an old one is a stuck worker)", registry=r,
             multiprocess_mode="livemin")
         self._children: dict[tuple[Any, ...], Any] = {}
+        # one entry per kind of decision line (agency, phase, action, outcome, category set)
+        self._decision_counters: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._shown: dict[tuple[str, tuple[str, ...]], MetricWrapperBase] = {}
         self._audit_seen: tuple[int, int] = (0, 0)  # (id of the AuditLog, errors counted)
 
@@ -109,12 +115,15 @@ class GatewayMetrics:
     def observe(self, event: str, fields: dict[str, Any]) -> None:
         """Count one audit event (called by the audit log for every event it records)."""
         if event == "decision":
-            agency, action = _label(fields.get("agency")), _label(fields.get("action"))
-            phase = _label(fields.get("phase"))
-            if phase in _REQUEST_PHASES:
-                self._child(self.requests, agency, action, _label(fields.get("enforced"))).inc()
-            for category in fields.get("categories") or ("none",):
-                self._child(self.decisions, agency, phase, action, str(category)).inc()
+            get = fields.get
+            key = (get("agency"), get("phase"), get("action"), get("enforced"),
+                   tuple(get("categories") or ()))
+            counters = self._decision_counters.get(key)
+            if counters is None:
+                counters = remember(self._decision_counters, key, self._counters_for(*key),
+                                    MEMO_LIMIT)
+            for counter in counters:
+                counter.inc()
         elif event == "engine_error":
             self._child(self.engine_errors, _label(fields.get("phase"))).inc()
         elif event == "window_boundary":
@@ -124,6 +133,16 @@ class GatewayMetrics:
             failed = event == "policy_reload_failed"
             self._child(self.reloads, part, "failed" if failed else "ok").inc()
             self._child(self.reload_failing, part).set(1 if failed else 0)
+
+    def _counters_for(self, agency: Any, phase: Any, action: Any, enforced: Any,
+                      categories: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The counters one kind of decision line increments (remembered per kind)."""
+        agency, phase, action = _label(agency), _label(phase), _label(action)
+        counters = [self._child(self.decisions, agency, phase, action, str(category))
+                    for category in categories or ("none",)]
+        if phase in _REQUEST_PHASES:
+            counters.append(self._child(self.requests, agency, action, _label(enforced)))
+        return tuple(counters)
 
     def _child(self, metric: MetricWrapperBase, *labels: str) -> Any:
         """`metric.labels(*labels)`, remembered: labels() takes a lock and builds a tuple."""
