@@ -242,3 +242,20 @@ def _worker_cmdlines(supervisor: int) -> list[str]:
     done = subprocess.run(["ps", "-o", "args=", "--ppid", str(supervisor)],
                           capture_output=True, text=True, check=False)
     return done.stdout.splitlines()
+
+
+def test_mitmdump_script_serves_the_admin_endpoint(tmp_path: Path, certs: Certs,
+                                                   upstreams: Upstreams) -> None:
+    """`mitmdump -s .../script.py --set aupgate_admin=...`: the same endpoint, counting the same."""
+    port = free_port()
+    proxy = start_proxy(tmp_path, certs, upstreams, "--set", f"aupgate_admin=127.0.0.1:{port}",
+                        mitmdump=True)
+    try:
+        assert fetch(port, "/healthz") == (200, "ok\n")
+        assert curl(proxy, "http://www.bet365.com/mitmdump").status == 403
+        assert value(scrape(port), "aupgate_requests_total", agency="lab", action="block",
+                     enforced="blocked") == 1
+    finally:
+        stop_proxy(proxy)
+    with pytest.raises(OSError):  # stopped with the proxy
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
