@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
 import threading
 import time
 import urllib.error
@@ -215,3 +216,26 @@ def test_a_worker_that_stopped_refreshing_fails_the_supervisor_health_check() ->
     published.heartbeat.set(time.time() - 30)
     [problem] = workers_health(registry)
     assert "has not refreshed its state for 30 s" in problem
+
+
+@pytest.mark.slow  # waits out the 10 s deadline of an idle client
+def test_server_survives_idle_and_garbage_clients() -> None:
+    metrics = GatewayMetrics()
+    server = AdminServer(("127.0.0.1", 0), metrics.registry, lambda: [])
+    address = ("127.0.0.1", server.address[1])
+    try:
+        with socket.create_connection(address, timeout=5) as idle, \
+                socket.create_connection(address, timeout=5) as garbage:
+            garbage.sendall(b"\x16\x03\x01\x00\xff" + b"\x00" * 300 + b"\r\n\r\n")
+            answer_bytes = b""
+            while chunk := garbage.recv(4096):
+                answer_bytes += chunk
+            assert b"Error code: 400" in answer_bytes  # refused (as HTTP/0.9), not a crash
+            # an idle client and a garbage one do not stop the next scrape
+            with urllib.request.urlopen(f"http://127.0.0.1:{address[1]}/healthz",
+                                        timeout=10) as answer:
+                assert answer.read() == b"ok\n"
+            idle.settimeout(20)
+            assert idle.recv(1) == b""  # closed by the server's deadline
+    finally:
+        server.close()

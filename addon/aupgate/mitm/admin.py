@@ -175,7 +175,7 @@ class AdminServer:
             return [b"not found: the admin endpoint serves /metrics and /healthz\n"]
 
         server_class = _V6Server if ":" in host else ThreadingWSGIServer
-        self.httpd = make_server(host, port, app, server_class, handler_class=_SilentHandler)
+        self.httpd = make_server(host, port, app, server_class, handler_class=_Handler)
         bound = self.httpd.server_address
         self.address: tuple[str, int] = (str(bound[0]), int(bound[1]))
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="aupgate-admin",
@@ -188,6 +188,13 @@ class AdminServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join(timeout=5)
+
+
+class _Handler(_SilentHandler):
+    """prometheus-client's quiet handler, with a deadline: a client that connects and sends
+    nothing (or sends slowly) holds its thread for at most this long."""
+
+    timeout = 10
 
 
 class _V6Server(ThreadingWSGIServer):
