@@ -103,8 +103,6 @@ def test_reloads_and_engine_errors_counted() -> None:
     assert sample(metrics, "aupgate_reloads_total", part="policies", outcome="failed") == 1
     metrics.observe("engine_error", {"phase": "tls"})
     assert sample(metrics, "aupgate_engine_errors_total", phase="tls") == 1
-    metrics.observe("window_boundary", {"agency": "modot"})
-    assert sample(metrics, "aupgate_window_boundaries_total", agency="modot") == 1
 
 
 def test_observer_failure_costs_no_audit_line() -> None:

@@ -37,7 +37,9 @@ REFRESH_SECONDS = 1.0
 MEMO_LIMIT = 4096
 """Kinds of decision line remembered with their counters (emptied, not evicted, when full)."""
 
-_REQUEST_PHASES = frozenset({"request", "response", "continue"})
+_NOT_REQUESTS = frozenset({"connect", "tls", "server_connect", "boundary"})
+"""Decision lines about a connection, not an HTTP request (every other phase is a request's:
+request, response, upload, stream, continue, request-access)."""
 
 
 def _label(value: Any) -> str:
@@ -66,16 +68,13 @@ class GatewayMetrics:
             "(passed, blocked, warned, pass-used, refused, error, cut...)",
             ["agency", "action", "enforced"], registry=r)
         self.decisions = Counter(
-            "aupgate_decisions", "Decision lines (requests, CONNECTs, TLS passthrough, window "
-            "boundaries) by agency, phase, action and category; one per category of the "
-            "decision ('none': uncategorised), so a sum over categories counts some twice",
+            "aupgate_decisions", "Decision lines (requests, CONNECTs, TLS passthrough) by "
+            "agency, phase, action and category; one per category of the decision ('none': "
+            "uncategorised), so a sum over categories counts some twice",
             ["agency", "phase", "action", "category"], registry=r)
         self.engine_errors = Counter(
             "aupgate_engine_errors", "Flows failed closed because deciding raised, by phase",
             ["phase"], registry=r)
-        self.boundaries = Counter(
-            "aupgate_window_boundaries", "Window boundaries reached, by agency", ["agency"],
-            registry=r)
         self.reloads = Counter(
             "aupgate_reloads", "Hot reload attempts by part (policies, categories) and outcome "
             "(ok; failed: the last good set stays in force)", ["part", "outcome"], registry=r)
@@ -126,8 +125,6 @@ class GatewayMetrics:
                 counter.inc()
         elif event == "engine_error":
             self._child(self.engine_errors, _label(fields.get("phase"))).inc()
-        elif event == "window_boundary":
-            self._child(self.boundaries, _label(fields.get("agency"))).inc()
         elif event in ("policy_reloaded", "policy_reload_failed"):
             part = _label(fields.get("part"))
             failed = event == "policy_reload_failed"
@@ -140,7 +137,7 @@ class GatewayMetrics:
         agency, phase, action = _label(agency), _label(phase), _label(action)
         counters = [self._child(self.decisions, agency, phase, action, str(category))
                     for category in categories or ("none",)]
-        if phase in _REQUEST_PHASES:
+        if phase not in _NOT_REQUESTS:
             counters.append(self._child(self.requests, agency, action, _label(enforced)))
         return tuple(counters)
 
