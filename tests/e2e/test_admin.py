@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -167,10 +168,11 @@ def test_only_metrics_and_healthz_are_served(single: tuple[Proxy, int]) -> None:
                                      "127.0.0.1:0", "127.0.0.1:70000"])
 def test_admin_binds_only_to_loopback_or_the_listen_address(tmp_path: Path,
                                                             address: str) -> None:
+    shutil.copytree(FIXTURES, tmp_path / "fixtures")  # the index is compiled beside the lists
     done = subprocess.run(
         [str(AUPGATE), "run", "--workers", "1", "--listen-port", str(free_port()),
-         "--policy-dir", str(FIXTURES / "policies"),
-         "--categories", str(FIXTURES / "categories" / "sources.yaml"),
+         "--policy-dir", str(tmp_path / "fixtures" / "policies"),
+         "--categories", str(tmp_path / "fixtures" / "categories" / "sources.yaml"),
          "--admin", address], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1, done
     assert "aupgate_admin" in done.stderr
