@@ -73,14 +73,15 @@ def test_run_flags_map_to_options(tmp_path: Path) -> None:
         listen_host="127.0.0.1", listen_port=9999, policy_dir=tmp_path, categories=None,
         audit_log=tmp_path / "a.jsonl", audit_stdout=False, default_agency="lab",
         fixed_time="2026-11-24T10:30", resolve=["a.test:80:127.0.0.1"], sets=["confdir=/x"],
-        proxy_protocol_from=["10.0.0.5", "10.1.0.0/29"], quiet=True)
+        proxy_protocol_from=["10.0.0.5", "10.1.0.0/29"], admin="127.0.0.1:9180", quiet=True)
     specs = option_specs(args)
     assert specs[:3] == ["listen_host=127.0.0.1", "listen_port=9999", "connection_strategy=lazy"]
     for expected in (f"aupgate_policy_dir={tmp_path}", f"aupgate_audit_log={tmp_path}/a.jsonl",
                      "aupgate_default_agency=lab", "aupgate_fixed_time=2026-11-24T10:30",
                      "aupgate_resolve=a.test:80:127.0.0.1",
                      "aupgate_proxy_protocol_from=10.0.0.5",
-                     "aupgate_proxy_protocol_from=10.1.0.0/29"):
+                     "aupgate_proxy_protocol_from=10.1.0.0/29",
+                     "aupgate_admin=127.0.0.1:9180"):
         assert expected in specs
     assert specs[-1] == "confdir=/x"
     assert not any(spec.startswith("aupgate_categories") for spec in specs)

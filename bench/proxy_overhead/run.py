@@ -16,6 +16,10 @@ the median round. Loopback only.
 `--distinct-urls` gives every request a URL not seen before (a new query), so no memo in the
 proxy can answer it: the cost of deciding cold, against the default of one URL repeated.
 
+`--admin` runs `aupgate run` with its admin endpoint on (`--admin 127.0.0.1:PORT`) and scrapes
+`/metrics` every second while the load runs (Prometheus scrapes every 15 s by default): what the
+metrics and their endpoint cost. Metrics are counted with or without the endpoint.
+
 `--breakdown` adds aupgate with clocks inside (`timed_addon.py`) and prints where its time goes
 per request in the running proxy: each hook, the audit line's steps, the garbage collector.
 
@@ -43,6 +47,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench" / "metrics"))  # the scraper, shared with bench/scale
+
+from scraper import Scraper  # noqa: E402
+
 BIN = Path(sys.executable).parent
 BODY = b"<!doctype html><title>ok</title>" + b"x" * 1000  # a ~1 KiB page
 
@@ -136,7 +144,8 @@ def start_bare(work: Path, port: int, *extra: str, name: str = "bare",
 def start_aupgate(work: Path, port: int, agency: str, *, audit: bool = True,
                   name: str = "aupgate", policies: Path = ROOT / "policies",
                   categories: Path = ROOT / "categories" / "sources.yaml",
-                  code: Path | None = None) -> subprocess.Popen[bytes]:
+                  code: Path | None = None, admin: int | None = None
+                  ) -> subprocess.Popen[bytes]:
     """`aupgate run`; with `code`, the aupgate package found there (first on PYTHONPATH, which
     mitmdump inherits) instead of the installed one: an older commit's `addon/`."""
     # One process. A tree from before `--workers` refuses the flag; its `aupgate run` is one
@@ -149,6 +158,7 @@ def start_aupgate(work: Path, port: int, agency: str, *, audit: bool = True,
             *(["--audit-log", str(work / f"{name}.jsonl")] if audit else []),
             "--default-agency", agency,
             "--set", f"confdir={work / ('conf-' + name)}", "--set", "aupgate_reload_seconds=0",
+            *(["--admin", f"127.0.0.1:{admin}"] if admin else []),
             "--quiet"]  # aupgate run sets connection_strategy=lazy and prints no flows
     env = {**os.environ, "PYTHONPATH": str(code)} if code is not None else None
     return subprocess.Popen([*PROXY_CPU, *argv], stdout=subprocess.DEVNULL,
@@ -340,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="add aupgate with clocks on its hooks, audit steps and the garbage "
                              "collector (timed_addon.py), and mitmdump with the collector's "
                              "clock: where the time goes inside the running proxy")
+    parser.add_argument("--admin", action="store_true",
+                        help="aupgate with its admin endpoint on, /metrics scraped every second")
     parser.add_argument("--no-pin", action="store_true",
                         help="do not pin proxies to CPU 1 and wrk + upstream to CPU 0")
     args = parser.parse_args(argv)
@@ -360,9 +372,11 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         proxies["mitmdump"] = (port, start_bare(work, port))
         port = free_port()
+        admin = free_port() if args.admin else None
         proxies["aupgate"] = (port, start_aupgate(work, port, args.agency,
                                                   policies=args.policy_dir,
-                                                  categories=args.categories))
+                                                  categories=args.categories, admin=admin))
+        scraper = Scraper(admin) if admin else None
         if args.also_mitmdump_script:
             port = free_port()
             proxies["mitmdump-s"] = (port, start_scripted(work, port, args.agency,
@@ -412,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_wrk(port, upstream_port, args.warmup, args.connections, args.threads,
                         script, name, distinct=args.distinct_urls)
             rounds: dict[str, list[Round]] = {name: [] for name in proxies}
+            if scraper is not None:
+                scraper.start()
             for _ in range(args.rounds):
                 for name, (port, process) in proxies.items():
                     rounds[name].append(run_wrk(port, upstream_port, args.seconds,
@@ -420,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
             with (work / "aupgate.jsonl").open() as handle:
                 audit_lines = sum(1 for _ in handle)
         finally:
+            if scraper is not None:
+                scraper.stop()
             for _port, process in proxies.values():
                 stop(process)
             stop(upstream)
@@ -457,6 +475,10 @@ def main(argv: list[str] | None = None) -> int:
               f"({cpu_aup - cpu_bare:+.0f} us; CPU-bound ratio {cpu_bare / cpu_aup:.3f})")
     print(f"p99 difference: {aup_r.p99_ms - bare_r.p99_ms:+.2f} ms")
     print(f"audit lines written by aupgate: {audit_lines}")
+    if scraper is not None:
+        print(f"admin endpoint: {scraper.scrapes} scrapes of /metrics during the rounds, "
+              f"{scraper.failures} failed; aupgate_requests_total at the last: "
+              f"{scraper.last_requests:.0f}")
     if timings:
         print_breakdown(timings["timed"], timings["bare-gc"])
     if args.json:

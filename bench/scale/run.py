@@ -44,7 +44,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "deploy"))  # the deployment tests' worker, shared
 
+sys.path.insert(0, str(ROOT / "bench" / "metrics"))  # the scraper, shared
+
 from deploy_support import worker_argv  # noqa: E402
+from scraper import Scraper  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 PAGE = b"<!doctype html>" + b"x" * 597  # 612 bytes, nginx's welcome page size
@@ -138,21 +141,33 @@ Setup = Callable[[Path, int], AbstractContextManager[tuple[int, int]]]
 """Start a proxy for the upstream's port in a folder; yields its (port, pid)."""
 
 
-def aupgate(workers: int) -> Setup:
-    """`aupgate run --workers K` on one port, as the systemd unit runs it."""
+def aupgate(workers: int, admin: bool = False) -> Setup:
+    """`aupgate run --workers K` on one port, as the systemd unit runs it; `admin`: with its
+    admin endpoint on and /metrics scraped every second (bench/metrics/scraper.py)."""
 
     @contextmanager
     def setup(tmp: Path, upstream: int) -> Iterator[tuple[int, int]]:
-        port = free_port()
+        port, admin_port = free_port(), free_port()
+        extra = ("--set", "aupgate_reload_seconds=0",
+                 *(("--admin", f"127.0.0.1:{admin_port}") if admin else ()))
         argv = worker_argv(tmp / "aupgate", port, upstream, confdir=tmp / "conf", quiet=True,
-                           workers=workers, extra=("--set", "aupgate_reload_seconds=0"))
+                           workers=workers, extra=extra)
         with started(argv, port, tmp / "aupgate.log") as process:
             deadline = time.monotonic() + 60
             while not serving(tmp / "aupgate", workers):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"aupgate's {workers} workers did not all start")
                 time.sleep(0.1)
-            yield port, process.pid
+            scraper = Scraper(admin_port) if admin else None
+            if scraper is not None:
+                scraper.start()
+            try:
+                yield port, process.pid
+            finally:
+                if scraper is not None:
+                    scraper.stop()
+                    print(f"  /metrics: {scraper.scrapes} scrapes, {scraper.failures} failed, "
+                          f"aupgate_requests_total {scraper.last_requests:.0f} at the last")
 
     return setup
 
@@ -222,6 +237,7 @@ def setups(max_workers: int) -> dict[str, Setup]:
     found: dict[str, Setup] = {"mitmdump": mitmdump}
     for k in range(1, max_workers + 1):
         found[f"aupgate-w{k}"] = aupgate(k)
+        found[f"aupgate-w{k}-admin"] = aupgate(k, admin=True)
     found["e2guardian"] = e2guardian
     return found
 
@@ -330,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-workers", type=int, default=len(os.sched_getaffinity(0)),
                         help="aupgate with 1..N workers (default: this machine's cores)")
     parser.add_argument("--only", action="append", help="setups to run (mitmdump, aupgate-wK, "
-                        "e2guardian)")
+                        "aupgate-wK-admin: with /metrics scraped every second, e2guardian)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     available = setups(args.max_workers)
@@ -343,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'setup':<12} {'connections':<11} {'req/s':>8} {'done':>7} {'errors':>6} "
         f"{'non-2xx':>7} {'p50 ms':>6} {'p99 ms':>6} {'cpu us/req':>10}  per-worker share"
     )
-    for name in args.only or list(available):
+    # the -admin setups (metrics on, scraped) run only when named: `--only aupgate-w2-admin`
+    for name in args.only or [n for n in available if not n.endswith("-admin")]:
         with tempfile.TemporaryDirectory(prefix=f"aupgate-bench-{name}-") as folder:
             tmp = Path(folder)
             (tmp / "up").mkdir()

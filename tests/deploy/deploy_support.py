@@ -140,6 +140,7 @@ class Worker:
     port: int
     home: Path
     process: subprocess.Popen[bytes]
+    admin: int | None = None  # the admin endpoint's port (/metrics, /healthz), if it serves one
 
     @property
     def audit_path(self) -> Path:
@@ -207,14 +208,17 @@ def worker_argv(home: Path, port: int, upstream_port: int, *, confdir: Path | No
 
 
 def start_worker(home: Path, upstream: Upstream, port: int | None = None,
-                 extra: tuple[str, ...] = ()) -> Worker:
+                 extra: tuple[str, ...] = (), *, admin: bool = False) -> Worker:
     """`aupgate run` (one process) on the fixture agency, every test name sent to the local
-    upstream."""
+    upstream; `admin`: with its admin endpoint on a free loopback port."""
     port = port or free_port()
+    admin_port = free_port() if admin else None
+    if admin_port is not None:
+        extra = (*extra, "--admin", f"127.0.0.1:{admin_port}")
     argv = worker_argv(home, port, upstream.port, extra=extra)
     with (home / "output.log").open("wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
-    worker = Worker(port, home, process)
+    worker = Worker(port, home, process, admin_port)
     deadline = time.monotonic() + 30
     while " listening at " not in worker.log():
         if process.poll() is not None or time.monotonic() > deadline:

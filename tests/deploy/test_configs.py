@@ -8,26 +8,38 @@ stanza, and the permissions script sets the documented owners and modes in a sta
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from deploy_support import DEPLOY, free_port, require, wait_for_port
+from deploy_support import (
+    DEPLOY,
+    Upstream,
+    free_port,
+    require,
+    start_worker,
+    wait_for_port,
+)
 
 from aupgate.pac import PAC_CONTENT_TYPE
 
+UNITS = ("aupgate.service", "aupgate-health.service", "aupgate-health.timer")
+
 
 def test_systemd_unit_verifies(tmp_path: Path) -> None:
-    """The unit parses, with the venv path pointing at this environment."""
+    """The units parse, with the venv path pointing at this environment."""
     analyze = require("systemd-analyze")
     venv = str(Path(sys.executable).parent.parent)
-    text = (DEPLOY / "systemd" / "aupgate.service").read_text()
-    (tmp_path / "aupgate.service").write_text(text.replace("/opt/aupgate/venv", venv))
+    for unit in UNITS:
+        text = (DEPLOY / "systemd" / unit).read_text()
+        (tmp_path / unit).write_text(text.replace("/opt/aupgate/venv", venv))
     done = subprocess.run(
-        [analyze, "verify", "--man=no", "aupgate.service"],
+        [analyze, "verify", "--man=no", *UNITS],
         cwd=tmp_path, capture_output=True, text=True, check=False,
     )  # fmt: skip
     problems = [
@@ -47,13 +59,44 @@ def test_unit_command_line_is_what_aupgate_run_takes() -> None:
     env = dict(line.split("=", 1) for line in (DEPLOY / "systemd" / "gateway.env").read_text()
                .splitlines() if line and not line.startswith("#"))
     assert set(env) == {"AUPGATE_LISTEN_HOST", "AUPGATE_PROXY_PROTOCOL_FROM",
-                        "AUPGATE_DEFAULT_AGENCY"}
+                        "AUPGATE_DEFAULT_AGENCY", "AUPGATE_ADMIN"}
     argv = [env[word[2:-1]] if word.startswith("${") else word for word in command.split()]
     assert argv[0].endswith("/aupgate") and argv[1] == "run"
     args = _parser().parse_args(argv[1:])
     assert args.workers is None  # one per core
     assert args.listen_host == "0.0.0.0" and args.proxy_protocol_from == [""]
     assert str(args.audit_log) == "/var/log/aupgate/audit.jsonl"
+    assert args.admin == "127.0.0.1:9180"
+
+
+def test_health_unit_asks_the_gateways_healthz(tmp_path: Path, upstream: Upstream) -> None:
+    """aupgate-health.service's command, with gateway.env's AUPGATE_ADMIN pointed at a real
+    `aupgate run --admin`, succeeds while it is healthy and fails, printing the reasons, when
+    its audit file cannot be written."""
+    text = (DEPLOY / "systemd" / "aupgate-health.service").read_text()
+    command = text.split("ExecStart=", 1)[1].split("\n", 2)
+    words = " ".join(part.rstrip("\\").strip() for part in command[:2]).split()
+    assert words[0] == "/usr/bin/curl" and "${AUPGATE_ADMIN}" in words[-1]
+    worker = start_worker(tmp_path / "gw", upstream, admin=True)
+    try:
+        argv = [w.replace("${AUPGATE_ADMIN}", f"127.0.0.1:{worker.admin}") for w in words]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 0 and done.stdout == "ok\n", done
+        worker.audit_path.unlink()
+        worker.audit_path.mkdir()  # unwritable from the next event on
+        worker.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while True:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+            if done.returncode != 0 or time.monotonic() > deadline:
+                break
+            subprocess.run(["curl", "-s", "-o", "/dev/null", "--proxy",
+                            f"http://127.0.0.1:{worker.port}", "http://www.example.org/x"],
+                           timeout=30, check=False)
+            time.sleep(0.2)
+        assert done.returncode == 22 and "audit log cannot be written" in done.stdout, done
+    finally:
+        worker.stop()
 
 
 def test_unit_is_hardened() -> None:

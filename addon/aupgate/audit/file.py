@@ -117,6 +117,7 @@ class AuditFile:
         self._lost_since: str | None = None
         self._lost_error: str | None = None  # the error behind the loss (a checkpoint may
         # succeed, clearing `last_error`, before the gap is written)
+        self.write_errors = 0  # events lost since this file was opened, never reset (metrics)
         self._last_complaint = 0.0
         self.last_error: str | None = None
         self.checkpoint_s = checkpoint_s
@@ -354,6 +355,7 @@ class AuditFile:
                 self._lost_since = format_time(self._clock())
             self._lost += lost
             self._lost_error = message
+            self.write_errors += lost
         now = time.monotonic()
         if first or now - self._last_complaint >= _REPEAT_COMPLAINT_S:
             self._last_complaint = now

@@ -13,9 +13,10 @@ the list.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,8 @@ class AuditLog:
         self._may_refuse = any(f.on_failure == "fail-closed" for f in self._files)
         self._fanout = _Fanout(sinks)
         self._enabled = bool(self._fanout.sinks)  # no sink: rendering an event would be wasted
+        # sees every event recorded, before it is rendered (the proxy's metrics count them)
+        self.observer: Callable[[str, dict[str, Any]], None] | None = None
 
     @classmethod
     def open(
@@ -97,11 +100,15 @@ class AuditLog:
         Raises `AuditUnavailableError` when a file cannot be written and its `on_failure` is
         `fail-closed`.
         """
-        if self._enabled:
-            self.record(event, fields)
+        self.record(event, fields)
 
     def record(self, event: str, fields: dict[str, Any]) -> None:
         """`event` with the fields in a dict the caller built (and gives up): the hot path."""
+        if self.observer is not None:
+            try:
+                self.observer(event, fields)
+            except Exception:  # counting must never cost an audit line
+                logging.getLogger(__name__).exception("aupgate: an audit observer failed")
         if self._enabled:
             redact_fields(fields)
             now = now_text()

@@ -23,6 +23,9 @@ def add_run_parser(subparsers: Any) -> None:
     run.add_argument("--proxy-protocol-from", action="append", default=[], metavar="CIDR",
                      help="load balancers whose connections start with a PROXY protocol header "
                           "naming the client (repeatable, or comma-separated)")
+    run.add_argument("--admin", metavar="[HOST:]PORT",
+                     help="serve /metrics (Prometheus) and /healthz here; HOST: 127.0.0.1 unless "
+                          "given, a loopback address or the listen address (default: off)")
     run.add_argument("--policy-dir", type=Path, help="directory of agency policies")
     run.add_argument("--categories", type=Path, help="category sources file (sources.yaml)")
     run.add_argument("--audit-log", type=Path,

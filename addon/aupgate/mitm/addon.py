@@ -11,6 +11,7 @@ Where each decision is taken (see docs/proxy.md and docs/security.md):
   (absolute-form authority, request host, Host, SNI) is decided and the strictest wins.
 - `responseheaders`: content rules, and a byte counter for transfers of unstated size.
 - `response` (or `error`): the request's audit line, once status and size are known.
+- every audit event is counted for `/metrics` on its way to the audit log (`admin`, `metrics`).
 
 mitmproxy dispatches every hook an addon defines for every request, a measurable cost: `request`,
 needed only to read a warn form's body, is an instance attribute while such a form is being read.
@@ -53,6 +54,7 @@ from . import (
 )
 from . import options as opts
 from .accessrequest import AccessRequests
+from .admin import AdminEdge
 from .budgeting import Budgets
 from .deadline import ResponseDeadline
 from .deciding import Decider
@@ -102,6 +104,7 @@ class Aupgate:
         headlimits.install()  # HTTP/1 heads are cut off at the limits while they arrive
         self._audit_head = lambda client, status, reason: events.audit_refused_head(
             self.audit, self.decider, client, status, reason)
+        self.admin = AdminEdge(lambda: self.gateway, lambda: self.audit)
 
     @property
     def gateway(self) -> Gateway | None:
@@ -157,11 +160,14 @@ class Aupgate:
         self.shadow.configure(o, updated, self._today)
         self.budgets.configure(o, updated)
         lifecycle.enforce_options(o, updated)
+        if {"aupgate_admin", "listen_host"} & updated:
+            lifecycle.serve_admin(self.admin, o)
 
     def _open_audit(self) -> None:
         opened = lifecycle.open_audit(ctx.options, self._audit_key)
         if opened is not None:
             old, (self.audit, self._audit_key) = self.audit, opened
+            self.audit.observer = self.admin.metrics.observe
             old.close()
 
     def _today(self) -> date:
@@ -188,6 +194,7 @@ class Aupgate:
         self.shadow.start(lambda: ctx.options.aupgate_reload_seconds, self._today)
         self.budgets.start()
         headlimits.listen(self._audit_head)  # refused heads are audited
+        self.admin.start(loop)
         if self._started is None:
             lifecycle.freeze_heap()  # once, before the first request: never after a reload
             self._started = time.monotonic()
@@ -200,6 +207,7 @@ class Aupgate:
         headlimits.forget(self._audit_head)
         await self.shadow.stop()
         await self.budgets.stop()
+        self.admin.close()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -360,13 +368,8 @@ class Aupgate:
         self.deadline.start(flow)  # unless answered here: the site's answer is due
 
     def _reserved(self, flow: http.HTTPFlow, ident: Identity, path: str) -> None:
-        """`/.aupgate/...` belongs to the gateway: never forwarded, whatever the host.
-
-        Only the warn form (a POST of a small, sized body to the continue path) is read; its
-        answer comes from `request`, which is defined only while such a form is being read
-        (mitmproxy dispatches each hook an addon defines for every request, even one that
-        returns at once).
-        """
+        """`/.aupgate/...` belongs to the gateway: never forwarded, whatever the host. Only a
+        small, sized form is read; `request`, defined only while one is read, answers it."""
         phase = "request-access" if path == REQUEST_ACCESS_PATH else "continue"
         self.records[flow] = FlowRecord(ident, None, "continue", phase=phase)
         page = self.warn.reserved(flow, ident, path)

@@ -22,6 +22,7 @@ from ..errors import AupgateError, Problem
 from ..gateway import Gateway, Vet
 from ..paths import default_categories, default_policy_dir
 from . import libraries
+from .admin import AdminEdge
 from .directories import proxyauth_problem
 from .events import agency_digests, listen_text, report_reload
 from .guard import options_error
@@ -36,6 +37,7 @@ __all__ = [
     "open_audit",
     "record_start",
     "record_stop",
+    "serve_admin",
     "start_fields",
     "stop_on_signals",
     "watch_files",
@@ -172,6 +174,16 @@ def configure_logins(logins: Logins, options: Any, updated: set[str],
         if minutes < 0:
             raise options_error("aupgate: aupgate_login_audit_minutes must be zero or more")
         logins.events.set_login_minutes(minutes)
+def serve_admin(admin: AdminEdge, options: Any) -> None:
+    """Serve (or stop serving) the admin endpoint `aupgate_admin` names; a bad address or a
+    port in use stops the start-up with the reason."""
+    try:
+        admin.configure(options.aupgate_admin, options.listen_host)
+    except ValueError as exc:
+        raise options_error(f"aupgate: {exc}") from exc
+    except OSError as exc:
+        raise options_error(f"aupgate: cannot serve the admin endpoint on "
+                            f"{options.aupgate_admin}: {exc.strerror or exc}") from exc
 
 
 def stop_on_signals(loop: asyncio.AbstractEventLoop, master: Any,

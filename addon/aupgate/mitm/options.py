@@ -91,6 +91,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("aupgate_budget_flush_ms", int, 1000,
                "How often (milliseconds) counted budget use is written to the database and "
                "everyone's read back: the most a budget lags behind the other processes."),
+    OptionSpec("aupgate_admin", str, "",
+               "Serve /metrics (Prometheus) and /healthz on [HOST:]PORT; HOST defaults to "
+               "127.0.0.1 and must be a loopback address or the proxy's listen address. Empty: "
+               "off."),
     OptionSpec("aupgate_fault", str, "",
                "Tests only (needs AUPGATE_TEST_MODE=1): POINT[@HOST] makes that step raise, to "
                "prove the gateway fails closed. Points: " + ", ".join(FAULT_POINTS) + "."),

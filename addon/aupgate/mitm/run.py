@@ -39,6 +39,8 @@ def option_specs(args: argparse.Namespace) -> list[str]:
         opt("aupgate_fixed_time", args.fixed_time)
     for spec in args.resolve:
         opt("aupgate_resolve", spec)
+    if args.admin:
+        opt("aupgate_admin", args.admin)
     for spec in args.proxy_protocol_from:
         opt("aupgate_proxy_protocol_from", spec)
     specs.extend(args.sets)

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .adminworkers import SupervisorAdmin
 from .passes import MAX_ENTRIES
 from .sharedpasses import encode, replay_key
 
@@ -220,6 +221,7 @@ class Supervisor:
     argv_for: Callable[[int], Sequence[str]]
     pass_fds: Sequence[int] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    on_exit: Callable[[int], None] = lambda pid: None  # a worker process ended (its pid)
     slots: list[Slot] = field(default_factory=list)
     stopping: bool = False
     failed: str | None = None
@@ -329,6 +331,7 @@ class Supervisor:
         try:
             return await slot.process.wait()
         finally:
+            self.on_exit(slot.pid)
             listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listening
@@ -373,6 +376,12 @@ class Supervisor:
         for slot in self.slots:
             if slot is not source and slot.link is not None and slot.ready:
                 slot.link.write(line)
+
+    def view(self) -> tuple[int, int, int]:
+        """(workers running and serving, workers kept, restarts so far), for /metrics."""
+        alive = sum(1 for s in self.slots if s.ready and s.process is not None
+                    and s.process.returncode is None)
+        return alive, self.count, sum(max(0, s.restarts - 1) for s in self.slots)
 
     def _live_book(self) -> list[tuple[str, bytes]]:
         now = time.monotonic()
@@ -426,10 +435,22 @@ def run_workers(specs: Sequence[str], count: int, *, quiet: bool) -> int:
     logger.info("aupgate: listening on %s; starting %d workers", shown, count)
     fds = [s.fileno() for socks in bound.values() for s in socks]
 
-    async def main() -> int:
-        supervisor = Supervisor(count, lambda i: worker_argv(i, specs, quiet=quiet), fds,
-                                {LISTEN_FDS_ENV: inherited_env(bound)})
-        return await supervisor.run()
-
+    try:
+        admin = SupervisorAdmin.from_specs(specs, opts.listen_host)
+    except ValueError as exc:
+        logger.error("aupgate: %s", exc)
+        return 1
+    worker_specs = admin.worker_specs(specs)
+    supervisor = Supervisor(count, lambda i: worker_argv(i, worker_specs, quiet=quiet), fds,
+                            {LISTEN_FDS_ENV: inherited_env(bound), **admin.env},
+                            on_exit=admin.worker_ended)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    return asyncio.run(main())
+    try:
+        try:
+            admin.serve(supervisor.view)
+        except OSError as exc:
+            logger.error("aupgate: cannot serve the admin endpoint: %s", exc.strerror or exc)
+            return 1
+        return asyncio.run(supervisor.run())
+    finally:
+        admin.close()
