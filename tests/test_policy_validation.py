@@ -292,6 +292,26 @@ CASES: list[tuple[str, dict[str, str], str, str]] = [
         "unknown day 'tues' (did you mean 'tue'?)",
     ),
     (
+        "one-unknown-work-day-not-in-a-list",
+        {
+            "schedule": SECTIONS["schedule"].replace(
+                "  work_days: [mon, tue, wed, thu, fri]\n", "  work_days: tues  # <-\n"
+            )
+        },
+        "schedule.work_days[0]",
+        "unknown day 'tues' (did you mean 'tue'?)",
+    ),
+    (
+        "work-days-a-boolean",  # hypothesis found it unlocated: `no` read as false, then 'False'
+        {
+            "schedule": SECTIONS["schedule"].replace(
+                "  work_days: [mon, tue, wed, thu, fri]\n", "  work_days: false  # <-\n"
+            )
+        },
+        "schedule.work_days",
+        "expected a list, got true/false",
+    ),
+    (
         "bad-holiday",
         {
             "schedule": SECTIONS["schedule"].replace(

@@ -285,7 +285,7 @@ class FieldReader:
         value = parent.get(key, MISSING)
         if value is MISSING:
             return []
-        if isinstance(value, (str, int, float)):
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return [(0, str(value))]
         if not isinstance(value, list):
             self.problem(
@@ -319,13 +319,16 @@ class FieldReader:
         allowed = tuple(allowed)
         chosen: set[str] = set()
         items = self.strings(parent, key, field)
+        # a single name (`work_days: monday`) has no item lines: its key's line locates it
+        listed = isinstance(parent[key], list)
         for i, name in items:
             if name in allowed:
                 chosen.add(name)
             else:
                 problem = f"unknown {what} '{name}'{did_you_mean(name, allowed)}"
-                self.problem(parent[key], i, f"{join_field(field, key)}[{i}]", problem)
-        if not items:
+                where, at = (parent[key], i) if listed else (parent, key)
+                self.problem(where, at, f"{join_field(field, key)}[{i}]", problem)
+        if listed and not parent[key]:  # anything else that gave no names was reported above
             self.problem(parent, key, join_field(field, key), "must list at least one value")
         return frozenset(chosen)
 
