@@ -195,6 +195,17 @@ def served_by(proxy: Proxy, **match: Any) -> set[int]:
             if r["event"] == "decision" and all(r.get(k) == v for k, v in match.items())}
 
 
+def relayed(request: Any, status: int, what: str) -> Any:
+    """`request()` until it answers `status`, within 5 s: a ticket or pass travels to the other
+    worker through the supervisor, so for a moment that worker may not know it yet (one more
+    warn page, never one less: `mitm.sharedpasses`). On an idle box the first try answers."""
+    deadline = time.monotonic() + 5
+    while (result := request()).status != status:
+        assert time.monotonic() < deadline, f"{what}: {result}"
+        time.sleep(0.1)
+    return result
+
+
 def warn_and_continue(proxy: Proxy, host: str) -> str:
     """A warn page, its form, and the page again: each request on a new connection, so each
     may be served by either worker. Returns the browser's cookie jar (its pass cookie)."""
@@ -202,11 +213,12 @@ def warn_and_continue(proxy: Proxy, host: str) -> str:
     first = curl(proxy, f"http://{host}/page", "-H", "Accept: text/html")
     assert first.status == 403 and 'name="token"' in first.body, first
     token = first.body.split('name="token" value="')[1].split('"')[0]
-    go = curl(proxy, f"http://{host}/.aupgate/continue", "--data-urlencode", f"token={token}",
-              "--data-urlencode", "reason=checking the agency page", "-c", jar)
-    assert go.status == 303, go  # the form is known to whichever worker reads it
-    after = curl(proxy, f"http://{host}/page", "-b", jar)
-    assert after.status == 200, after  # and the pass to whichever serves the page
+    relayed(lambda: curl(proxy, f"http://{host}/.aupgate/continue", "--data-urlencode",
+                         f"token={token}", "--data-urlencode",
+                         "reason=checking the agency page", "-c", jar),
+            303, "the form is known to whichever worker reads it")
+    relayed(lambda: curl(proxy, f"http://{host}/page", "-b", jar), 200,
+            "the pass reaches whichever worker serves the page")
     return jar
 
 
