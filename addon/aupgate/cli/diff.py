@@ -32,6 +32,7 @@ from aupgate.lifecycle.diffwork import (
 )
 from aupgate.lifecycle.parallel import default_jobs, file_blocks, ordered_map
 from aupgate.lifecycle.requests import RequestDecider
+from aupgate.lifecycle.sharedindex import SharedIndex
 from aupgate.policy.loader import load_policy_dir
 
 from .common import (
@@ -86,8 +87,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
             raise UsageError(f"{path}: no such file")
     current = load_policies(args, at.date(), warnings=False)
     candidate = load_policy_dir(args.candidate, today=at.date())  # PolicyError: exit 1
-    index = load_index_of(args)
-    state = DiffState(RequestDecider(current, index, at), RequestDecider(candidate, index, at),
+    index = SharedIndex(load_index_of(args))  # each host looked up once for both
+    deciding = RequestDecider(current, index, at)
+    state = DiffState(deciding, RequestDecider(candidate, index, at, parsing_of=deciding),
                       by_user=args.by_user, changes=args.changes is not None)
     summary = DiffSummary(by_user=args.by_user)
     changes = args.changes.open("wb") if args.changes is not None else None

@@ -38,7 +38,11 @@ class RequestDecider:
     """Decides requests under one policy set and index, remembering what repeats."""
 
     def __init__(self, policies: PolicySet, index: CategoryIndex, default_moment: datetime,
-                 default_agency: str | None = None) -> None:
+                 default_agency: str | None = None,
+                 parsing_of: RequestDecider | None = None) -> None:
+        """With `parsing_of`, the moments, URLs and clients that decider parsed are shared with
+        this one (`diff` parses each request once for both policy sets; parsing does not depend
+        on the policies, and the memos hold only what was parsed)."""
         self.policies = policies
         self.index = index
         self.default_moment = default_moment
@@ -46,6 +50,10 @@ class RequestDecider:
         self._moments: dict[str, tuple[datetime, int]] = {}
         self._urls: dict[str, Url] = {}
         self._clients: dict[str, IPAddress] = {}
+        if parsing_of is not None:
+            self._moments = parsing_of._moments
+            self._urls = parsing_of._urls
+            self._clients = parsing_of._clients
         self._agencies: dict[tuple[str | None, str | None], Policy | None] = {}
         self._decisions: dict[tuple[Any, ...], Decision] = {}
         self._default = (default_moment, _minute_of(default_moment))
