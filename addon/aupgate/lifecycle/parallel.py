@@ -6,10 +6,19 @@ every core: worker processes are forked once the policies and the category index
 (they share the memory-mapped index and inherit the policies), each takes whole blocks, and the
 parent writes their answers in the order the blocks were read. At most a few blocks per worker
 are in flight, so memory stays bounded however large the input (a month of audit log).
+
+Python's cyclic garbage collector does not run while blocks are decided: deciding allocates
+hundreds of thousands of small containers a second, most of them kept in the bounded memos, and
+the collector, triggered by allocation counts, walked those memos again and again, a third of
+replay's time. Deciding makes no reference cycles (`tests/test_replay_gc.py` holds every block
+worker to that), so reference counting frees all its garbage: the start-up's garbage is collected
+once, then everything alive is frozen out of the collector's passes before each block and after
+it (frozen objects are still freed by reference counting when a memo lets go of them).
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections import deque
@@ -71,24 +80,42 @@ def ordered_map(work: Callable[..., R], tasks: Iterable[tuple[Any, ...]],
     are inherited, not pickled; the tasks and results are pickled), at most `2 * jobs` tasks
     ahead of the results handed out.
     """
-    if jobs <= 1:
-        for task in tasks:
-            yield work(*task)
-        return
-    global _WORK
-    _WORK = work
-    context = multiprocessing.get_context("fork")
-    pending: deque[AsyncResult[Any]] = deque()
-    with context.Pool(jobs) as pool:
-        for task in tasks:
-            pending.append(pool.apply_async(_run, task))
-            if len(pending) >= 2 * jobs:
+    gc.collect()  # the start-up's garbage, once
+    gc.freeze()  # the policies and the index: never garbage, shared with forked workers
+    try:
+        if jobs <= 1:
+            for task in tasks:
+                yield _one_block(work, task)
+            return
+        global _WORK
+        _WORK = work
+        context = multiprocessing.get_context("fork")
+        pending: deque[AsyncResult[Any]] = deque()
+        with context.Pool(jobs) as pool:
+            for task in tasks:
+                pending.append(pool.apply_async(_run, task))
+                if len(pending) >= 2 * jobs:
+                    yield pending.popleft().get()
+            while pending:
                 yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
-    _WORK = None
+        _WORK = None
+    finally:
+        gc.unfreeze()  # a caller that goes on (a test, a library user) collects as before
 
 
 def _run(*task: Any) -> Any:
     assert _WORK is not None  # set by ordered_map before the pool forked this worker
-    return _WORK(*task)
+    return _one_block(_WORK, task)
+
+
+def _one_block(work: Callable[..., R], task: tuple[Any, ...]) -> R:
+    """`work(*task)` without the cyclic collector; what it leaves alive (memo entries) is frozen
+    out of later passes (see the module's docstring)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return work(*task)
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
