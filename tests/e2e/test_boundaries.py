@@ -27,11 +27,23 @@ from importlib import resources
 import jsonschema
 import pytest
 
-from .conftest import CURL, FIXTURES, Certs, Proxy, Upstreams, curl, start_proxy, stop_proxy
+from .conftest import (
+    CURL,
+    FIXTURES,
+    Certs,
+    Proxy,
+    Upstreams,
+    curl,
+    free_port,
+    start_proxy,
+    stop_proxy,
+)
+from .test_admin import scrape, value
 
 pytestmark = pytest.mark.e2e
 
 CLOCK_FROM = "2026-11-24T12:59:50-06:00"  # a Tuesday in America/Chicago; lunch ends at 13:00
+ADMIN_PORTS: dict[int, int] = {}  # the lunch proxy's port -> its admin endpoint's
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
 
 LUNCH_RULES = """
@@ -244,10 +256,13 @@ def lunch_proxy(tmp_path_factory: pytest.TempPathFactory, certs: Certs, upstream
     resolve = [f"{host}:{port}:127.0.0.1:{streams}" for host, port in
                (("chat.lunch.test", 80), ("radio.lunch.test", 80), ("calm.lunch.test", 80),
                 ("games.lunch.test", 5222))]
-    extra = ["--set", f"aupgate_clock_from={CLOCK_FROM}"]
+    admin = free_port()  # its /metrics counts the boundary
+    extra = ["--set", f"aupgate_clock_from={CLOCK_FROM}",
+             "--set", f"aupgate_admin=127.0.0.1:{admin}"]
     for spec in resolve:
         extra += ["--set", f"aupgate_resolve={spec}"]
     proxy = start_proxy(home, certs, upstreams, *extra, fixed_time=None)
+    ADMIN_PORTS[proxy.port] = admin
     yield proxy
     stop_proxy(proxy)
 
@@ -325,6 +340,12 @@ def test_lunch_ends_open_flows_are_closed_and_audited(lunch_proxy: Proxy, certs:
                      (("chat", chat), ("radio", radio), ("games", games)) if r.ended}
     assert all(gap < 5 for gap in time_to_close.values()), time_to_close
     calm.stop()
+    samples = scrape(ADMIN_PORTS[proxy.port])
+    assert value(samples, "aupgate_window_boundaries_total", agency="lab", why="window") == 1
+    assert value(samples, "aupgate_boundary_passes_ended_total", agency="lab") == 1
+    counted = sum(v for (name, labels), v in samples.items()
+                  if name == "aupgate_decisions_total" and ("phase", "boundary") in labels)
+    assert counted == sum(len(e["categories"]) or 1 for e in closed.values())
     schema = json.loads(resources.files("aupgate").joinpath("audit_schema.json").read_text())
     validator = jsonschema.Draft202012Validator(schema)
     for event in proxy.audit():
