@@ -5,17 +5,26 @@ window (shared between workers too), and the running test clock."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
+import weakref
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from mitmproxy.test import tflow
 
+from aupgate.audit.log import AuditLog
+from aupgate.engine import Decision
+from aupgate.identity import Identity
 from aupgate.mitm.boundaries import MAX_SLEEP, BoundaryWatch, window_tag
 from aupgate.mitm.deciding import Decider
 from aupgate.mitm.passes import Passes, WindowEnd, browser_holder
+from aupgate.mitm.reassess import Boundaries, Room, _stops
 from aupgate.mitm.sharedpasses import SharedPasses, encode
+from aupgate.mitm.state import FlowRecord, FlowRecords
+from aupgate.mitm.warnflow import WarnFlow
 from aupgate.policy.boundaries import Boundary
 from aupgate.policy.loader import load_policy
 from aupgate.policy.model import Policy
@@ -186,3 +195,39 @@ def test_the_running_clock_starts_when_the_proxy_serves() -> None:
 def test_boundary_tags_name_the_agency_and_the_instant() -> None:
     b = Boundary(datetime(2026, 11, 24, 13, 0, tzinfo=UTC), "lunch", "work", "window")
     assert window_tag("lab", b) == "lab 2026-11-24T13:00:00+00:00"
+
+
+# --------------------------------------------------------------------------- what is open
+
+
+def decision(action: str, host: str = "radio.example") -> Decision:
+    return Decision(action, "lab", "r", (), "", "rule", "work", (), (), None,  # type: ignore[arg-type]
+                    host, f"http://{host}/")
+
+
+def test_open_websockets_are_remembered_with_whose_pass_until_they_end() -> None:
+    records: FlowRecords = weakref.WeakKeyDictionary()
+    edge = Boundaries(Decider(), WarnFlow(), lambda: AuditLog([io.StringIO()]), records, {})
+    socket_flow = tflow.twebsocketflow()
+    record = FlowRecord(Identity(None, None, None), decision("allow"), "passed")
+    record.holder = "browser:abc"
+    edge.response(socket_flow, record)
+    edge.response(tflow.tflow(resp=True), None)  # a plain response: nothing stays open after it
+    assert edge.websockets == {socket_flow.id: (socket_flow, record.decision, "browser:abc")}
+    edge.websocket_end(socket_flow)
+    assert edge.websockets == {}
+
+
+def test_a_warned_flow_stays_open_only_under_its_own_holders_pass() -> None:
+    warn = WarnFlow()
+    token = warn.passes.issue(client=CLIENT, user=None, host="radio.example", url="http://x/",
+                              agency="lab", rule="r", clauses=(), now=time.monotonic())
+    assert warn.passes.redeem(token, client=CLIENT, user=None, host="radio.example",
+                              holder="browser:mine", now=time.monotonic()) is not None
+    room = Room(Decider(), warn, AuditLog([io.StringIO()]), {}, {}, {})
+    ident = Identity(None, None, None)
+    assert not _stops(room, ident, decision("warn"), "browser:mine")
+    assert _stops(room, ident, decision("warn"), "browser:someone-else")
+    assert _stops(room, ident, decision("warn"), None)  # no login, no cookie: no pass
+    assert _stops(room, ident, decision("block"), "browser:mine")  # a pass never covers a block
+    assert not _stops(room, ident, decision("allow"), None)
