@@ -105,6 +105,23 @@ def test_reloads_and_engine_errors_counted() -> None:
     assert sample(metrics, "aupgate_engine_errors_total", phase="tls") == 1
 
 
+def test_window_boundaries_and_the_passes_they_ended_counted() -> None:
+    metrics = GatewayMetrics()
+    log = AuditLog([io.StringIO()])
+    log.observer = metrics.observe
+    fields = {"policy_digest": "0" * 64, "at": "2026-11-24T13:00:00-06:00",
+              "window_before": "lunch", "window": "work", "open": 5, "closed": 4}
+    log.event("window_boundary", agency="lab", why="window", passes_ended=2, **fields)
+    log.event("window_boundary", agency="lab", why="window", passes_ended=0, **fields)
+    log.event("window_boundary", agency="lab", why="grant", passes_ended=1, **fields)
+    assert sample(metrics, "aupgate_window_boundaries_total", agency="lab", why="window") == 2
+    assert sample(metrics, "aupgate_window_boundaries_total", agency="lab", why="grant") == 1
+    assert sample(metrics, "aupgate_boundary_passes_ended_total", agency="lab") == 3
+    # nothing else counts it: a boundary is not a request, nor a decision line of its own
+    assert sample(metrics, "aupgate_requests_total", agency="lab", action="none",
+                  enforced="none") is None
+
+
 def test_observer_failure_costs_no_audit_line() -> None:
     out = io.StringIO()
     log = AuditLog([out])

@@ -350,13 +350,14 @@ class Proxy:
 
 def start_proxy(home: Path, certs: Certs, upstreams: Upstreams, *extra: str,
                 env: dict[str, str] | None = None, mitmdump: bool = False,
-                workers: int = 1, fixed_time: str = FIXED_TIME) -> Proxy:
+                workers: int = 1, fixed_time: str | None = FIXED_TIME) -> Proxy:
     """Copy the fixture policies and categories into `home` and start `aupgate run` on them
     (one process unless `workers` says otherwise).
 
     `mitmdump`: start mitmproxy's own `mitmdump -s .../mitm/script.py` with the same settings as
     `--set` options instead, the way an administrator who runs mitmproxy themselves loads aupgate.
-    `fixed_time`: the frozen policy clock (mitmdump takes each option once).
+    `fixed_time`: the frozen policy clock, set once (mitmdump takes each option once); None: a
+    clock the caller sets (`aupgate_clock_from`), or the real one.
     """
     if not (home / "policies").exists():
         shutil.copytree(FIXTURES / "policies", home / "policies")
@@ -366,7 +367,7 @@ def start_proxy(home: Path, certs: Certs, upstreams: Upstreams, *extra: str,
         f"aupgate_policy_dir={home / 'policies'}",
         f"aupgate_categories={home / 'categories' / 'sources.yaml'}",
         f"aupgate_audit_log={home / 'audit.jsonl'}",
-        f"aupgate_fixed_time={fixed_time}",
+        *([f"aupgate_fixed_time={fixed_time}"] if fixed_time is not None else []),
         f"aupgate_resolve=*:80:127.0.0.1:{upstreams.http.port}",
         f"aupgate_resolve=*:443:127.0.0.1:{upstreams.https.port}",
         f"confdir={home / 'conf'}",

@@ -71,6 +71,7 @@ from .guard import (
 )
 from .loginrealm import relabel_login
 from .logins import Logins
+from .reassess import Boundaries
 from .resolver import ResolveOverride
 from .responses import answer, make_response, redirect, replace_streaming, respond
 from .shadow import Shadow
@@ -98,6 +99,9 @@ class Aupgate:
         self.shadow = Shadow(self.decider, lambda: self.audit)  # a candidate, never enforced
         self.budgets = Budgets(self.decider, lambda: self.audit)  # personal-use budgets
         self._tunnels: dict[str, Tunnel] = {}
+        self.boundaries = Boundaries(self.decider, self.warn, lambda: self.audit, self.records,
+                                     self._tunnels)  # window boundaries (reassess.py)
+        self.websocket_end = self.boundaries.websocket_end  # the hook: no longer open
         self._watcher: asyncio.Task[None] | None = None
         self._started: float | None = None  # monotonic time of `running`, for proxy_stop
         self._stop_reason = "shutdown"
@@ -131,8 +135,7 @@ class Aupgate:
         decider = self.decider
         lifecycle.configure_logins(self.logins, o, updated, self.gateway)
         try:
-            if "aupgate_fixed_time" in updated:
-                decider.freeze(opts.parse_fixed_time(o.aupgate_fixed_time))
+            lifecycle.configure_clock(decider, o, updated)  # aupgate_fixed_time, _clock_from
             if "aupgate_resolve" in updated:
                 self.resolver.configure(o.aupgate_resolve)
             if "aupgate_fault" in updated:
@@ -184,7 +187,8 @@ class Aupgate:
             self._watcher = loop.create_task(lifecycle.watch_files(
                 ctx.options, lambda: self.gateway, lambda: self.audit,
                 lambda gateway: self.logins.directories.sweep(gateway.current.policies,
-                                                              time.monotonic())))
+                                                              time.monotonic()),
+                self.boundaries.arm))
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             # logrotate's `postrotate kill -HUP`: reopen the audit file now, not at the next line
             loop.add_signal_handler(signal.SIGHUP, self._reopen_audit)
@@ -195,10 +199,9 @@ class Aupgate:
         self.budgets.start()
         headlimits.listen(self._audit_head)  # refused heads are audited
         self.admin.start(loop)
-        if self._started is None:
-            lifecycle.freeze_heap()  # once, before the first request: never after a reload
-            self._started = time.monotonic()
-            lifecycle.record_start(self.audit, ctx.options, self.gateway, self.decider.fixed_time)
+        self.boundaries.start(loop)  # the policy clock runs, each agency's next boundary armed
+        if self._started is None:  # once, before the first request: the heap frozen, proxy_start
+            self._started = lifecycle.started(self.audit, ctx.options, self.gateway, self.decider)
 
     def _reopen_audit(self) -> None:
         self.audit.reopen()  # at once: logrotate's new file gets its first line now
@@ -208,11 +211,8 @@ class Aupgate:
         await self.shadow.stop()
         await self.budgets.stop()
         self.admin.close()
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
+        self.boundaries.stop()
+        self._watcher = await lifecycle.cancel(self._watcher)
         if self._started is not None:
             lifecycle.record_stop(self.audit, self._stop_reason, self._started)
             self._started = None
@@ -237,7 +237,7 @@ class Aupgate:
     def _connect(self, flow: http.HTTPFlow, snap: Snapshot, ident: Identity) -> None:
         decider = self.decider
         host, port = flow.request.host, flow.request.port
-        tunnel = Tunnel(ident)
+        tunnel = Tunnel(ident, client=flow.client_conn, port=port)
         self._tunnels[flow.client_conn.id] = tunnel
         if ident.policy is None:
             page = refused_page(flow.id, host, f"{host}:{port}", ident.client_text)
@@ -247,8 +247,7 @@ class Aupgate:
         decision, _ = decider.decide_names(snap, ident, "https", port, "/", "", [host], "connect")
         if self.shadow.active:
             self.shadow.connect(snap, ident, flow, decision)
-        tunnel.connect_host = decision.host
-        tunnel.connect_decision = decision
+        tunnel.connect_host, tunnel.connect_decision = decision.host, decision
         never = decision.intercept == "never"
         refuse = decision.action == "block" and (
             never or ctx.options.aupgate_https_block == "refuse")
@@ -270,7 +269,7 @@ class Aupgate:
         decider = self.decider
         snap = decider.snapshot()
         if tunnel is None:  # no CONNECT seen (transparent or reverse mode)
-            tunnel = Tunnel(decider.identify(snap, client, {}))
+            tunnel = Tunnel(decider.identify(snap, client, {}), client=client)
             self._tunnels[client.id] = tunnel
         ident = tunnel.identity
         sni = data.client_hello.sni
@@ -288,6 +287,7 @@ class Aupgate:
         if not never:
             return  # intercept: requestheaders decides with the full URL and shows the page
         data.ignore_connection = True
+        tunnel.pass_through(sni, port, decision)  # unread bytes: re-decided at a boundary
         if decision.action == "block" or (
                 decision.action == "warn" and not self.warn.has_pass(ident, decision.host)):
             tunnel.refuse = f"blocked by policy: {decision.rule}"
@@ -397,7 +397,8 @@ class Aupgate:
         if record.phase == "request-access":
             self._respond(flow, self.access.answer(flow, record, self.decider, self.audit), record)
             return
-        outcome = self.warn.answer_form(flow, record)
+        outcome = self.warn.answer_form(flow, record,
+                                        self.boundaries.window_end(record.identity.policy))
         if isinstance(outcome, tuple):
             self.records[flow] = record
             answer(flow, redirect(*outcome))
@@ -503,8 +504,8 @@ class Aupgate:
         self._audit_request(flow)
         # The record has done its job; a flow kept on (mitmweb, a saved-flow view) keeps only
         # its plain mark. (Should the audit raise, the record stays for the error handler, and
-        # the WeakKeyDictionary drops it with the flow.)
-        self.records.pop(flow, None)
+        # the WeakKeyDictionary drops it with the flow.) A WebSocket stays open: `boundaries`.
+        self.boundaries.response(flow, self.records.pop(flow, None))
 
     def error(self, flow: http.HTTPFlow) -> None:
         if flow.id in self.warn.pending:

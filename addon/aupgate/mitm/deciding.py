@@ -4,14 +4,17 @@ A request names its destination up to three times (the request target or CONNECT
 header or `:authority`, the TLS SNI) and they need not agree: each distinct name is decided and
 the strictest decision wins (`engine.strictest`). The common request gives one name, and its
 decision is remembered for the minute by request parts (`DecisionMemo`), so most requests cost a
-dict lookup. The clock is read here, at the edge: `aupgate_fixed_time` freezes it.
+dict lookup. The clock is read here, at the edge: `aupgate_fixed_time` freezes it, and
+`aupgate_clock_from` starts it at a given time when the proxy serves and lets it run (tests and
+demos of what happens at a window boundary).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mitmproxy import connection, http
@@ -37,6 +40,8 @@ class Decider:
     def __init__(self) -> None:
         self.gateway: Gateway | None = None
         self.fixed_time: datetime | None = None
+        self.clock_from: datetime | None = None
+        self._clock_origin: float | None = None  # monotonic time the running clock started
         self.fault: Fault | None = None
         self.default_agency: str = ""
         self.urls = RequestUrls()
@@ -47,7 +52,14 @@ class Decider:
     # ------------------------------------------------------------------ time and policies
 
     def now(self) -> datetime:
-        return self.fixed_time or datetime.now(UTC)
+        if self.fixed_time is not None:
+            return self.fixed_time
+        if self.clock_from is not None:
+            origin = self._clock_origin
+            if origin is None:
+                return self.clock_from  # not serving yet: the clock has not started
+            return self.clock_from + timedelta(seconds=time.monotonic() - origin)
+        return datetime.now(UTC)
 
     def freeze(self, fixed: datetime | None) -> None:
         """Decide at `fixed` from now on (None: the real clock); remembered decisions go.
@@ -59,6 +71,39 @@ class Decider:
             logger.warning("!!! aupgate: POLICY CLOCK FROZEN AT %s (aupgate_fixed_time); "
                            "every decision uses this time. Never use this in production.",
                            fixed.isoformat())
+
+    def set_clock(self, fixed: datetime | None, running_from: datetime | None) -> None:
+        """`aupgate_fixed_time` and `aupgate_clock_from` (ValueError when both are set)."""
+        if fixed is not None and running_from is not None:
+            raise ValueError("aupgate_clock_from and aupgate_fixed_time exclude each other")
+        self.freeze(fixed)  # says so at warning level when it freezes
+        self.run_from(running_from)
+        if running_from is not None:
+            logger.warning("!!! aupgate: POLICY CLOCK SET: it runs from %s once the proxy "
+                           "serves (aupgate_clock_from). Never use this in production.",
+                           running_from.isoformat())
+
+    def run_from(self, start: datetime | None) -> None:
+        """Run the policy clock from `start` once `start_clock` is called (None: the real
+        clock); remembered decisions go, and they are remembered by the policy clock's minute."""
+        self.clock_from, self._clock_origin = start, None
+        self.decisions.use_clock(None if start is None else self._epoch_seconds)
+
+    def start_clock(self) -> None:
+        """The proxy serves: a clock set by `run_from` starts running now (once)."""
+        if self.clock_from is not None and self._clock_origin is None:
+            self._clock_origin = time.monotonic()
+
+    def _epoch_seconds(self) -> float:
+        now = self.now()
+        if now.tzinfo is None:  # agency-local: minutes fall on the same seconds in any zone
+            return (now - datetime(1970, 1, 1)).total_seconds()
+        return now.timestamp()
+
+    @property
+    def clock_frozen(self) -> bool:
+        """True when the policy clock does not move (`aupgate_fixed_time`)."""
+        return self.fixed_time is not None
 
     def snapshot(self) -> Snapshot:
         if self.gateway is None:

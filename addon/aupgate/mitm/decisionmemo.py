@@ -35,10 +35,11 @@ class DecisionMemo:
     the minute never changes.
     """
 
-    __slots__ = ("_clock", "_entries", "_fixed", "_minute", "_snapshot")
+    __slots__ = ("_clock", "_entries", "_fixed", "_minute", "_snapshot", "_wall")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock  # seconds since the epoch, as the adapter's own clock reads them
+        self._wall = clock
         self._entries: dict[MemoKey, tuple[Decision, Url]] = {}
         self._fixed = False
         self._minute = -1
@@ -47,6 +48,12 @@ class DecisionMemo:
     def freeze(self, fixed: datetime | None) -> None:
         """Decisions are taken at `fixed` from now on (None: the real clock); all are forgotten."""
         self._fixed = fixed is not None
+        self._entries.clear()
+
+    def use_clock(self, clock: Callable[[], float] | None) -> None:
+        """Minutes by this clock from now on (the policy clock `aupgate_clock_from` runs; None:
+        the clock given at first); all are forgotten."""
+        self._clock = clock or self._wall
         self._entries.clear()
 
     def get(self, snapshot: Snapshot, key: MemoKey) -> tuple[Decision, Url] | None:

@@ -23,13 +23,17 @@ from ..gateway import Gateway, Vet
 from ..paths import default_categories, default_policy_dir
 from . import libraries
 from .admin import AdminEdge
+from .deciding import Decider
 from .directories import proxyauth_problem
 from .events import agency_digests, listen_text, report_reload
 from .guard import options_error
 from .logins import Logins
+from .options import parse_fixed_time
 
 __all__ = [
+    "cancel",
     "check_default_agency",
+    "configure_clock",
     "configure_logins",
     "enforce_options",
     "freeze_heap",
@@ -39,6 +43,7 @@ __all__ = [
     "record_stop",
     "serve_admin",
     "start_fields",
+    "started",
     "stop_on_signals",
     "watch_files",
 ]
@@ -141,12 +146,41 @@ def start_fields(options: Any, gateway: Gateway | None,
 
 
 def record_start(audit: AuditLog, options: Any, gateway: Gateway | None,
-                 fixed_time: datetime | None) -> None:
-    """The `proxy_start` event: where the gateway listens and what it enforces."""
+                 decider: Decider) -> None:
+    """The `proxy_start` event: where the gateway listens and what it enforces (and where a
+    policy clock set by `aupgate_clock_from` started)."""
+    fields = start_fields(options, gateway, decider.fixed_time)
+    if decider.clock_from is not None:
+        fields["clock_from"] = decider.clock_from.isoformat()
     try:
-        audit.event("proxy_start", **start_fields(options, gateway, fixed_time))
+        audit.event("proxy_start", **fields)
     except Exception:  # an unwritable log is reported by the writer; serving is decided there
         logger.exception("aupgate: could not record proxy_start")
+
+
+def started(audit: AuditLog, options: Any, gateway: Gateway | None, decider: Decider) -> float:
+    """The proxy serves, once: the heap is frozen before the first request (never after a
+    reload), `proxy_start` recorded; the monotonic start time, for `proxy_stop`'s uptime."""
+    freeze_heap()
+    start = time.monotonic()
+    record_start(audit, options, gateway, decider)
+    return start
+
+
+def configure_clock(decider: Decider, options: Any, updated: set[str]) -> None:
+    """`aupgate_fixed_time` and `aupgate_clock_from` (ValueError if bad, or both are set)."""
+    if {"aupgate_fixed_time", "aupgate_clock_from"} & updated:
+        decider.set_clock(parse_fixed_time(options.aupgate_fixed_time),
+                          parse_fixed_time(options.aupgate_clock_from))
+
+
+async def cancel(task: asyncio.Task[None] | None) -> asyncio.Task[None] | None:
+    """Cancel `task` (if any) and wait until it has ended; None, for the attribute holding it."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return None
 
 
 def record_stop(audit: AuditLog, reason: str, started: float) -> None:
@@ -174,6 +208,8 @@ def configure_logins(logins: Logins, options: Any, updated: set[str],
         if minutes < 0:
             raise options_error("aupgate: aupgate_login_audit_minutes must be zero or more")
         logins.events.set_login_minutes(minutes)
+
+
 def serve_admin(admin: AdminEdge, options: Any) -> None:
     """Serve (or stop serving) the admin endpoint `aupgate_admin` names; a bad address or a
     port in use stops the start-up with the reason."""
@@ -225,10 +261,12 @@ def freeze_heap() -> None:
 
 async def watch_files(options: Any, gateway: Callable[[], Gateway | None],
                       audit: Callable[[], AuditLog],
-                      tick: Callable[[Gateway], Awaitable[None]] | None = None) -> None:
+                      tick: Callable[[Gateway], Awaitable[None]] | None = None,
+                      reloaded: Callable[[], None] | None = None) -> None:
     """Poll policy and category files every `aupgate_reload_seconds`; load changes in a thread
     so traffic keeps flowing, and report each outcome. `tick` runs first on each round (the
-    logins close directories the policies in force no longer use). Runs until cancelled."""
+    logins close directories the policies in force no longer use); `reloaded` after new
+    policies took effect (window boundaries are armed again). Runs until cancelled."""
     while True:
         interval = options.aupgate_reload_seconds
         await asyncio.sleep(interval or 5)
@@ -240,8 +278,11 @@ async def watch_files(options: Any, gateway: Callable[[], Gateway | None],
         try:
             parts = current.check()
             if parts:
-                for outcome in await asyncio.to_thread(current.reload, parts):
+                outcomes = await asyncio.to_thread(current.reload, parts)
+                for outcome in outcomes:
                     report_reload(audit(), current, outcome)
+                if reloaded is not None and any(o.ok and o.part == "policies" for o in outcomes):
+                    reloaded()
         except Exception as exc:  # the watcher must survive anything
             logger.exception("aupgate: reload check failed")
             audit().event("policy_reload_failed", part="unknown", error=repr(exc))

@@ -2,7 +2,8 @@
 
 The numbers come from the two things that already know them, so nothing on the request path
 changes: every audit event passes `GatewayMetrics.observe` on its way to the audit log
-(decisions by agency, action, category and what was done; reloads; engine errors), and the state
+(decisions by agency, action, category and what was done; reloads; engine errors; window
+boundaries and the warn passes they ended), and the state
 of the gateway (the policy set and its digests, whether the audit file can be written, its write
 errors) is read by `refresh` from the live objects: when scraped in a single process, and every
 second in each worker of `aupgate run --workers` (prometheus-client's multiprocess mode: each
@@ -75,6 +76,13 @@ class GatewayMetrics:
         self.engine_errors = Counter(
             "aupgate_engine_errors", "Flows failed closed because deciding raised, by phase",
             ["phase"], registry=r)
+        self.window_boundaries = Counter(
+            "aupgate_window_boundaries", "Window boundaries reached (an agency's window ended, or "
+            "a grant's last day), by agency and why (window, grant)", ["agency", "why"],
+            registry=r)
+        self.boundary_passes_ended = Counter(
+            "aupgate_boundary_passes_ended", "Warn passes ended at a window boundary (given in "
+            "the window that ended), by agency", ["agency"], registry=r)
         self.reloads = Counter(
             "aupgate_reloads", "Hot reload attempts by part (policies, categories) and outcome "
             "(ok; failed: the last good set stays in force)", ["part", "outcome"], registry=r)
@@ -125,6 +133,10 @@ class GatewayMetrics:
                 counter.inc()
         elif event == "engine_error":
             self._child(self.engine_errors, _label(fields.get("phase"))).inc()
+        elif event == "window_boundary":
+            agency = _label(fields.get("agency"))
+            self._child(self.window_boundaries, agency, _label(fields.get("why"))).inc()
+            self._child(self.boundary_passes_ended, agency).inc(fields.get("passes_ended") or 0)
         elif event in ("policy_reloaded", "policy_reload_failed"):
             part = _label(fields.get("part"))
             failed = event == "policy_reload_failed"

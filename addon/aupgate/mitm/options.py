@@ -54,6 +54,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("aupgate_fixed_time", str, "",
                "Freeze the policy clock at this ISO-8601 time (tests and demos only; logged "
                "loudly). Without an offset the time is agency-local."),
+    OptionSpec("aupgate_clock_from", str, "",
+               "Run the policy clock from this ISO-8601 time, starting when the proxy serves "
+               "(tests and demos of window boundaries only; logged loudly). Without an offset "
+               "the time is agency-local. Not with aupgate_fixed_time."),
     OptionSpec("aupgate_resolve", Sequence[str], [],
                "Answer name lookups for HOST:PORT with ADDR (and TOPORT if given), like curl "
                "--resolve: HOST:PORT:ADDR[:TOPORT]; deciding, audit and TLS still use the name. "

@@ -20,7 +20,7 @@ import hashlib
 import secrets
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 TICKET_SECONDS = 30 * 60
 MAX_ENTRIES = 10_000
@@ -39,6 +39,15 @@ def browser_holder(cookie: str) -> str:
     """The holder of a pass granted to a browser: the digest of its pass cookie (the cookie's
     value itself is kept nowhere, nor relayed between workers)."""
     return "browser:" + hashlib.sha256(cookie.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+class WindowEnd(NamedTuple):
+    """The end of the window a pass is given in: when (monotonic seconds) and a tag naming it
+    (`"AGENCY BOUNDARY-TIME"`), by which the boundary ends the passes it cuts short."""
+
+    at: float
+    tag: str
+    when: str = ""  # the boundary as ISO-8601 in the agency's zone, for the audit line
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +71,9 @@ class Passes:
         self.pass_seconds = pass_seconds
         self._tickets: dict[str, Ticket] = {}
         self._passes: dict[PassKey, float] = {}
+        # passes that end with the window they were given in: key -> that window's end (a tag
+        # naming the agency and the boundary, see `end_window`)
+        self._window_ends: dict[PassKey, str] = {}
 
     def issue(
         self, *, client: str, user: str | None, host: str, url: str, agency: str, rule: str,
@@ -85,10 +97,12 @@ class Passes:
         return ticket
 
     def redeem(self, token: str, *, client: str, user: str | None, host: str, holder: str,
-               now: float) -> Ticket | None:
+               now: float, window_end: WindowEnd | None = None) -> Ticket | None:
         """The ticket, if the token is live and was issued to this client, user and host.
 
-        A redeemed ticket is gone; a pass for (holder, host) starts now.
+        A redeemed ticket is gone; a pass for (holder, host) starts now. It lasts
+        `pass_seconds`, or until `window_end` if that comes first: a pass given for a window
+        (a lunch break) ends with it.
         """
         ticket = self._tickets.get(token)
         if ticket is None or ticket.expires < now:
@@ -96,9 +110,31 @@ class Passes:
         if (ticket.client, ticket.user, ticket.host) != (client, user or "", host):
             return None
         del self._tickets[token]
-        self._prune(self._passes, now, lambda expires: expires)
-        self._passes[(holder, host)] = now + self.pass_seconds
+        self._grant((holder, host), now, now + self.pass_seconds, window_end)
         return ticket
+
+    def _grant(self, key: PassKey, now: float, expires: float,
+               window_end: WindowEnd | None) -> None:
+        self._prune(self._passes, now, lambda e: e)
+        if len(self._window_ends) >= MAX_ENTRIES:
+            self._window_ends = {k: v for k, v in self._window_ends.items() if k in self._passes}
+        self._window_ends.pop(key, None)
+        if window_end is not None and window_end.at <= expires:
+            expires = window_end.at
+            self._window_ends[key] = window_end.tag
+        self._passes[key] = expires
+
+    def expires(self, key: PassKey) -> tuple[float, str | None]:
+        """When the pass for `key` ends, and the window end it ends with (if it does)."""
+        return self._passes[key], self._window_ends.get(key)
+
+    def end_window(self, tag: str) -> int:
+        """End every pass that ends with the window `tag` names; how many were live."""
+        ended = [key for key, t in self._window_ends.items() if t == tag]
+        for key in ended:
+            del self._window_ends[key]
+            self._passes.pop(key, None)
+        return len(ended)
 
     def has_pass(self, *, holder: str | None, host: str, now: float) -> bool:
         if holder is None:

@@ -47,7 +47,7 @@ def check(decider: Decider, tunnels: dict[str, Tunnel], audit: AuditLog,
     snap = decider.snapshot()
     tunnel = tunnels.get(client.id)
     if tunnel is None:  # no CONNECT seen (transparent mode, tcp_hosts)
-        tunnel = tunnels[client.id] = Tunnel(decider.identify(snap, client, {}))
+        tunnel = tunnels[client.id] = Tunnel(decider.identify(snap, client, {}), client=client)
     ident = tunnel.identity
     address = flow.server_conn.address
     host, port = (str(address[0]), int(address[1])) if address else ("", 0)
@@ -65,6 +65,8 @@ def check(decider: Decider, tunnels: dict[str, Tunnel], audit: AuditLog,
     passed = decision is not None and decision.action in PASSING
     if not passed:
         tunnel.refuse = f"raw tunnel refused by policy: {decision.rule if decision else 'none'}"
+    elif tunnel.opaque is None:  # relayed unread: decided again at a window boundary (reassess)
+        tunnel.opaque, tunnel.decision, tunnel.port = "tcp", decision, port
     audit.event(
         "decision", request_id=flow.id, phase="tcp", client=ident.client_text, user=ident.user,
         agency=policy.agency if policy else None, policy_digest=ident.policy_digest,

@@ -11,7 +11,9 @@ the system's, the same in every process of a box, so they travel as they are.
 
 An event is one JSON object on one line: `{"ticket": TOKEN, ...the Ticket's fields}` or
 `{"pass": [holder, host], "redeemed": TOKEN, "expires": T}` (a holder is a login or the digest
-of a browser's pass cookie, never the cookie itself: `passes`). A pass that arrives a moment
+of a browser's pass cookie, never the cookie itself: `passes`), with `"window_end": TAG` when
+the pass ends with its window (`passes.WindowEnd`; each worker ends such passes at the boundary
+itself, and the expiry already stops where the window does). A pass that arrives a moment
 after the next request has been decided elsewhere means one more warn page, never one less.
 """
 
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from .passes import Passes, Ticket
+from .passes import Passes, Ticket, WindowEnd
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +49,16 @@ class SharedPasses(Passes):
         return token
 
     def redeem(self, token: str, *, client: str, user: str | None, host: str, holder: str,
-               now: float) -> Ticket | None:
+               now: float, window_end: WindowEnd | None = None) -> Ticket | None:
         ticket = super().redeem(token, client=client, user=user, host=host, holder=holder,
-                                now=now)
+                                now=now, window_end=window_end)
         if ticket is not None:
             key = (holder, host)
-            self._publish({"pass": list(key), "redeemed": token, "expires": self._passes[key]})
+            expires, ends = self.expires(key)
+            event: Event = {"pass": list(key), "redeemed": token, "expires": expires}
+            if ends is not None:
+                event["window_end"] = ends
+            self._publish(event)
         return ticket
 
     def apply(self, event: Event, now: float) -> None:
@@ -71,8 +77,9 @@ class SharedPasses(Passes):
                 self._tickets.pop(str(event.get("redeemed")), None)
                 expires = float(event["expires"])
                 if expires >= now:
-                    self._prune(self._passes, now, lambda e: e)
-                    self._passes[(holder, host)] = expires
+                    tag = event.get("window_end")
+                    self._grant((holder, host), now, expires,
+                                WindowEnd(expires, str(tag)) if tag is not None else None)
         except (KeyError, TypeError, ValueError):
             logger.warning("aupgate: ignored a malformed shared warn pass event")
 

@@ -15,7 +15,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from mitmproxy import http
+from mitmproxy import connection, http
 
 from ..engine import Decision
 from ..identity import Identity
@@ -38,6 +38,18 @@ class Tunnel:
     connect_host: str | None = None
     connect_decision: Decision | None = None  # reused at the ClientHello when the SNI agrees
     refuse: str | None = None  # set: fail the upstream connection with this message
+    client: connection.Client | None = None
+    port: int = 443
+    sni: str | None = None
+    # set while bytes pass that aupgate cannot read: "passthrough" (never decrypted) or "tcp"
+    # (not TLS nor HTTP); such a tunnel is re-decided, as a whole, at a window boundary
+    opaque: str | None = None
+    decision: Decision | None = None  # what let the opaque tunnel through
+
+    def pass_through(self, sni: str | None, port: int, decision: Decision) -> None:
+        """Bytes aupgate cannot read pass (never-decrypt): remembered so that the tunnel is
+        decided again, as a whole, at a window boundary (`reassess`)."""
+        self.opaque, self.sni, self.port, self.decision = "passthrough", sni, port, decision
 
 
 @dataclass(slots=True)

@@ -34,7 +34,7 @@ from ..identity import Identity
 from ..pages import CONTINUE_PATH, REQUEST_ACCESS_PATH, Page, page_for
 from .accessrequest import form_problem
 from .flowtext import shown_url
-from .passes import Passes, browser_holder, clean_reason, user_holder
+from .passes import Passes, WindowEnd, browser_holder, clean_reason, user_holder
 from .state import FlowRecord
 
 __all__ = ["MAX_FORM_BYTES", "PASS_COOKIE", "WarnFlow", "take_holder"]
@@ -123,11 +123,12 @@ class WarnFlow:
         self.pending.discard(flow.id)
         return not self.pending
 
-    def answer_form(self, flow: http.HTTPFlow,
-                    record: FlowRecord) -> Page | tuple[str, str | None]:
+    def answer_form(self, flow: http.HTTPFlow, record: FlowRecord,
+                    window_end: WindowEnd | None = None) -> Page | tuple[str, str | None]:
         """The form's answer: the original URL to redirect to and the pass cookie to set with it
         (None for a login's pass), or the page to show (the reason is missing, or the token is
-        not this client's or expired). The record gets what the audit line says."""
+        not this client's or expired). The record gets what the audit line says. The pass ends
+        with the window it is given in (`window_end`) if that comes first."""
         req = flow.request
         form = urllib.parse.parse_qs((req.get_content(strict=False) or b"").decode(
             "utf-8", "replace"), keep_blank_values=True)
@@ -148,7 +149,8 @@ class WarnFlow:
         cookie = None if user else secrets.token_urlsafe(24)
         holder = user_holder(user) if user else browser_holder(cookie or "")
         ticket = None if problem else self.passes.redeem(token, client=client, user=user,
-                                                         host=req.host, holder=holder, now=now)
+                                                         host=req.host, holder=holder, now=now,
+                                                         window_end=window_end)
         if ticket is None:
             record.enforced = "continue-rejected"
             record.extra = {"continue_problem": "expired"}
@@ -158,6 +160,8 @@ class WarnFlow:
         record.extra = {"rule_continued": ticket.rule, "clauses_continued": list(ticket.clauses),
                         "work_reason": reason, "continued_host": ticket.host,
                         "pass_minutes": self.pass_minutes}
+        if window_end is not None and self.passes.expires((holder, req.host))[1] is not None:
+            record.extra["pass_ends"] = window_end.when  # the window ends before the minutes
         if cookie is None:
             return ticket.url, None
         secure = "; Secure" if req.scheme == "https" else ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from aupgate.memo import remember
@@ -29,6 +29,10 @@ WINDOWS: tuple[str, ...] = (
 """The concrete windows; `docs/policy-language.md` defines each."""
 
 ANY = "any"
+HORIZON_DAYS = 400
+"""How far ahead `Schedule.next_change` looks: past a year, a holiday list has repeated."""
+_MINUTE = timedelta(minutes=1)
+_DST_STEPS = 180  # minutes a time-zone jump can move a boundary (the largest shift is 2 hours)
 DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _CACHE_LIMIT = 4096
 
@@ -134,6 +138,47 @@ class Schedule:
         if any(minute in interval for interval in self.breaks):
             return "break"
         return "work"
+
+    def next_change(self, now: datetime) -> datetime | None:
+        """The first instant after `now` whose window is not `now`'s (on a whole local minute,
+        in the agency's zone); None when the window never changes within `HORIZON_DAYS`.
+
+        Windows change only where the local clock crosses an edge of the working day (its start
+        and end, lunch, breaks) or midnight (a workday, weekend or holiday begins), so only those
+        instants are tried, in time order. Where a daylight-saving jump skips the local minute of
+        an edge, the window changes at the jump: the instant found is walked back minute by
+        minute to the first one in the new window.
+        """
+        local = self.local(now)
+        current = self._window_local(local)
+        if len(self.possible_windows()) < 2:
+            return None
+        edges = {0, self.work_hours.start, self.work_hours.end}
+        if self.lunch is not None:
+            edges |= {self.lunch.start, self.lunch.end}
+        for interval in self.breaks:
+            edges |= {interval.start, interval.end}
+        minutes = sorted(m for m in edges if m < 24 * 60)
+        for offset in range(HORIZON_DAYS + 1):
+            day = local.date() + timedelta(days=offset)
+            instants = sorted(
+                datetime.combine(day, time(m // 60, m % 60), tzinfo=self.timezone)
+                for m in minutes)
+            for instant in instants:
+                if instant > local and self._window_local(
+                        instant.astimezone(self.timezone)) != current:
+                    return self._first_minute_after(local, instant, current)
+        return None
+
+    def _first_minute_after(self, local: datetime, found: datetime, current: str) -> datetime:
+        """Walk `found` back while the minute before it is already out of `current`."""
+        at = found.astimezone(UTC)  # instants: arithmetic on a zoned time is wall-clock time
+        for _ in range(_DST_STEPS):
+            before = at - _MINUTE
+            if before <= local or self._window_local(before.astimezone(self.timezone)) == current:
+                break
+            at = before
+        return at.astimezone(self.timezone)
 
     def resolve(self, names: Iterable[str]) -> frozenset[str]:
         """Expand window and window-set names into concrete windows."""
