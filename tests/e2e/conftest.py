@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -293,6 +293,16 @@ def upstreams(certs: Certs) -> Iterator[Upstreams]:
 
 
 # --------------------------------------------------------------------------- the proxy
+
+
+def until(condition: Callable[[], Any], timeout: float = 20, what: str = "") -> Any:
+    """Poll `condition` every 0.1 s until it is true (returned), failing after `timeout`
+    seconds: the bounded wait e2e tests use instead of sleeps that assume an idle machine."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what or 'a condition'}"
+        time.sleep(0.1)
+    return result
 
 
 def free_port() -> int:

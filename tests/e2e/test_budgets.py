@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ import pytest
 from aupgate.budgetstore import BudgetStore
 from aupgate.cli import main
 
-from .conftest import FIXTURES, Certs, Proxy, Upstreams, curl, start_proxy, stop_proxy
+from .conftest import FIXTURES, Certs, Proxy, Upstreams, curl, start_proxy, stop_proxy, until
 
 MINUTES = """
 budgets:
@@ -61,14 +59,6 @@ def gateway(tmp: Path, budget: str, name: str, certs: Certs, upstreams: Upstream
     home = tmp / name if (tmp / name).exists() else home_with(tmp, budget, name)
     return start_proxy(home, certs, upstreams, "--set", f"aupgate_budget_db={db}",
                        "--set", "aupgate_budget_flush_ms=200", fixed_time=at)
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.1)
 
 
 def used(db: Path, subject: str = "client:127.0.0.1") -> tuple[int, int]:
@@ -124,7 +114,7 @@ def test_minutes_survive_a_restart_and_are_shared(tmp_path: Path, certs: Certs,
                      str(db), "--agency", "lab", "--client", "127.0.0.1", "--day",
                      "2026-11-24", "--reason", "approved by the director", "--by", "admin"])
         assert code == 0
-        wait_until(lambda: curl(again, "http://mail.yahoo.com/inbox").status == 200)
+        until(lambda: curl(again, "http://mail.yahoo.com/inbox").status == 200)
     finally:
         stop_proxy(again)
         if other is not None:
@@ -147,9 +137,9 @@ def test_bytes_are_shared_between_two_running_processes(tmp_path: Path, certs: C
         assert curl(two, "http://mail.yahoo.com/").status == 200
         r = curl(one, "http://mail.yahoo.com/stream-small.bin")  # 256 KiB, streamed
         assert r.status == 200 and len(r.body) == 4 * 65536
-        wait_until(lambda: used(db)[1] >= 4 * 65536)
+        until(lambda: used(db)[1] >= 4 * 65536)
         # the other process, running all along, learns of it at its next flush
-        wait_until(lambda: curl(two, "http://mail.yahoo.com/").status == 403)
+        until(lambda: curl(two, "http://mail.yahoo.com/").status == 403)
         r = curl(two, "http://mail.yahoo.com/")
         assert "MB" in r.body and "personal-use budget is spent" in r.body
     finally:
@@ -183,10 +173,10 @@ def test_bytes_are_shared_by_the_workers_of_one_proxy(tmp_path: Path, certs: Cer
             n += 1
             assert curl(proxy, f"http://{host}/before-{n}").status == 200
             return all(worker_lines(proxy, i, host) for i in (0, 1))
-        wait_until(both_served, timeout=60)
+        until(both_served, timeout=60)
         r = curl(proxy, f"http://{host}/stream-small.bin")  # 256 KiB, past the 100 KB budget
         assert r.status == 200 and len(r.body) == 4 * 65536
-        wait_until(lambda: used(db)[1] >= 4 * 65536)
+        until(lambda: used(db)[1] >= 4 * 65536)
 
         # whichever worker takes the next connections, each blocks once it has flushed
         def both_block() -> bool:
@@ -195,7 +185,7 @@ def test_bytes_are_shared_by_the_workers_of_one_proxy(tmp_path: Path, certs: Cer
             curl(proxy, f"http://{host}/after-{n}")
             return all(any(line["action"] == "block" and line.get("step") == "budget"
                            for line in worker_lines(proxy, i, host)) for i in (0, 1))
-        wait_until(both_block, timeout=60)
+        until(both_block, timeout=60)
         r = curl(proxy, f"http://{host}/last")
         assert r.status == 403 and "personal-use budget is spent" in r.body, r
     finally:

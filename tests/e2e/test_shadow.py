@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 
 from aupgate.cli import main
 
-from .conftest import FIXTURES, Certs, Proxy, Upstreams, curl, start_proxy, stop_proxy
+from .conftest import FIXTURES, Certs, Proxy, Upstreams, curl, start_proxy, stop_proxy, until
 
 
 def candidate_text() -> str:
@@ -44,14 +43,6 @@ def shadowed(tmp_path_factory: pytest.TempPathFactory, certs: Certs,
     proxy = start_proxy(home, certs, upstreams, "--set", f"aupgate_shadow_policy_dir={candidate}")
     yield proxy, candidate
     stop_proxy(proxy)
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.1)
 
 
 def diffs(proxy: Proxy, host: str) -> list[dict[str, object]]:
@@ -96,7 +87,7 @@ def test_a_broken_candidate_keeps_the_last_good_one(shadowed: tuple[Proxy, Path]
     broken = path.with_suffix(".tmp")
     broken.write_text(good.replace("action: block", "action: blok", 1), encoding="utf-8")
     os.replace(broken, path)
-    wait_until(lambda: bool(proxy.events("shadow_load_failed")))
+    until(lambda: bool(proxy.events("shadow_load_failed")))
     [failed] = proxy.events("shadow_load_failed")
     assert failed["kept"] == proxy.events("shadow_loaded")[0]["digest"]
     assert any("unknown action 'blok'" in e for e in failed["errors"])
@@ -108,7 +99,7 @@ def test_a_broken_candidate_keeps_the_last_good_one(shadowed: tuple[Proxy, Path]
     fixed.write_text(good.replace("Social networking is blocked in the candidate.",
                                   "Blocked (second candidate)."), encoding="utf-8")
     os.replace(fixed, path)
-    wait_until(lambda: len(proxy.events("shadow_loaded")) == 2)
+    until(lambda: len(proxy.events("shadow_loaded")) == 2)
     assert proxy.events("shadow_loaded")[1]["reload"] is True
 
 
@@ -137,7 +128,7 @@ def test_a_shadow_that_never_loads_changes_nothing(tmp_path: Path, certs: Certs,
         assert curl(proxy, "http://www.example.org/").status == 200
         assert proxy.events("shadow_diff") == []
         shutil.copy(FIXTURES / "policies" / "lab.yaml", candidate / "lab.yaml")
-        wait_until(lambda: bool(proxy.events("shadow_loaded")))
+        until(lambda: bool(proxy.events("shadow_loaded")))
     finally:
         stop_proxy(proxy)
 

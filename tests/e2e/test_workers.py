@@ -22,7 +22,17 @@ import pytest
 from aupgate.audit.envelope import format_time
 from aupgate.audit.verify import verify_files
 
-from .conftest import AUPGATE, CURL, Certs, Proxy, Upstreams, curl, start_proxy, stop_proxy
+from .conftest import (
+    AUPGATE,
+    CURL,
+    Certs,
+    Proxy,
+    Upstreams,
+    curl,
+    start_proxy,
+    stop_proxy,
+    until,
+)
 
 
 def records(path: Path) -> list[dict[str, Any]]:
@@ -58,13 +68,6 @@ def get(proxy: Proxy, path: str, timeout: float = 10) -> int:
          "--proxy", proxy.url, f"http://www.example.org{path}"],
         capture_output=True, text=True, timeout=timeout + 5, check=False)
     return int(done.stdout or 0)
-
-
-def until(condition: Any, timeout: float = 20, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def load(proxy: Proxy, stop: threading.Event, results: list[tuple[float, float, int]],
